@@ -1,0 +1,217 @@
+"""A2F: Attentive Auxiliary Feature network (Wang et al., ACCV 2020).
+
+A head conv, n blocks, a sub-pixel tail and a sub-pixel skip from the input. Block i computes
+x_i = l_x * x_{i-1} + l_res * res(x_{i-1}) + l_aux * CA(P_i(concat(x_0 .. x_{i-1}))), where res is
+a WDSR-A block (conv F -> 128, ReLU, conv 128 -> F), P_i a bias-free 1x1 projection (i*F -> F)
+and CA a reduction-1 channel attention.
+
+Matches the authors' released code and checkpoints (wxxxxxxh/A2F-SR): the head, block, tail and
+skip convolutions are weight-normalised (parameters weight_g, weight_v, bias; the state dict keys
+are the authors' ones, typo "auxilary" included), the network works on 0..255 RGB normalised as
+(x - 255 * DIV2K mean) / 127.5, and the output is mapped back the same way. Our module takes and
+returns 0..1 and does the x255 / /255 around that.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.archs.base import Family, StateDict
+
+SCALES = (2, 3, 4)
+DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
+BLOCK_FEATS = 128
+
+# variant -> (n_feats, n_blocks); paper Sec. 4.1.
+_VARIANTS: dict[str, tuple[int, int]] = {"S": (32, 4), "SD": (16, 8), "M": (32, 12), "L": (32, 16)}
+
+
+@dataclass(frozen=True)
+class A2FConfig:
+    variant: str
+    scale: int
+    n_feats: int
+    n_blocks: int
+    block_feats: int = BLOCK_FEATS
+
+
+class WNConv2d(nn.Module):
+    """k x k conv (zero padding) with weight normalisation over all dims but the output one:
+    weight = weight_g * weight_v / ||weight_v||, the parametrisation of the released checkpoints."""
+
+    def __init__(self, *, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.padding = kernel_size // 2
+        weight = torch.empty(out_channels, in_channels, kernel_size, kernel_size)
+        nn.init.kaiming_uniform_(weight, a=math.sqrt(5))  # nn.Conv2d's default init
+        bound = 1 / math.sqrt(in_channels * kernel_size * kernel_size)
+        # bias first: the checkpoints list bias, weight_g, weight_v
+        self.bias = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound))
+        self.weight_g = nn.Parameter(_norm_except_dim0(weight))
+        self.weight_v = nn.Parameter(weight)
+
+    def weight(self) -> torch.Tensor:
+        # Same operation order as torch's weight_norm: v * (g / ||v||).
+        return self.weight_v * (self.weight_g / _norm_except_dim0(self.weight_v))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight(), self.bias, padding=self.padding)
+
+
+def _norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
+    return v.reshape(v.shape[0], -1).norm(dim=1).view(-1, *([1] * (v.dim() - 1)))
+
+
+class Scale(nn.Module):
+    """One learned scalar, initialised to 1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+class ChannelAttention(nn.Module):
+    def __init__(self, *, channels: int) -> None:
+        super().__init__()
+        self.conv_du = nn.Sequential(
+            nn.Conv2d(channels, channels, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.conv_du(F.adaptive_avg_pool2d(x, 1))
+
+
+class ResBlock(nn.Module):
+    """WDSR-A body without the identity: conv F -> inner, ReLU, conv inner -> F."""
+
+    def __init__(self, *, n_feats: int, block_feats: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            WNConv2d(in_channels=n_feats, out_channels=block_feats),
+            nn.ReLU(inplace=True),
+            WNConv2d(in_channels=block_feats, out_channels=n_feats),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def _subpixel(in_channels: int, scale: int) -> nn.Sequential:
+    return nn.Sequential(
+        WNConv2d(in_channels=in_channels, out_channels=3 * scale * scale), nn.PixelShuffle(scale)
+    )
+
+
+class A2F(nn.Module):
+    def __init__(self, *, scale: int, n_feats: int, n_blocks: int, block_feats: int) -> None:
+        super().__init__()
+        if scale < 1 or min(n_feats, n_blocks, block_feats) < 1:
+            raise ValueError("A2F scale and hyper-parameters must be positive")
+        self.scale = scale
+        self.register_buffer(
+            "rgb_mean", torch.tensor(DIV2K_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False
+        )
+        # Registration order follows the authors' module, so state_dict() lists keys as theirs do.
+        self.x_scale_list = nn.ModuleList(Scale() for _ in range(n_blocks))
+        self.res_scale_list = nn.ModuleList(Scale() for _ in range(n_blocks))
+        self.auxilary_scale_list = nn.ModuleList(Scale() for _ in range(n_blocks))
+        self.head = nn.Sequential(WNConv2d(in_channels=3, out_channels=n_feats))
+        self.body = nn.Sequential(
+            *(ResBlock(n_feats=n_feats, block_feats=block_feats) for _ in range(n_blocks))
+        )
+        self.tail = _subpixel(n_feats, scale)
+        self.skip = _subpixel(3, scale)
+        self.fusion_conv_list = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(n_feats * (i + 1), n_feats, 1, bias=False),
+                ChannelAttention(channels=n_feats),
+            )
+            for i in range(n_blocks)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x * 255.0 - self.rgb_mean) / 127.5
+        skip = self.skip(x)
+        feat = self.head(x)
+        states = [feat]
+        for i, block in enumerate(self.body):
+            res = block(feat)
+            feat = self.x_scale_list[i](feat) + self.res_scale_list[i](res)
+            aux = self.fusion_conv_list[i](torch.cat(states, dim=1))
+            feat = feat + self.auxilary_scale_list[i](aux)
+            states.append(feat)
+        out = self.tail(feat) + skip
+        return (out * 127.5 + self.rgb_mean) / 255.0
+
+
+def config(variant: str, scale: int) -> A2FConfig:
+    if variant not in _VARIANTS:
+        raise ValueError(f"unknown A2F variant {variant!r}; known: {tuple(_VARIANTS)}")
+    if scale not in SCALES:
+        raise ValueError(f"A2F supports scales {SCALES}, not {scale}")
+    n_feats, n_blocks = _VARIANTS[variant]
+    return A2FConfig(variant=variant, scale=scale, n_feats=n_feats, n_blocks=n_blocks)
+
+
+def build(cfg: A2FConfig) -> A2F:
+    return A2F(
+        scale=cfg.scale, n_feats=cfg.n_feats, n_blocks=cfg.n_blocks, block_feats=cfg.block_feats
+    )
+
+
+def _read_config(sd: StateDict) -> A2FConfig | None:
+    head, tail = sd.get("head.0.weight_v"), sd.get("tail.0.weight_v")
+    if head is None or tail is None or head.ndim != 4 or tail.ndim != 4:
+        return None
+    n_feats = int(head.shape[0])
+    n_blocks = 0
+    while f"body.{n_blocks}.body.0.weight_v" in sd:
+        n_blocks += 1
+    variant = next((v for v, fb in _VARIANTS.items() if fb == (n_feats, n_blocks)), None)
+    scale = next((s for s in SCALES if 3 * s * s == tail.shape[0]), None)
+    if variant is None or scale is None:
+        return None
+    cfg = config(variant, scale)
+    block_feats = int(sd["body.0.body.0.weight_v"].shape[0])
+    return cfg if block_feats == cfg.block_feats else None
+
+
+def detect(state_dict: StateDict) -> A2FConfig | None:
+    """The A2F variant and scale whose module has exactly these keys and shapes, or None."""
+    try:
+        cfg = _read_config(state_dict)
+    except (KeyError, AttributeError, IndexError, TypeError):
+        return None
+    if cfg is None:
+        return None
+    with torch.device("meta"):  # shapes only, no memory or init cost
+        expected = build(cfg).state_dict()
+    if set(expected) != set(state_dict):
+        return None
+    if any(tuple(state_dict[k].shape) != tuple(v.shape) for k, v in expected.items()):
+        return None
+    return cfg
+
+
+FAMILY = Family(
+    name="A2F",
+    variants=tuple(_VARIANTS),
+    config=config,
+    build=build,
+    detect=detect,
+    input_range=255.0,
+    tiling_safe=False,  # the channel attention of every block pools the whole feature map
+    tile_overlap=16,
+    scales=SCALES,
+)

@@ -1,0 +1,52 @@
+"""What every network family gives the registry.
+
+The tensor contract, stated once for all of engine/: a network takes float32 RGB in [0, 1], shape
+(N, 3, H, W) with any H, W >= 1, and returns (N, 3, H * scale, W * scale) in the same range (not
+clamped). A network whose checkpoints want 0..255 or a mean shift does that inside its own module,
+and one that needs a size multiple or a minimum size pads internally and crops back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+
+class ArchConfig(Protocol):
+    """A frozen dataclass per family; these two fields are common to all of them."""
+
+    variant: str
+    scale: int
+
+
+StateDict = Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    variants: tuple[str, ...]
+    config: Callable[[str, int], Any]  # (variant, scale) -> ArchConfig; ValueError if unknown
+    build: Callable[[Any], nn.Module]  # ArchConfig -> module with random init
+    detect: Callable[[StateDict], Any | None]  # state dict -> ArchConfig, or None if not ours
+    input_range: float  # the range the authors' checkpoints were trained on (1.0 or 255.0)
+    tiling_safe: bool  # False when the network has image-global operations (pooling, matching)
+    tile_overlap: int  # LR pixels of overlap the tiler should give each side of a tile
+    scales: tuple[int, ...] = (2, 3, 4)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 1) -> tuple[torch.Tensor, int, int]:
+    """Reflect-pad (replicate where reflection is impossible) bottom/right so that H and W are
+    multiples of `multiple` and at least `minimum`. Returns the padded tensor and the original H, W."""
+    h, w = x.shape[-2:]
+    th = max(minimum, -(-h // multiple) * multiple)
+    tw = max(minimum, -(-w // multiple) * multiple)
+    if (th, tw) == (h, w):
+        return x, h, w
+    ph, pw = th - h, tw - w
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return nn.functional.pad(x, (0, pw, 0, ph), mode=mode), h, w

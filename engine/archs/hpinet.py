@@ -1,0 +1,354 @@
+"""HPINet: Hierarchical Pixel Integration (Liu et al., AAAI 2023).
+
+Parameter counts (sum of p.numel()): S 405,371 (x2), 477,571 (x3), 463,131 (x4);
+M 782,539 (x2), 923,939 (x3), 895,659 (x4); L 1,287,875 (x2), 1,472,515 (x3), 1,435,587 (x4).
+Key names and shapes equal the authors' released checkpoints (passerer/HPINet, branch cc) once
+their "module." prefix is stripped.
+
+Each block cuts the feature map into P x P patches with stride P - 2; the last patch of a row or
+column is moved back to end at the border. Patches are divided and pasted back with index tensors
+built once per (H, W, P), no Python loop over patches. Pasting sums the patches in the released
+code's order (so results are bit-identical to its loops) and halves every band where two
+consecutive patches overlap, once per axis, exactly as the released code does: that is the mean,
+except on the one row (column) covered by three patches when (H - 3) % (P - 2) == 0, which gets a
+quarter of its sum as in the released code.
+
+Where this module departs from the released code (none of it matters for one normal-size image):
+- feature maps smaller than P are padded (reflect, or replicate) to P for the patch step and the
+  result is cropped back; the released code fails on them;
+- patch matching at inference picks the match from the same image of a batch (the released code
+  indexes image 0's patches for every image of the batch);
+- attention runs through scaled_dot_product_attention, a bounded number of patches at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.archs.base import Family, StateDict, pad_to_multiple
+
+LAYERS_PER_BLOCK = 3  # one cross-attention layer, then two self-attention layers
+ATTENTION_CHUNK_ELEMENTS = 1 << 24  # attention scores held at once (64 MiB in float32)
+_PATCHES_8 = (12, 16, 20, 24, 12, 16, 20, 24)
+_PATCHES_10 = (12, 14, 16, 20, 24, 12, 14, 16, 20, 24)
+_SCALES = (2, 3, 4)
+
+
+@dataclass(frozen=True)
+class HPINetConfig:
+    variant: str
+    scale: int
+    dim: int
+    qk_dim: int
+    mlp_dim: int
+    patch_sizes: tuple[int, ...]  # one per block
+
+
+_VARIANTS: dict[str, HPINetConfig] = {
+    "S": HPINetConfig("S", 4, dim=40, qk_dim=24, mlp_dim=72, patch_sizes=_PATCHES_8),
+    "M": HPINetConfig("M", 4, dim=56, qk_dim=32, mlp_dim=100, patch_sizes=_PATCHES_8),
+    "L": HPINetConfig("L", 4, dim=64, qk_dim=36, mlp_dim=128, patch_sizes=_PATCHES_10),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Patch division and pasting
+
+
+def patch_starts(size: int, patch: int) -> list[int]:
+    """Offsets of the patches along one axis of length `size` >= `patch`: stride patch - 2, the
+    last one moved back so that it ends at the border."""
+    step = patch - 2
+    return [min(i, size - patch) for i in range(0, size + step - patch, step)]
+
+
+def _axis_tables(size: int, patch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For one axis: pixel indices of each patch (n, patch); for every coordinate, which patches
+    cover it and where, in patch order (k, size), -1 where fewer than k patches do; and the
+    released code's divisor exponent per coordinate (one per overlap band covering it)."""
+    starts = torch.tensor(patch_starts(size, patch))
+    pixels = starts[:, None] + torch.arange(patch)
+    coord = torch.arange(size)
+    covers = (coord >= starts[:, None]) & (coord < starts[:, None] + patch)  # (n, size)
+    depth = int(covers.sum(0).max())
+    # rank of each covering patch among those covering the coordinate, in patch order
+    rank = covers.cumsum(0) - 1
+    which = torch.full((depth, size), -1)
+    n_idx, c_idx = covers.nonzero(as_tuple=True)
+    which[rank[n_idx, c_idx], c_idx] = n_idx
+    # band k (k >= 1) spans the overlap of patches k - 1 and k: [start_k, start_{k-1} + patch)
+    bands = (coord >= starts[1:, None]) & (coord < starts[:-1, None] + patch)
+    return pixels, which, bands.sum(0)
+
+
+@lru_cache(maxsize=64)
+def _tables(
+    h: int, w: int, patch: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Index tensors for an (h, w) map: `gather` (n * P * P,) flat pixel of every patch pixel;
+    `scatter` (k, h * w) flat patch pixel feeding each map pixel for the k-th covering patch
+    (n * P * P, an all-zero slot, when fewer patches cover it); `weight` (h * w,) the divisor."""
+    rows, row_which, row_exp = _axis_tables(h, patch)
+    cols, col_which, col_exp = _axis_tables(w, patch)
+    nh, nw = rows.shape[0], cols.shape[0]
+    gather = (rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(-1)
+
+    offset_r = torch.arange(h) - torch.where(row_which >= 0, rows[row_which, 0], 0)
+    offset_c = torch.arange(w) - torch.where(col_which >= 0, cols[col_which, 0], 0)
+    empty = nh * nw * patch * patch
+    scatter = []
+    # pairs in lexicographic order = the row-major patch order in which the released code adds
+    for pr, orow in zip(row_which, offset_r, strict=True):
+        for pc, ocol in zip(col_which, offset_c, strict=True):
+            flat = ((pr[:, None] * nw + pc) * patch + orow[:, None]) * patch + ocol
+            scatter.append(torch.where((pr[:, None] >= 0) & (pc >= 0), flat, empty).reshape(-1))
+    weight = torch.exp2(-(row_exp[:, None] + col_exp).float()).reshape(-1)
+    return gather.to(device), torch.stack(scatter).to(device), weight.to(device)
+
+
+def divide_patches(x: torch.Tensor, patch: int) -> torch.Tensor:
+    """(b, h, w, c) channels-last map, h and w >= patch -> (b, n, P, P, c), patches in row-major
+    order. Channels last makes every gathered pixel one contiguous run of c values."""
+    b, h, w, c = x.shape
+    gather, _, _ = _tables(h, w, patch, x.device)
+    return x.reshape(b, h * w, c).index_select(1, gather).view(b, -1, patch, patch, c)
+
+
+def paste_patches(patches: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Inverse of divide_patches: (b, n, P, P, c) -> (b, h, w, c), overlaps averaged."""
+    b, _, patch, _, c = patches.shape
+    _, scatter, weight = _tables(h, w, patch, patches.device)
+    src = torch.cat([patches.reshape(b, -1, c), patches.new_zeros(b, 1, c)], dim=1)
+    out = src.index_select(1, scatter[0])
+    for index in scatter[1:]:  # at most 9 terms (usually 4): one per covering patch
+        out = out + src.index_select(1, index)
+    return (out * weight[:, None]).view(b, h, w, c)
+
+
+# ---------------------------------------------------------------------------------------------
+# Network
+
+
+class Match(nn.Module):
+    """Global patch aggregation: each patch is paired with its most similar other patch."""
+
+    def __init__(self, *, dim: int) -> None:
+        super().__init__()
+        self.scale = dim**-0.5
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(b, n, L, c) patch tokens -> (b, n, L, c) matched patches."""
+        b, n, length, c = tokens.shape
+        q = self.norm(tokens.mean(dim=2))
+        sim = torch.matmul(q, q.transpose(-1, -2)) * self.scale
+        # the released code's self exclusion: a lone patch still matches itself
+        sim = sim - 100 * torch.eye(n, dtype=sim.dtype, device=sim.device)
+        if self.training:
+            hard = F.gumbel_softmax(sim, tau=1.0, hard=True, dim=-1)
+            return torch.matmul(hard, tokens.reshape(b, n, -1)).view(b, n, length, c)
+        index = sim.max(dim=-1).indices
+        return tokens[torch.arange(b, device=tokens.device)[:, None], index]
+
+
+class Attention(nn.Module):
+    """Single-head attention without bias or output projection; cross-attention when given a
+    context (keys and values from it), self-attention otherwise."""
+
+    def __init__(self, *, dim: int, qk_dim: int) -> None:
+        super().__init__()
+        self.scale = qk_dim**-0.5
+        self.to_q = nn.Linear(dim, qk_dim, bias=False)
+        self.to_k = nn.Linear(dim, qk_dim, bias=False)
+        self.to_v = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        context = x if context is None else context
+        q, k, v = self.to_q(x), self.to_k(context), self.to_v(context)
+        # q/k and v widths differ, so this is the math kernel: it holds (batch, L, L) scores;
+        # chunking the batch (the patches) bounds that memory on large images
+        length = q.shape[1]
+        chunk = max(1, ATTENTION_CHUNK_ELEMENTS // (length * length))
+        outs = [
+            F.scaled_dot_product_attention(qc, kc, vc, scale=self.scale)
+            for qc, kc, vc in zip(q.split(chunk), k.split(chunk), v.split(chunk), strict=True)
+        ]
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+
+class FFN(nn.Module):
+    def __init__(self, *, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class PreNorm(nn.Module):
+    """fn(LayerNorm(x), ...): only the first argument is normalised."""
+
+    def __init__(self, *, dim: int, fn: nn.Module) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor, *args: torch.Tensor | None) -> torch.Tensor:
+        return self.fn(self.norm(x), *args)
+
+
+class Block(nn.Module):
+    """Three pre-norm transformer layers over the tokens of each patch; the first one attends to
+    the matched patch (keys and values from it, not normalised)."""
+
+    def __init__(self, *, dim: int, qk_dim: int, mlp_dim: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.ModuleList(
+                [
+                    PreNorm(dim=dim, fn=Attention(dim=dim, qk_dim=qk_dim)),
+                    PreNorm(dim=dim, fn=FFN(dim=dim, hidden=mlp_dim)),
+                ]
+            )
+            for _ in range(LAYERS_PER_BLOCK)
+        )
+
+    def forward(self, x: torch.Tensor, matched: torch.Tensor) -> torch.Tensor:
+        for i, (attn, ffn) in enumerate(self.layers):
+            x = attn(x, matched if i == 0 else None) + x
+            x = ffn(x) + x
+        return x
+
+
+class HPINet(nn.Module):
+    def __init__(
+        self, *, scale: int, dim: int, qk_dim: int, mlp_dim: int, patch_sizes: tuple[int, ...]
+    ) -> None:
+        super().__init__()
+        if scale not in _SCALES:
+            raise ValueError(f"HPINet scale must be one of {_SCALES}, got {scale}")
+        if min(patch_sizes, default=0) < 3:
+            raise ValueError(f"patch sizes must be >= 3, got {patch_sizes}")
+        self.scale = scale
+        self.patch_sizes = tuple(patch_sizes)
+        self.first_conv = nn.Conv2d(3, dim, 3, 1, 1)
+        self.cross_match = nn.ModuleList(Match(dim=dim) for _ in patch_sizes)
+        self.blocks = nn.ModuleList(
+            Block(dim=dim, qk_dim=qk_dim, mlp_dim=mlp_dim) for _ in patch_sizes
+        )
+        self.mid_convs = nn.ModuleList(nn.Conv2d(dim, dim, 3, 1, 1) for _ in patch_sizes)
+        if scale == 4:
+            self.upconv1 = nn.Conv2d(dim, dim * 4, 3, 1, 1)
+            self.upconv2 = nn.Conv2d(dim, dim * 4, 3, 1, 1)
+        else:
+            self.upconv = nn.Conv2d(dim, dim * scale**2, 3, 1, 1)
+        self.last_conv = nn.Conv2d(dim, 3, 3, 1, 1)
+
+    def _integrate(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Block i on the patches of x; returns the pasted-back map (same size as x)."""
+        patch = self.patch_sizes[i]
+        h, w = x.shape[-2:]
+        x, _, _ = pad_to_multiple(x, 1, minimum=patch)
+        b, c, hp, wp = x.shape
+        patches = divide_patches(x.permute(0, 2, 3, 1), patch)  # (b, n, P, P, c)
+        n = patches.shape[1]
+        tokens = patches.view(b, n, patch * patch, c)
+        matched = self.cross_match[i](tokens)
+        out = self.blocks[i](tokens.flatten(0, 1), matched.flatten(0, 1))
+        pasted = paste_patches(out.view(b, n, patch, patch, c), hp, wp)
+        return pasted[:, :h, :w].permute(0, 3, 1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        base = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        # channels last: free views to and from patch tokens, and faster convolutions on CPU
+        x = self.first_conv(x.contiguous(memory_format=torch.channels_last))
+        for i, conv in enumerate(self.mid_convs):
+            x = x + conv(self._integrate(i, x))
+        if self.scale == 4:
+            x = F.leaky_relu(F.pixel_shuffle(self.upconv1(x), 2), 0.1)
+            x = F.leaky_relu(F.pixel_shuffle(self.upconv2(x), 2), 0.1)
+        else:
+            x = F.leaky_relu(F.pixel_shuffle(self.upconv(x), self.scale), 0.1)
+        return (base + self.last_conv(x)).contiguous()
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry functions
+
+
+def config(variant: str, scale: int) -> HPINetConfig:
+    if variant not in _VARIANTS:
+        raise ValueError(f"unknown HPINet variant {variant!r}; known: {tuple(_VARIANTS)}")
+    if scale not in _SCALES:
+        raise ValueError(f"HPINet scale must be one of {_SCALES}, got {scale}")
+    return replace(_VARIANTS[variant], scale=scale)
+
+
+def build(cfg: HPINetConfig) -> HPINet:
+    kwargs = asdict(cfg)
+    del kwargs["variant"]
+    return HPINet(**kwargs)
+
+
+def _count(state_dict: StateDict, prefix: str, suffix: str) -> int:
+    i = 0
+    while f"{prefix}{i}{suffix}" in state_dict:
+        i += 1
+    return i
+
+
+def _read_config(sd: StateDict) -> HPINetConfig | None:
+    dim = sd["first_conv.weight"].shape[0]
+    qk_dim = sd["blocks.0.layers.0.0.fn.to_q.weight"].shape[0]
+    mlp_dim = sd["blocks.0.layers.0.1.fn.fc1.weight"].shape[0]
+    n_blocks = _count(sd, "blocks.", ".layers.0.0.norm.weight")
+    if "upconv1.weight" in sd:
+        scale = 4
+    else:
+        scale = {4: 2, 9: 3}.get(sd["upconv.weight"].shape[0] // max(dim, 1))
+    if scale is None:
+        return None
+    for cfg in _VARIANTS.values():
+        if (cfg.dim, cfg.qk_dim, cfg.mlp_dim, len(cfg.patch_sizes)) == (
+            dim,
+            qk_dim,
+            mlp_dim,
+            n_blocks,
+        ):
+            return replace(cfg, scale=scale)
+    return None
+
+
+def detect(state_dict: StateDict) -> HPINetConfig | None:
+    """The variant whose module has exactly these keys and shapes, or None."""
+    try:
+        cfg = _read_config(state_dict)
+    except (KeyError, AttributeError, IndexError, TypeError):
+        return None
+    if cfg is None:
+        return None
+    with torch.device("meta"):  # shapes only, no memory or init cost
+        expected = build(cfg).state_dict()
+    if set(expected) != set(state_dict):
+        return None
+    if any(tuple(state_dict[k].shape) != tuple(v.shape) for k, v in expected.items()):
+        return None
+    return cfg
+
+
+FAMILY = Family(
+    name="HPINet",
+    variants=tuple(_VARIANTS),
+    config=config,
+    build=build,
+    detect=detect,
+    input_range=1.0,
+    tiling_safe=False,  # patch matching pairs patches across the whole image
+    tile_overlap=24,
+)

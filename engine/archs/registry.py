@@ -1,0 +1,47 @@
+"""The one explicit list of network families, and lookups over it."""
+
+from __future__ import annotations
+
+from engine.archs import a2f, cran, hpinet, rnan
+from engine.archs.base import Family, StateDict
+
+FAMILIES: tuple[Family, ...] = (rnan.FAMILY, cran.FAMILY, a2f.FAMILY, hpinet.FAMILY)
+
+
+def get_family(name: str) -> Family:
+    for family in FAMILIES:
+        if family.name.lower() == name.lower():
+            return family
+    known = ", ".join(f.name for f in FAMILIES)
+    raise ValueError(f"unknown network family {name!r}; known: {known}")
+
+
+def model_names() -> list[str]:
+    return [f"{f.name}-{v}" for f in FAMILIES for v in f.variants]
+
+
+def parse_model_name(name: str) -> tuple[Family, str, int | None]:
+    """'A2F-SD', 'a2f-sd-x2' or 'HPINet-M x4' -> (family, variant, scale or None)."""
+    parts = name.replace(" ", "-").split("-")
+    scale = None
+    if len(parts) > 1 and parts[-1].lower().startswith("x") and parts[-1][1:].isdigit():
+        scale = int(parts.pop()[1:])
+    family = get_family(parts[0])
+    variant = "-".join(parts[1:])
+    for v in family.variants:
+        if v.lower() == variant.lower():
+            return family, v, scale
+    if not variant and len(family.variants) == 1:
+        return family, family.variants[0], scale
+    raise ValueError(
+        f"unknown variant {variant!r} of {family.name}; known: {', '.join(family.variants)}"
+    )
+
+
+def detect(state_dict: StateDict) -> tuple[Family, object] | None:
+    """The family and config whose detector recognises this state dict, or None."""
+    for family in FAMILIES:
+        config = family.detect(state_dict)
+        if config is not None:
+            return family, config
+    return None

@@ -1,0 +1,64 @@
+"""The command line: srstudio upscale | eval | train | models."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+
+from engine.errors import Cancelled, SRStudioError
+
+SUBCOMMANDS = ("upscale", "eval", "train", "models")
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("srstudio")
+    except PackageNotFoundError:
+        return "0.1.0"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="srstudio", description="SR Studio: image super-resolution (no arguments: the app)"
+    )
+    parser.add_argument("--version", action="version", version=f"srstudio {version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = import_module(f"engine.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"engine.cli.{name}":
+                raise
+            continue
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help/--version
+        return int(exc.code or 0)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except Cancelled:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except SRStudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Pieces the subcommands share: model options, model resolution and a text progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import TextIO
+
+from engine.checkpoints import load_model
+from engine.descriptor import ModelDescriptor
+from engine.errors import SRStudioError
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, default_model: str | None = None) -> None:
+    parser.add_argument("--model", default=default_model,
+                        help="model name (e.g. A2F-SD, HPINet-M) or 'bicubic'")
+    parser.add_argument("--weights", help="weights file (.safetensors, .pt, .pth); implies the model")
+    parser.add_argument("--scale", type=int, choices=(2, 3, 4), help="upscaling factor")
+    parser.add_argument("--tile", default="auto",
+                        help="LR tile side in pixels, 'auto' (from free memory) or 0 (whole image)")
+    parser.add_argument("--tile-overlap", type=int, help="LR pixels of overlap between tiles")
+    parser.add_argument("--ensemble", action="store_true", help="x8 self-ensemble")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+
+
+def parse_tile(text: str) -> int | None:
+    """'auto' -> None, '0' -> 0 (whole image), 'N' -> N."""
+    if text == "auto":
+        return None
+    try:
+        tile = int(text)
+    except ValueError:
+        raise SRStudioError(f"--tile must be 'auto' or a number of pixels, got {text!r}") from None
+    if tile < 0 or 0 < tile < 8:
+        raise SRStudioError(f"--tile must be 0 (whole image) or at least 8, got {tile}")
+    return tile
+
+
+def resolve_model(args: argparse.Namespace) -> ModelDescriptor:
+    if args.weights:
+        desc = load_model(args.weights)
+        if args.scale and args.scale != desc.scale:
+            raise SRStudioError(f"{args.weights} is a x{desc.scale} model, not x{args.scale}")
+        if args.model and args.model.lower() not in (desc.name.lower(), desc.family.lower()):
+            raise SRStudioError(f"{args.weights} holds {desc.name}, not {args.model}")
+        return desc
+    if not args.model:
+        raise SRStudioError("give --model NAME (or --weights PATH)")
+    return load_model(args.model, scale=args.scale)
+
+
+class ProgressBar:
+    """A one-line text progress bar with ETA on stderr (quiet when not a terminal)."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+        self.label, self.width = label, width
+        self.stream = stream or sys.stderr
+        self.start = time.perf_counter()
+        self.interactive = self.stream.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if total <= 0:
+            return
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / done * (total - done) if done else float("nan")
+        filled = int(self.width * done / total)
+        line = (f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} "
+                f"{elapsed:5.1f}s ETA {eta:5.1f}s")
+        if self.interactive:
+            self.stream.write("\r" + line + ("\n" if done >= total else ""))
+        elif done >= total:
+            self.stream.write(line + "\n")
+        self.stream.flush()

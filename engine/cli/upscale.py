@@ -1,0 +1,247 @@
+"""srstudio upscale INPUT... -o OUT: batch upscaling from the command line.
+
+Exit status: 0 every file done (or skipped), 1 some failed (they are listed), 2 usage errors (bad
+arguments, unknown model, unreadable weights), 130 cancelled (Ctrl+C: the first one stops after
+the current tile, leaving no partial file; a second one interrupts at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from engine.batch import (
+    DEFAULT_TEMPLATE,
+    PROGRESS_STEPS,
+    BatchJob,
+    FileRecord,
+    collect_inputs,
+    eta_seconds,
+    run_batch,
+)
+from engine.cli.common import add_model_options, parse_tile, resolve_model
+from engine.errors import SRStudioError
+from engine.imaging.io import DEFAULT_MAX_PIXELS
+from engine.inference.upscaler import ALPHA_MODES, UpscaleOptions, Upscaler
+
+FORMAT_CHOICES = ("png", "jpg", "jpeg", "webp", "tiff", "tif")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "upscale",
+        help="upscale images, folders and globs into an output folder",
+        description="Upscale images. INPUT may be files, folders or quoted glob patterns.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    add_model_options(p)
+    p.add_argument(
+        "--outscale",
+        type=_positive_float,
+        metavar="F",
+        help="final scale (e.g. 1.5 or 6) by a bicubic resize after the network",
+    )
+    p.add_argument(
+        "--alpha",
+        choices=ALPHA_MODES,
+        default="bicubic",
+        help="upscale an alpha channel by bicubic (default) or by the network",
+    )
+    p.add_argument("--format", choices=FORMAT_CHOICES, help="output format (default: the input's)")
+    p.add_argument(
+        "--quality",
+        type=_quality,
+        default=95,
+        metavar="Q",
+        help="JPEG/WebP quality 1..100 (default 95)",
+    )
+    p.add_argument("--recursive", action="store_true", help="descend into subfolders")
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave outputs that already exist (resume a batch)",
+    )
+    p.add_argument("--report", metavar="PATH", help="write PATH.json and PATH.txt reports")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help=f"refuse larger inputs (default {DEFAULT_MAX_PIXELS:,}; 0: no limit)",
+    )
+    p.add_argument(
+        "--name",
+        default=DEFAULT_TEMPLATE,
+        metavar="TEMPLATE",
+        help="output name; fields {stem} {ext} {model} {family} {variant} {scale} "
+        f"{{index}} (default {DEFAULT_TEMPLATE})",
+    )
+    p.set_defaults(run=run)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _quality(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be 1..100, got {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        job, upscaler = _prepare(args)
+    except SRStudioError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    progress = BatchProgress(sys.stderr, label=upscaler.descriptor.label)
+    with _cancel_on_sigint() as stop:
+        try:
+            report = run_batch(
+                job, upscaler, on_progress=progress, should_stop=stop.is_set, on_file=progress.file
+            )
+        except SRStudioError as e:
+            progress.clear()
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    progress.clear()
+    if args.report:
+        json_path, text_path = report.write(args.report)
+        print(f"report: {json_path} and {text_path}", file=sys.stderr)
+    print(report.summary(), file=sys.stderr)
+    if report.failed:
+        print("failed:", file=sys.stderr)
+        for r in report.failed:
+            print(f"  {r.input}: {r.reason}", file=sys.stderr)
+    if report.cancelled:
+        return 130
+    return 1 if report.failed else 0
+
+
+def _prepare(args: argparse.Namespace) -> tuple[BatchJob, Upscaler]:
+    if args.max_pixels < 0:
+        raise SRStudioError("--max-pixels must be >= 0 (0: no limit)")
+    job = BatchJob(
+        inputs=list(args.inputs),
+        output_dir=Path(args.output),
+        recursive=args.recursive,
+        name_template=args.name,
+        format=args.format,
+        quality=args.quality,
+        skip_existing=args.skip_existing,
+        max_pixels=args.max_pixels or None,
+    )
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise SRStudioError(f"{out} exists and is not a folder")
+    if not collect_inputs(job):
+        raise SRStudioError("no input images found in: " + " ".join(map(str, args.inputs)))
+    options = UpscaleOptions(
+        tile=parse_tile(args.tile),
+        tile_overlap=args.tile_overlap,
+        ensemble=args.ensemble,
+        device=args.device,
+        precision=args.precision,
+        outscale=args.outscale,
+        alpha=args.alpha,
+    )
+    return job, Upscaler(resolve_model(args), options)
+
+
+@contextlib.contextmanager
+def _cancel_on_sigint() -> Iterator[threading.Event]:
+    """The first Ctrl+C sets the event (the batch stops cleanly), a second one interrupts."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstopping after the current step (Ctrl+C again to abort)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class BatchProgress:
+    """A text progress bar in files with an ETA, redrawn in place on a terminal; elsewhere one
+    line a finished file."""
+
+    def __init__(self, stream: TextIO, *, label: str = "", width: int = 28) -> None:
+        self.stream, self.label, self.width = stream, label, width
+        self.interactive = stream.isatty()
+        self.start = time.perf_counter()
+        self.drawn = False
+        self.last = (0, 0)
+        self.last_draw = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        self.last = (done, total)
+        now = time.perf_counter()
+        if self.interactive and total > 0 and (now - self.last_draw > 0.1 or done >= total):
+            self.last_draw = now
+            self._draw(done, total)
+
+    def _draw(self, done: int, total: int) -> None:
+        filled = self.width * done // total
+        eta = eta_seconds(time.perf_counter() - self.start, done, total)
+        eta_text = "--:--" if eta is None else _clock(eta)
+        files = f"{done // PROGRESS_STEPS}/{total // PROGRESS_STEPS} files"
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(
+            f"\r{self.label} [{bar}] {files} {100 * done // total:3d}% ETA {eta_text}"
+        )
+        self.stream.flush()
+        self.drawn = True
+
+    def clear(self) -> None:
+        if self.drawn:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self.drawn = False
+
+    def file(self, record: FileRecord) -> None:
+        self.clear()
+        line = f"{record.status:<9} {record.input}"
+        if record.status == "done":
+            line += f" -> {record.output} ({record.seconds:.1f} s)"
+        elif record.reason:
+            line += f": {record.reason}"
+        print(line, file=self.stream, flush=True)
+        if self.interactive and self.last[1] > 0:
+            self._draw(*self.last)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return (
+        f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+        if hours
+        else f"{rest // 60:02d}:{rest % 60:02d}"
+    )

@@ -1,0 +1,138 @@
+"""PSNR/SSIM of a model over a folder of HR (and optionally LR) images, by the papers' protocol."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from engine.errors import Cancelled, ProgressFn, SRStudioError, StopFn, never_stop, no_progress
+from engine.imaging.color import tensor_to_uint8, uint8_to_tensor
+from engine.imaging.resize import imresize
+from engine.metrics import psnr, ssim
+
+IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    hr: np.ndarray  # HxWx3 uint8, cropped to LR size * scale
+    lr: np.ndarray  # HxWx3 uint8
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    name: str
+    psnr: float
+    ssim: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    model: str
+    scale: int
+    psnr: float
+    ssim: float
+    seconds: float
+    device: str
+    y_round: bool
+    images: list[ImageScore] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
+    """LR from an HxWx3 uint8 HR image with MATLAB's bicubic, as the benchmark LR files were made."""
+    t = torch.from_numpy(np.ascontiguousarray(hr)).permute(2, 0, 1).double()
+    lr = imresize(t, 1 / scale, round_between=True)
+    return lr.permute(1, 2, 0).numpy().astype(np.uint8)
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            return np.array(im.convert("RGB"))
+    except OSError as exc:
+        raise SRStudioError(f"cannot read {path}: {exc}") from None
+
+
+def load_pairs(hr_dir: str | Path, lr_dir: str | Path | None, scale: int) -> list[Pair]:
+    hr_dir = Path(hr_dir)
+    if not hr_dir.is_dir():
+        raise SRStudioError(f"HR folder not found: {hr_dir}")
+    files = sorted(p for p in hr_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise SRStudioError(f"no images in {hr_dir}")
+    pairs = []
+    for hr_path in files:
+        hr = _read_rgb(hr_path)
+        if lr_dir is None:
+            hr = hr[: hr.shape[0] // scale * scale, : hr.shape[1] // scale * scale]
+            lr = make_lr(hr, scale)
+        else:
+            lr_path = Path(lr_dir) / hr_path.name
+            if not lr_path.is_file():
+                raise SRStudioError(f"no LR image for {hr_path.name} in {lr_dir}")
+            lr = _read_rgb(lr_path)
+            if hr.shape[0] < lr.shape[0] * scale or hr.shape[1] < lr.shape[1] * scale:
+                raise SRStudioError(
+                    f"{hr_path.name}: HR {hr.shape[1]}x{hr.shape[0]} is smaller than LR "
+                    f"{lr.shape[1]}x{lr.shape[0]} times {scale}"
+                )
+            hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
+        pairs.append(Pair(hr_path.name, hr, lr))
+    return pairs
+
+
+def score(sr: np.ndarray, hr: np.ndarray, scale: int, *, y_round: bool = False) -> tuple[float, float]:
+    """(PSNR, SSIM) on Y with `scale` pixels shaved, for uint8 HxWx3 images of equal size."""
+    return (
+        psnr(sr, hr, crop_border=scale, y_channel=True, round_y=y_round),
+        ssim(sr, hr, crop_border=scale, y_channel=True, round_y=y_round),
+    )
+
+
+def evaluate(
+    upscale: Callable[[torch.Tensor], torch.Tensor],
+    pairs: list[Pair],
+    scale: int,
+    *,
+    model: str,
+    device: str = "cpu",
+    y_round: bool = False,
+    on_progress: ProgressFn = no_progress,
+    should_stop: StopFn = never_stop,
+) -> EvalResult:
+    """`upscale` maps a (1, 3, h, w) [0, 1] tensor to (1, 3, h*scale, w*scale)."""
+    scores = []
+    start = time.perf_counter()
+    for i, pair in enumerate(pairs):
+        if should_stop():
+            raise Cancelled()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            sr = tensor_to_uint8(upscale(uint8_to_tensor(pair.lr)))
+        seconds = time.perf_counter() - t0
+        if sr.shape != pair.hr.shape:
+            raise SRStudioError(f"{pair.name}: output {sr.shape} does not match HR {pair.hr.shape}")
+        p, s = score(sr, pair.hr, scale, y_round=y_round)
+        scores.append(ImageScore(pair.name, p, s, seconds))
+        on_progress(i + 1, len(pairs))
+    return EvalResult(
+        model=model,
+        scale=scale,
+        psnr=float(np.mean([s.psnr for s in scores])),
+        ssim=float(np.mean([s.ssim for s in scores])),
+        seconds=time.perf_counter() - start,
+        device=device,
+        y_round=y_round,
+        images=scores,
+    )

@@ -1,0 +1,530 @@
+"""Reading and writing images with Pillow, keeping what a user expects to survive an upscale.
+
+read_image gives float32 tensors in [0, 1] plus the metadata to write back: bit depth (8 or 16),
+grayscale-ness, alpha, ICC profile, EXIF (orientation already applied to the pixels) and DPI.
+
+Pillow has no 16-bit-per-channel colour modes, so 16-bit RGB(A) and gray+alpha PNG/TIFF files are
+decoded by running Pillow's own decoder twice with raw modes that pick the high and the low bytes,
+and written by the small PNG/TIFF encoders at the end of this module.
+
+Writing choices: JPEG has no alpha, so transparent images are composited over white; JPEG and WebP
+are 8-bit; WebP has no grayscale, so grayscale is written as RGB there, and so are 16-bit gray+alpha
+TIFFs (as RGBA: Pillow cannot read those back); 16-bit TIFFs with alpha or colour are written by our
+encoder, which keeps ICC and DPI but not EXIF. An ICC profile is written only where its colour
+space matches the written pixels. Every write is atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import secrets
+import struct
+import sys
+import threading
+import warnings
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageCms, UnidentifiedImageError, features
+
+from engine.errors import ImageError
+
+DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels; Pillow's own default is about 89 MP
+READ_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jfif", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "tiff": "TIFF"}
+FORMAT_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "tiff": "tiff"}
+_FORMAT_ALIASES = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "jfif": "jpeg", "webp": "webp"}
+_FORMAT_ALIASES.update({"tif": "tiff", "tiff": "tiff"})
+_ORIENTATION = 0x0112
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error, IndexError)
+_pillow_limit_lock = threading.Lock()
+
+
+@dataclass
+class ImageData:
+    rgb: torch.Tensor  # float32 (3, H, W) in [0, 1]; grayscale sources expanded to 3 channels
+    alpha: torch.Tensor | None = None  # float32 (1, H, W) in [0, 1]
+    bit_depth: int = 8  # 8 or 16
+    grayscale: bool = False  # single-channel source: written back single-channel
+    icc_profile: bytes | None = None
+    exif: bytes | None = None  # orientation already applied to the pixels and reset to 1 here
+    dpi: tuple[float, float] | None = None
+    source_format: str | None = None  # Pillow's format name ("PNG", "JPEG", ...)
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[-2])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[-1])
+
+
+def normalize_format(name: str) -> str:
+    """'jpg', 'JPEG', '.tif', ... -> one of OUTPUT_FORMATS' keys; ImageError when not writable."""
+    key = name.lower().lstrip(".")
+    if key not in _FORMAT_ALIASES:
+        raise ImageError(f"cannot write {name!r} images; use png, jpg, webp or tiff")
+    return _FORMAT_ALIASES[key]
+
+
+def format_for_path(path: str | os.PathLike[str]) -> str:
+    """The output format a file name asks for, from its suffix."""
+    suffix = Path(path).suffix
+    if not suffix:
+        raise ImageError(f"{Path(path).name}: no file extension to choose an image format from")
+    return normalize_format(suffix)
+
+
+# ----------------------------------------------------------------------------------- reading
+
+
+def read_image(
+    path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> ImageData:
+    """Decode the first frame of an image file. max_pixels (None: no limit) is checked against the
+    header before any pixel is decoded, to refuse decompression bombs."""
+    path = Path(path)
+    name = path.name
+    if not path.exists():
+        raise ImageError(f"{path}: file not found")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image")
+    try:
+        if path.stat().st_size == 0:
+            raise ImageError(f"{name}: empty file (0 bytes)")
+        with _pillow_limit(max_pixels):
+            im = Image.open(path)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image, or a format Pillow cannot read") from None
+    except Image.DecompressionBombError:
+        raise ImageError(_bomb_message(name, None, max_pixels)) from None
+    except _DECODE_ERRORS as e:
+        raise ImageError(f"{name}: cannot read: {_reason(e)}") from None
+    with im:
+        width, height = im.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageError(_bomb_message(name, (width, height), max_pixels))
+        try:
+            with _pillow_limit(max_pixels):
+                return _decode(im, path)
+        except ImageError:
+            raise
+        except _DECODE_ERRORS as e:
+            raise ImageError(f"{name}: corrupt or truncated image ({_reason(e)})") from None
+
+
+def _reason(e: BaseException) -> str:
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
+def _bomb_message(name: str, size: tuple[int, int] | None, limit: int | None) -> str:
+    what = f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels" if size else "too many pixels"
+    return (
+        f"{name}: image is too large ({what}, limit {limit or Image.MAX_IMAGE_PIXELS:,}); "
+        "refused as a possible decompression bomb (raise the limit with --max-pixels)"
+    )
+
+
+@contextlib.contextmanager
+def _pillow_limit(max_pixels: int | None) -> Iterator[None]:
+    """Silence Pillow's own bomb warning (we check ourselves) and lift its limit only when ours is
+    higher. Pillow's limit is a module global, hence the lock."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        pillow_max = Image.MAX_IMAGE_PIXELS
+        if pillow_max is None or (max_pixels is not None and max_pixels <= pillow_max):
+            yield
+            return
+        with _pillow_limit_lock:
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                yield
+            finally:
+                Image.MAX_IMAGE_PIXELS = pillow_max
+
+
+def _decode(im: Image.Image, path: Path) -> ImageData:
+    source_format = im.format
+    color, alpha, bit_depth, gray, icc = _pixels(im, path, im.info.get("icc_profile") or None)
+    # Only now: a PNG's eXIf chunk may follow its pixel data, so it is known after decoding.
+    exif_raw = im.info.get("exif") or None
+    orientation = _orientation(im)
+    if orientation in range(2, 9):
+        color = _orient(color, orientation)
+        alpha = None if alpha is None else _orient(alpha, orientation)
+    dpi = _read_dpi(im.info.get("dpi"), swap=orientation in (5, 6, 7, 8))
+    exif = _reset_orientation(exif_raw) if exif_raw else None
+    if gray:
+        color = np.repeat(color[..., :1], 3, axis=2)
+    rgb = torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1)))
+    a = None if alpha is None else torch.from_numpy(np.ascontiguousarray(alpha[None, :, :]))
+    return ImageData(rgb, a, bit_depth, gray, icc, exif, dpi, source_format)
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_ORIENTATION, 1)
+        return int(value) if isinstance(value, int) else 1
+    except Exception:  # a broken EXIF block must not make the image unreadable
+        return 1
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (as ImageOps.exif_transpose does) to an HxW[xC] array."""
+    swap = (1, 0) + tuple(range(2, a.ndim))
+    ops = {
+        2: lambda x: x[:, ::-1],
+        3: lambda x: x[::-1, ::-1],
+        4: lambda x: x[::-1],
+        5: lambda x: x.transpose(swap),
+        6: lambda x: np.rot90(x, -1),
+        7: lambda x: x[::-1, ::-1].transpose(swap),
+        8: lambda x: np.rot90(x, 1),
+    }
+    return np.ascontiguousarray(ops[orientation](a))
+
+
+def _read_dpi(dpi: object, *, swap: bool) -> tuple[float, float] | None:
+    try:
+        x, y = (float(v) for v in dpi)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    if not (x > 0 and y > 0 and np.isfinite(x) and np.isfinite(y)):
+        return None
+    return (y, x) if swap else (x, y)
+
+
+def _reset_orientation(exif: bytes) -> bytes:
+    """Set the EXIF orientation tag to 1 in place (keeps maker notes and offsets intact)."""
+    data = bytearray(exif)
+    start = 6 if data.startswith(b"Exif\x00\x00") else 0
+    order = bytes(data[start : start + 2])
+    if order not in (b"II", b"MM"):
+        return bytes(data)
+    e = "<" if order == b"II" else ">"
+    try:
+        ifd = start + struct.unpack_from(e + "I", data, start + 4)[0]
+        (count,) = struct.unpack_from(e + "H", data, ifd)
+        for i in range(count):
+            entry = ifd + 2 + 12 * i
+            tag, typ = struct.unpack_from(e + "HH", data, entry)
+            if tag == _ORIENTATION and typ == 3:  # SHORT, stored inline
+                struct.pack_into(e + "H", data, entry + 8, 1)
+    except struct.error:
+        pass
+    return bytes(data)
+
+
+def _icc_space(icc: bytes | None) -> bytes | None:
+    """The ICC header's data colour space: b'RGB ', b'GRAY', b'CMYK', ..."""
+    return icc[16:20] if icc and len(icc) >= 20 else None
+
+
+def _pixels(
+    im: Image.Image, path: Path, icc: bytes | None
+) -> tuple[np.ndarray, np.ndarray | None, int, bool, bytes | None]:
+    """-> (HxWxC float32 colour (C = 1 or 3), HxW alpha or None, bit depth, grayscale, icc)."""
+    mode = im.mode
+    transparency = im.info.get("transparency")
+    if mode in ("RGB", "RGBA") and _is_16bit(im):
+        return (*_decode_16bit_color(im, path), icc)
+    if mode.startswith("I"):  # I;16, I;16B, I;16L, I;16N and I (16-bit PNGs in older Pillow)
+        arr = np.asarray(im).astype(np.float64)
+        alpha = None
+        if isinstance(transparency, int):
+            alpha = (arr != transparency).astype(np.float32)
+        color = (np.clip(arr, 0, 65535) / 65535.0).astype(np.float32)[..., None]
+        return color, alpha, 16, True, icc
+    if mode == "F":
+        raise ImageError(f"{path.name}: 32-bit floating-point images are not supported")
+    if mode == "CMYK":
+        return _cmyk_to_rgb(im, icc)
+    if mode == "P" or mode == "PA":
+        im = im.convert("RGBA" if mode == "PA" or transparency is not None else "RGB")
+        transparency = None
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode == "La":
+        im = im.convert("LA")
+    elif mode in ("RGBa", "RGBX", "YCbCr", "HSV"):
+        im = im.convert("RGBA" if mode == "RGBa" else "RGB")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        raise ImageError(f"{path.name}: unsupported image mode {mode!r}")
+    arr = np.asarray(im)
+    gray = im.mode in ("L", "LA")
+    arr = arr[..., None] if arr.ndim == 2 else arr
+    channels = 1 if gray else 3
+    color = arr[..., :channels]
+    if arr.shape[2] > channels:
+        alpha = arr[..., channels].astype(np.float32) / 255.0
+    elif transparency is not None and not isinstance(transparency, bytes):
+        key = np.asarray(transparency).reshape(-1)[:channels]
+        alpha = (~np.all(color == key, axis=2)).astype(np.float32)
+    else:
+        alpha = None
+    if icc and _icc_space(icc) not in ((b"GRAY",) if gray else (b"RGB ",)):
+        icc = None  # a profile for another colour space would misdescribe these pixels
+    return color.astype(np.float32) / 255.0, alpha, 8, gray, icc
+
+
+def _is_16bit(im: Image.Image) -> bool:
+    return any(";16" in _rawmode(tile) for tile in im.tile)
+
+
+def _rawmode(tile: object) -> str:
+    args = tile[3]  # type: ignore[index]
+    return args if isinstance(args, str) else str(args[0]) if args else ""
+
+
+def _with_rawmode(tile: object, rawmode: str) -> object:
+    args = tile[3]  # type: ignore[index]
+    args = rawmode if isinstance(args, str) else (rawmode, *args[1:])
+    if hasattr(tile, "_replace"):
+        return tile._replace(args=args)
+    return (tile[0], tile[1], tile[2], args)  # type: ignore[index]
+
+
+def _decode_16bit_color(
+    im: Image.Image, path: Path
+) -> tuple[np.ndarray, np.ndarray | None, int, bool]:
+    """16-bit RGB, RGBA or gray+alpha that Pillow would cut to 8 bits: decode twice, once for the
+    high bytes (Pillow's own raw mode) and once for the low ones (the opposite byte order)."""
+    rawmode = _rawmode(im.tile[0])
+    if rawmode.startswith("LA;16"):  # 4 bytes a pixel: read them unchanged as 8-bit RGBA
+        pairs = _decode_with(path, "RGBA").astype(np.uint16)
+        hi_first = rawmode.endswith("B")
+        lum = (
+            pairs[..., 0] * 256 + pairs[..., 1] if hi_first else pairs[..., 1] * 256 + pairs[..., 0]
+        )
+        a = pairs[..., 2] * 256 + pairs[..., 3] if hi_first else pairs[..., 3] * 256 + pairs[..., 2]
+        return _u16(lum)[..., None], _u16(a), 16, True
+    native = "L" if sys.byteorder == "little" else "B"
+    order = rawmode.rsplit(";16", 1)[1] or "B"
+    order = native if order == "N" else order
+    low_mode = rawmode.split(";16")[0] + (";16B" if order == "L" else ";16L")
+    hi = np.asarray(im).astype(np.uint16)
+    full = hi * 256 + _decode_with(path, low_mode).astype(np.uint16)
+    color = _u16(full[..., :3])
+    alpha = _u16(full[..., 3]) if full.shape[2] == 4 else None
+    transparency = im.info.get("transparency")
+    if alpha is None and isinstance(transparency, tuple) and len(transparency) == 3:
+        alpha = (~np.all(full[..., :3] == np.asarray(transparency), axis=2)).astype(np.float32)
+    return color, alpha, 16, False
+
+
+def _decode_with(path: Path, rawmode: str) -> np.ndarray:
+    with Image.open(path) as again:
+        again.tile = [_with_rawmode(t, rawmode) for t in again.tile]
+        again.load()
+        return np.asarray(again)
+
+
+def _u16(a: np.ndarray) -> np.ndarray:
+    return (a.astype(np.float32) / 65535.0).astype(np.float32)
+
+
+def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> tuple[np.ndarray, None, int, bool, None]:
+    """CMYK -> sRGB through the embedded profile when there is a usable one, else Pillow's naive
+    conversion. The CMYK profile is dropped: it does not describe the RGB result."""
+    rgb = None
+    if icc and _icc_space(icc) == b"CMYK":
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            dst = ImageCms.createProfile("sRGB")
+            rgb = ImageCms.profileToProfile(im, src, dst, outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError, AttributeError):
+            rgb = None
+    if rgb is None:
+        rgb = im.convert("RGB")
+    return np.asarray(rgb).astype(np.float32) / 255.0, None, 8, False, None
+
+
+# ----------------------------------------------------------------------------------- writing
+
+
+def write_image(
+    path: str | os.PathLike[str],
+    img: ImageData,
+    *,
+    format: str | None = None,
+    quality: int = 95,
+    compress_level: int = 6,
+    lossless: bool = False,
+) -> None:
+    """Write atomically (temporary file in the same folder, then os.replace).
+
+    format: png, jpg/jpeg, webp or tiff/tif (None: from the suffix). quality: JPEG/WebP 1..100
+    (JPEG at 90 and above keeps full chroma resolution). compress_level: PNG zlib level 0..9.
+    lossless: WebP lossless. ImageError on failure; no partial file is ever left behind."""
+    path = Path(path)
+    fmt = normalize_format(format) if format else format_for_path(path)
+    if not 1 <= quality <= 100:
+        raise ImageError(f"quality must be between 1 and 100, got {quality}")
+    with atomic_file(path) as f:
+        _encode(f, img, fmt, quality=quality, compress_level=compress_level, lossless=lossless)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[object]:
+    """A binary file object at a temporary name next to `path`, renamed over `path` on success and
+    removed on any failure (including KeyboardInterrupt)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as e:
+        raise ImageError(f"cannot write {path}: {_reason(e)}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise ImageError(f"cannot write {path}: {_reason(e)}") from None
+        raise
+
+
+def _encode(
+    f: object, img: ImageData, fmt: str, *, quality: int, compress_level: int, lossless: bool
+) -> None:
+    deep = img.bit_depth == 16 and fmt in ("png", "tiff")
+    alpha = img.alpha if fmt != "jpeg" else None
+    # WebP has no grayscale; Pillow cannot read 16-bit gray+alpha TIFFs, so those are RGBA.
+    gray = img.grayscale and fmt != "webp" and not (deep and fmt == "tiff" and alpha is not None)
+    color = _luma(img.rgb) if gray else img.rgb
+    if fmt == "jpeg" and img.alpha is not None:  # no alpha in JPEG: composite over white
+        color = color * img.alpha + (1.0 - img.alpha)
+    planes = color if alpha is None else torch.cat([color, alpha], dim=0)
+    arr = _quantize(planes, 65535 if deep else 255)
+    icc = img.icc_profile if _icc_space(img.icc_profile) == (b"GRAY" if gray else b"RGB ") else None
+    dpi = img.dpi
+    if deep and (fmt == "png" or arr.shape[2] > 1):
+        if fmt == "png":
+            f.write(_png16(arr, icc=icc, exif=img.exif, dpi=dpi, level=compress_level))  # type: ignore[attr-defined]
+        else:
+            f.write(_tiff16(arr, icc=icc, dpi=dpi))  # type: ignore[attr-defined]
+        return
+    pil = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+    options: dict[str, object] = {}
+    if icc:
+        options["icc_profile"] = icc
+    if img.exif:
+        options["exif"] = img.exif
+    if dpi and fmt != "webp":
+        options["dpi"] = dpi
+    if fmt == "png":
+        options["compress_level"] = compress_level
+    elif fmt == "jpeg":
+        options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
+    elif fmt == "webp":
+        options.update(quality=quality, lossless=lossless, method=4)
+    elif features.check("libtiff"):
+        options["compression"] = "tiff_adobe_deflate"
+    pil.save(f, format=OUTPUT_FORMATS[fmt], **options)
+
+
+def _luma(rgb: torch.Tensor) -> torch.Tensor:
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype).reshape(3, 1, 1)
+    return (rgb * weights).sum(dim=0, keepdim=True)
+
+
+def _quantize(planes: torch.Tensor, peak: int) -> np.ndarray:
+    """(C, H, W) float in [0, 1] -> HxWxC uint8 (peak 255) or uint16 (peak 65535)."""
+    x = planes.detach().float().cpu().clamp(0, 1).mul(peak).round().permute(1, 2, 0).numpy()
+    return np.ascontiguousarray(x.astype(np.uint8 if peak == 255 else np.uint16))
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png16(
+    arr: np.ndarray,
+    *,
+    icc: bytes | None,
+    exif: bytes | None,
+    dpi: tuple[float, float] | None,
+    level: int,
+) -> bytes:
+    """A 16-bit PNG (gray, gray+alpha, RGB or RGBA from C = 1, 2, 3, 4) with the 'Up' filter."""
+    h, w, c = arr.shape
+    rows = arr.astype(">u2").view(np.uint8).reshape(h, w * c * 2)
+    up = rows.copy()
+    up[1:] -= rows[:-1]  # uint8 arithmetic wraps, as the PNG filter wants
+    raw = np.concatenate([np.full((h, 1), 2, np.uint8), up], axis=1)
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
+    out = [
+        b"\x89PNG\r\n\x1a\n",
+        _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0)),
+    ]
+    if icc:
+        out.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))
+    if dpi:
+        ppm = [max(1, round(d / 0.0254)) for d in dpi]
+        out.append(_png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
+    if exif:
+        out.append(_png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
+    out.append(_png_chunk(b"IDAT", zlib.compress(raw.tobytes(), level)))
+    out.append(_png_chunk(b"IEND", b""))
+    return b"".join(out)
+
+
+def _tiff16(arr: np.ndarray, *, icc: bytes | None, dpi: tuple[float, float] | None) -> bytes:
+    """A little-endian, deflate-compressed (horizontal predictor) 16-bit TIFF with C = 1..4
+    samples; the last sample is unassociated alpha when C is 2 or 4."""
+    h, w, c = arr.shape
+    diff = arr.astype(np.uint16)
+    diff[:, 1:] -= arr[:, :-1]  # predictor 2: differences along each row, wrapping
+    strip = zlib.compress(diff.astype("<u2").tobytes(), 6)
+    alpha = c in (2, 4)
+    res = [(round(d * 1000), 1000) for d in (dpi or (72.0, 72.0))]
+    entries: list[
+        tuple[int, int, list[int]]
+    ] = [  # (tag, type, values); 3 SHORT, 4 LONG, 5 RATIONAL
+        (256, 4, [w]),
+        (257, 4, [h]),
+        (258, 3, [16] * c),
+        (259, 3, [8]),
+        (262, 3, [1 if c <= 2 else 2]),
+        (273, 4, [8]),
+        (277, 3, [c]),
+        (278, 4, [h]),
+        (279, 4, [len(strip)]),
+        (282, 5, list(res[0])),
+        (283, 5, list(res[1])),
+        (284, 3, [1]),
+        (296, 3, [2]),
+        (317, 3, [2]),
+    ]
+    if alpha:
+        entries.append((338, 3, [2]))
+    extra_entries = [(34675, 7, list(icc))] if icc else []
+    data = strip + (b"\x00" if len(strip) % 2 else b"")
+    ifd_offset = 8 + len(data)
+    all_entries = entries + extra_entries
+    values_offset = ifd_offset + 2 + 12 * len(all_entries) + 4
+    ifd, values = [struct.pack("<H", len(all_entries))], []
+    fmt = {3: "H", 4: "I", 5: "I", 7: "B"}
+    for tag, typ, vals in all_entries:
+        payload = struct.pack(f"<{len(vals)}{fmt[typ]}", *vals)
+        count = len(vals) // 2 if typ == 5 else len(vals)
+        if len(payload) <= 4:
+            field = payload.ljust(4, b"\x00")
+        else:
+            field = struct.pack("<I", values_offset + sum(len(v) for v in values))
+            values.append(payload + (b"\x00" if len(payload) % 2 else b""))
+        ifd.append(struct.pack("<HHI", tag, typ, count) + field)
+    ifd.append(struct.pack("<I", 0))
+    return b"II*\x00" + struct.pack("<I", ifd_offset) + data + b"".join(ifd) + b"".join(values)

@@ -1,0 +1,89 @@
+"""PSNR and SSIM with BasicSR's conventions (the papers' protocol, shared/specs/evaluation.md).
+
+Inputs are HxWx3 (or HxW) arrays in 0..255, any dtype; all maths in float64. `crop_border` pixels
+are shaved from every side; `y_channel` measures Y of YCbCr (float, or rounded with `round_y`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from engine.imaging.color import rgb_to_y
+
+
+def _prepare(img: np.ndarray, crop_border: int, y_channel: bool, round_y: bool) -> np.ndarray:
+    img = np.asarray(img, dtype=np.float64)
+    if img.ndim == 2:
+        img = img[..., None]
+    if y_channel and img.shape[2] == 3:
+        img = rgb_to_y(img, round_y=round_y)[..., None]
+    if crop_border:
+        img = img[crop_border:-crop_border, crop_border:-crop_border]
+    return img
+
+
+def _check(img: np.ndarray, img2: np.ndarray) -> None:
+    if np.shape(img) != np.shape(img2):
+        raise ValueError(f"image shapes differ: {np.shape(img)} vs {np.shape(img2)}")
+
+
+def psnr(
+    img: np.ndarray,
+    img2: np.ndarray,
+    *,
+    crop_border: int,
+    y_channel: bool = True,
+    round_y: bool = False,
+) -> float:
+    _check(img, img2)
+    a = _prepare(img, crop_border, y_channel, round_y)
+    b = _prepare(img2, crop_border, y_channel, round_y)
+    mse = np.mean((a - b) ** 2)
+    if mse == 0:
+        return float("inf")
+    return float(10.0 * np.log10(255.0**2 / mse))
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float64) - size // 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return torch.outer(g, g)[None, None]
+
+
+def _ssim_channel(a: torch.Tensor, b: torch.Tensor, window: torch.Tensor) -> float:
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+    def filt(t: torch.Tensor) -> torch.Tensor:  # "valid" filtering: no padding
+        return torch.nn.functional.conv2d(t[None, None], window)[0, 0]
+
+    mu1, mu2 = filt(a), filt(b)
+    mu1_sq, mu2_sq, mu12 = mu1 * mu1, mu2 * mu2, mu1 * mu2
+    sigma1_sq = filt(a * a) - mu1_sq
+    sigma2_sq = filt(b * b) - mu2_sq
+    sigma12 = filt(a * b) - mu12
+    ssim_map = ((2 * mu12 + c1) * (2 * sigma12 + c2)) / (
+        (mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2)
+    )
+    return float(ssim_map.mean())
+
+
+def ssim(
+    img: np.ndarray,
+    img2: np.ndarray,
+    *,
+    crop_border: int,
+    y_channel: bool = True,
+    round_y: bool = False,
+) -> float:
+    """MATLAB reference SSIM: 11x11 Gaussian window (sigma 1.5), K1 0.01, K2 0.03, L 255, valid
+    filtering, mean of the map; the mean over channels when not on Y."""
+    _check(img, img2)
+    a = _prepare(img, crop_border, y_channel, round_y)
+    b = _prepare(img2, crop_border, y_channel, round_y)
+    if min(a.shape[:2]) < 11:
+        raise ValueError(f"SSIM needs at least 11x11 pixels after cropping, got {a.shape[:2]}")
+    window = _gaussian_window()
+    ta, tb = torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))
+    return float(np.mean([_ssim_channel(ta[..., c], tb[..., c], window) for c in range(a.shape[2])]))
