@@ -132,7 +132,10 @@ class BatchReport:
         """Write PATH.json and PATH.txt (any suffix of `path` replaced); returns both paths."""
         path = Path(path)
         json_path, text_path = path.with_suffix(".json"), path.with_suffix(".txt")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SRStudioError(f"cannot write the report to {path.parent}: {e}") from None
         for target, text in ((json_path, self.to_json()), (text_path, self.to_text())):
             with atomic_file(target) as f:
                 f.write(text.encode("utf-8"))  # type: ignore[attr-defined]
@@ -263,7 +266,7 @@ def _plan(job: BatchJob, upscaler: Upscaler) -> list[tuple[FileRecord, Path, Pat
         elif key in claimed:
             record.status = "failed"
             record.reason = f"the output name is already taken by {claimed[key]}"
-        elif job.skip_existing and out.exists():
+        elif job.skip_existing and out.exists() and path.is_file():
             record.status, record.reason = "skipped", "output exists"
         claimed.setdefault(key, str(path))
         plan.append((record, path, out, fmt))

@@ -84,14 +84,21 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "weights only load failed" not in str(exc).lower():
+            raise CheckpointError(
+                f"{path.name} is not a readable PyTorch checkpoint (truncated, corrupt or another "
+                f"kind of file): {str(exc).splitlines()[0][:200]}"
+            ) from None
         raise CheckpointError(
             f"refused to load {path.name}: it holds Python objects other than tensors, and "
             "unpickling them could run code. Only plain state dicts are accepted "
             f"({str(exc).splitlines()[0][:200]})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError,
+            TypeError, AttributeError) as exc:  # what torch raises on damaged files
         raise CheckpointError(
-            f"{path.name} is not a readable PyTorch checkpoint (truncated or corrupt?): "
+            f"{path.name} is not a readable PyTorch checkpoint (truncated, corrupt or another "
+            "kind of file): "
             f"{str(exc).splitlines()[0][:200]}"
         ) from None
     return _unwrap(obj, path), {}

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -86,48 +87,64 @@ def _axis_tables(size: int, patch: int) -> tuple[torch.Tensor, torch.Tensor, tor
     return pixels, which, bands.sum(0)
 
 
-@lru_cache(maxsize=64)
-def _tables(
-    h: int, w: int, patch: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Index tensors for an (h, w) map: `gather` (n * P * P,) flat pixel of every patch pixel;
-    `scatter` (k, h * w) flat patch pixel feeding each map pixel for the k-th covering patch
-    (n * P * P, an all-zero slot, when fewer patches cover it); `weight` (h * w,) the divisor."""
+class _PatchIndex(NamedTuple):
+    """Index tensors for dividing an (h, w) map into patches and pasting them back."""
+
+    gather: torch.Tensor  # (n * P * P,) flat map pixel of every patch pixel
+    first: torch.Tensor  # (h * w,) flat patch pixel of the first patch covering each map pixel
+    # further covering patches, in the order the released code adds them: for each, the map
+    # pixels they cover and the flat patch pixels that land there
+    extras: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    weight: torch.Tensor  # (h * w, 1) the released code's divisor, as a power-of-two factor
+
+
+@lru_cache(maxsize=20)  # a few image sizes x patch sizes; ~30 MB each at 1000x1000
+def _patch_index(h: int, w: int, patch: int, device: torch.device) -> _PatchIndex:
     rows, row_which, row_exp = _axis_tables(h, patch)
     cols, col_which, col_exp = _axis_tables(w, patch)
-    nh, nw = rows.shape[0], cols.shape[0]
+    nw = cols.shape[0]
     gather = (rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(-1)
-
-    offset_r = torch.arange(h) - torch.where(row_which >= 0, rows[row_which, 0], 0)
-    offset_c = torch.arange(w) - torch.where(col_which >= 0, cols[col_which, 0], 0)
-    empty = nh * nw * patch * patch
-    scatter = []
-    # pairs in lexicographic order = the row-major patch order in which the released code adds
+    offset_r = torch.arange(h) - rows[row_which, 0]  # garbage where row_which is -1, masked below
+    offset_c = torch.arange(w) - cols[col_which, 0]
+    terms = []
+    # (k-th row cover, k-th column cover) pairs in lexicographic order = row-major patch order
     for pr, orow in zip(row_which, offset_r, strict=True):
         for pc, ocol in zip(col_which, offset_c, strict=True):
-            flat = ((pr[:, None] * nw + pc) * patch + orow[:, None]) * patch + ocol
-            scatter.append(torch.where((pr[:, None] >= 0) & (pc >= 0), flat, empty).reshape(-1))
-    weight = torch.exp2(-(row_exp[:, None] + col_exp).float()).reshape(-1)
-    return gather.to(device), torch.stack(scatter).to(device), weight.to(device)
+            source = ((pr[:, None] * nw + pc) * patch + orow[:, None]) * patch + ocol
+            pixels = ((pr[:, None] >= 0) & (pc >= 0)).reshape(-1).nonzero().squeeze(1)
+            terms.append((pixels.to(device), source.reshape(-1)[pixels].to(device)))
+    weight = torch.exp2(-(row_exp[:, None] + col_exp).float()).reshape(-1, 1)
+    return _PatchIndex(gather.to(device), terms[0][1], tuple(terms[1:]), weight.to(device))
+
+
+def _batched(index: torch.Tensor, batch: int, stride: int) -> torch.Tensor:
+    """`index` into one item of a batch flattened into rows -> the same rows for every item."""
+    if batch == 1:
+        return index
+    offsets = torch.arange(batch, device=index.device)[:, None] * stride
+    return (index + offsets).reshape(-1)
 
 
 def divide_patches(x: torch.Tensor, patch: int) -> torch.Tensor:
     """(b, h, w, c) channels-last map, h and w >= patch -> (b, n, P, P, c), patches in row-major
-    order. Channels last makes every gathered pixel one contiguous run of c values."""
+    order. Gathers whole rows of a (pixels, c) matrix: the fast case of index_select."""
     b, h, w, c = x.shape
-    gather, _, _ = _tables(h, w, patch, x.device)
-    return x.reshape(b, h * w, c).index_select(1, gather).view(b, -1, patch, patch, c)
+    gather = _patch_index(h, w, patch, x.device).gather
+    out = x.reshape(b * h * w, c).index_select(0, _batched(gather, b, h * w))
+    return out.view(b, -1, patch, patch, c)
 
 
 def paste_patches(patches: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """Inverse of divide_patches: (b, n, P, P, c) -> (b, h, w, c), overlaps averaged."""
-    b, _, patch, _, c = patches.shape
-    _, scatter, weight = _tables(h, w, patch, patches.device)
-    src = torch.cat([patches.reshape(b, -1, c), patches.new_zeros(b, 1, c)], dim=1)
-    out = src.index_select(1, scatter[0])
-    for index in scatter[1:]:  # at most 9 terms (usually 4): one per covering patch
-        out = out + src.index_select(1, index)
-    return (out * weight[:, None]).view(b, h, w, c)
+    b, n, patch, _, c = patches.shape
+    index = _patch_index(h, w, patch, patches.device)
+    stride = n * patch * patch
+    src = patches.reshape(b * stride, c)
+    out = src.index_select(0, _batched(index.first, b, stride))
+    for pixels, sources in index.extras:  # each map pixel at most once per term
+        more = src.index_select(0, _batched(sources, b, stride))
+        out.index_add_(0, _batched(pixels, b, h * w), more)
+    return out.view(b, h * w, c).mul_(index.weight.to(out.dtype)).view(b, h, w, c)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""srstudio models: every family/variant, its parameter count per scale, and installed weights."""
+"""srstudio models: every family/variant, its parameter count per scale, installed weights and the
+authors' releases; `models download NAME` and `models import PATH` install weights."""
 
 from __future__ import annotations
 
@@ -9,13 +10,41 @@ import torch
 
 from engine.archs.registry import FAMILIES
 from engine.checkpoints import count_params
-from engine.library import installed_weights
+from engine.cli.common import ProgressBar
+from engine.errors import SRStudioError
+from engine.library import ORIGIN_RANK, installed_weights
+from engine.releases import RELEASES, find_releases
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("models", help="list networks, parameter counts and installed weights")
+    p = subparsers.add_parser(
+        "models",
+        help="list networks and weights; download or import weights",
+        description="Without an action: list networks, parameter counts, installed weights and "
+        "the authors' releases.",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    d = actions.add_parser(
+        "download",
+        help="download the authors' released weights",
+        description="Download, verify (sha256) and install released weights "
+        "into the user data directory. Set SRSTUDIO_RELEASES_URL to use a "
+        "mirror laid out like official-weights/.",
+    )
+    d.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="release (A2F-SD-x2), or a model (A2F-SD) for all its scales",
+    )
+    d.add_argument("--all", action="store_true", help="every release")
+    d.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds")
+    d.set_defaults(run=run_download)
+    i = actions.add_parser("import", help="install a local .pt/.pth/.safetensors weights file")
+    i.add_argument("paths", nargs="+", metavar="PATH")
+    i.set_defaults(run=run_import)
 
 
 def model_table() -> list[dict]:
@@ -27,23 +56,82 @@ def model_table() -> list[dict]:
             for scale in family.scales:
                 with torch.device("meta"):  # counts parameters without allocating them
                     params[str(scale)] = count_params(family.build(family.config(variant, scale)))
-            found = [
-                {"scale": w.scale, "origin": w.origin, "path": str(w.path)}
-                for w in weights if (w.family, w.variant) == (family.name, variant)
-            ]
-            rows.append({"name": f"{family.name}-{variant}", "family": family.name,
-                         "variant": variant, "params": params, "weights": found})
+            mine = sorted(
+                (w for w in weights if (w.family, w.variant) == (family.name, variant)),
+                key=lambda w: (w.scale, ORIGIN_RANK.get(w.origin, 9)),
+            )
+            found = [{"scale": w.scale, "origin": w.origin, "path": str(w.path)} for w in mine]
+            best = {}
+            for w in mine:  # sorted best first within each scale
+                best.setdefault(str(w.scale), {"origin": w.origin, "path": str(w.path)})
+            rows.append(
+                {
+                    "name": f"{family.name}-{variant}",
+                    "family": family.name,
+                    "variant": variant,
+                    "params": params,
+                    "weights": found,
+                    "best": best,
+                }
+            )
     return rows
+
+
+def release_table() -> list[dict]:
+    installed = {w.metadata.get("release") for w in installed_weights()}
+    return [
+        {
+            "name": r.name,
+            "family": r.family,
+            "variant": r.variant,
+            "scale": r.scale,
+            "size": r.size,
+            "sha256": r.sha256,
+            "url": r.url,
+            "installed": r.name in installed,
+        }
+        for r in RELEASES
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
     rows = model_table()
     if args.json:
-        print(json.dumps({"models": rows}, indent=2))
+        print(json.dumps({"models": rows, "releases": release_table()}, indent=2))
         return 0
-    print(f"{'model':<14}{'x2':>12}{'x3':>12}{'x4':>12}  weights")
+    print(f"{'model':<14}{'x2':>12}{'x3':>12}{'x4':>12}  weights (best first)")
     for r in rows:
         p = r["params"]
         have = ", ".join(f"x{w['scale']} ({w['origin']})" for w in r["weights"]) or "none"
         print(f"{r['name']:<14}{p['2']:>12,}{p['3']:>12,}{p['4']:>12,}  {have}")
+    print("\nreleased weights (srstudio models download NAME):")
+    for r in release_table():
+        mark = "installed" if r["installed"] else f"{r['size'] / 1e6:.1f} MB"
+        print(f"  {r['name']:<14}{mark}")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from engine.downloads import download_release
+
+    if args.all:
+        chosen = list(RELEASES)
+    elif args.names:
+        chosen = [r for name in args.names for r in find_releases(name)]
+    else:
+        raise SRStudioError("give a release NAME (see `srstudio models`) or --all")
+    for release in dict.fromkeys(chosen):
+        path = download_release(
+            release, on_progress=ProgressBar(release.name), timeout=args.timeout
+        )
+        print(f"{release.name}: {path}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from engine.downloads import import_weights
+
+    for path in args.paths:
+        entry = import_weights(path)
+        print(f"{path}: {entry.family}-{entry.variant} x{entry.scale} -> {entry.path}")
     return 0

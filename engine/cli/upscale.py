@@ -124,14 +124,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     progress.clear()
-    if args.report:
-        json_path, text_path = report.write(args.report)
-        print(f"report: {json_path} and {text_path}", file=sys.stderr)
     print(report.summary(), file=sys.stderr)
     if report.failed:
         print("failed:", file=sys.stderr)
         for r in report.failed:
             print(f"  {r.input}: {r.reason}", file=sys.stderr)
+    if args.report:
+        try:
+            json_path, text_path = report.write(args.report)
+        except SRStudioError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"report: {json_path} and {text_path}", file=sys.stderr)
     if report.cancelled:
         return 130
     return 1 if report.failed else 0

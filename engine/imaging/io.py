@@ -155,6 +155,8 @@ def _pillow_limit(max_pixels: int | None) -> Iterator[None]:
 def _decode(im: Image.Image, path: Path) -> ImageData:
     source_format = im.format
     color, alpha, bit_depth, gray, icc = _pixels(im, path, im.info.get("icc_profile") or None)
+    if _icc_space(icc) != (b"GRAY" if gray else b"RGB "):
+        icc = None  # a profile for another colour space would misdescribe these pixels
     # Only now: a PNG's eXIf chunk may follow its pixel data, so it is known after decoding.
     exif_raw = im.info.get("exif") or None
     orientation = _orientation(im)
@@ -271,8 +273,6 @@ def _pixels(
         alpha = (~np.all(color == key, axis=2)).astype(np.float32)
     else:
         alpha = None
-    if icc and _icc_space(icc) not in ((b"GRAY",) if gray else (b"RGB ",)):
-        icc = None  # a profile for another colour space would misdescribe these pixels
     return color.astype(np.float32) / 255.0, alpha, 8, gray, icc
 
 

@@ -93,10 +93,11 @@ class Upscaler:
             with torch.autocast(device_type=self.device.type, dtype=x.dtype):
                 return self.model(x).float()
 
-    def _tile(self) -> int | None:
+    def _tile(self, height: int, width: int) -> int | None:
         tile = self.options.tile
         if tile is None:
-            return auto_tile_size(self.descriptor, self.device, self.dtype)
+            size = (height, width)
+            return auto_tile_size(self.descriptor, self.device, self.dtype, image_size=size)
         return None if tile == 0 else tile
 
     def upscale_tensor(
@@ -116,7 +117,7 @@ class Upscaler:
             self._run,
             x,
             scale=self.descriptor.scale,
-            tile=self._tile(),
+            tile=self._tile(*x.shape[-2:]),
             overlap=self.descriptor.tile_overlap if overlap is None else overlap,
             device=self.device,
             dtype=self.dtype,

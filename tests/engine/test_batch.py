@@ -216,11 +216,12 @@ def test_cancel_inside_a_file_leaves_no_partial_file(tmp_path: Path) -> None:
     _four_images(tmp_path / "in", size=32)
     up = Upscaler(load_model("bicubic", scale=2), UpscaleOptions(tile=8))
     done: list[FileRecord] = []
-    ticks: list[int] = []
+    checks_after_first: list[int] = []
 
-    def stop() -> bool:  # once the second file has started
-        ticks.append(1)
-        return len(done) == 1 and len(ticks) > 3
+    def stop() -> bool:  # true on the third check after the first file: within the second
+        if len(done) == 1:
+            checks_after_first.append(1)
+        return len(checks_after_first) > 2
 
     job = BatchJob(inputs=[tmp_path / "in"], output_dir=tmp_path / "out")
     report = run_batch(job, up, on_file=done.append, should_stop=stop)

@@ -47,7 +47,7 @@ def test_empty_and_truncated_files_get_clear_errors(tmp_path):
     torch.save({"w": torch.randn(64, 64)}, good)
     cut = tmp_path / "cut.pth"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
         load_model(cut)
     desc = build_untrained("A2F-SD", 2)
     st = save_checkpoint(tmp_path / "m.safetensors", desc.model, family="A2F", variant="SD", scale=2)
@@ -55,6 +55,10 @@ def test_empty_and_truncated_files_get_clear_errors(tmp_path):
     cut_st.write_bytes(st.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match="safetensors"):
         load_model(cut_st)
+    text = tmp_path / "notes.pth"
+    text.write_text("these are not weights\n")
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+        load_model(text)
     with pytest.raises(CheckpointError, match="not found"):
         load_model(tmp_path / "missing.pth")
 

@@ -209,6 +209,8 @@ def test_rgb_icc_on_cmyk_or_gray_pixels_is_not_written(tmp_path: Path) -> None:
     write_image(tmp_path / "g.png", gray)
     with Image.open(tmp_path / "g.png") as back:
         assert back.mode == "L" and "icc_profile" not in back.info
+    Image.new("L", (3, 3), 9).save(tmp_path / "l_rgb_icc.png", icc_profile=SRGB)
+    assert read_image(tmp_path / "l_rgb_icc.png").icc_profile is None
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

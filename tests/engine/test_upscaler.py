@@ -61,6 +61,14 @@ def test_tiles_match_whole_image_for_a_tiling_safe_model() -> None:
     assert calls and calls[-1][0] == calls[-1][1] > 1  # several tiles, finished
 
 
+def test_auto_tile_runs_a_small_image_whole() -> None:
+    x = rand(20, 24)
+    whole = Upscaler(tiny(), UpscaleOptions(tile=0)).upscale_tensor(x)
+    calls: list[tuple[int, int]] = []
+    auto = Upscaler(tiny()).upscale_tensor(x, on_progress=lambda d, t: calls.append((d, t)))
+    assert torch.equal(auto, whole) and calls == [(1, 1)]
+
+
 def test_output_is_clamped() -> None:
     y = Upscaler(tiny(), UpscaleOptions(tile=0, device="cpu")).upscale_tensor(rand(8, 8))
     raw = tiny().model(rand(8, 8))

@@ -1,0 +1,75 @@
+"""Exporting a comparison: one side-by-side PNG of the panes (with their titles) and a CSV table."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QRect, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPainter
+
+from app.views.canvas import PaneContent
+
+GAP = 8
+LABEL_HEIGHT = 28
+CSV_HEADER = ("model", "seconds", "device", "psnr_db", "ssim", "params", "weights", "width",
+              "height")
+
+
+def side_by_side(contents: Sequence[PaneContent]) -> QImage:
+    """The panes in a row at output size (nearest pixels for the input), a title above each."""
+    if not contents:
+        raise ValueError("nothing to export")
+    sizes = [c.output_size for c in contents]
+    width = sum(math.ceil(s.width()) for s in sizes) + GAP * (len(contents) + 1)
+    height = max(math.ceil(s.height()) for s in sizes) + LABEL_HEIGHT + 2 * GAP
+    canvas = QImage(width, height, QImage.Format.Format_RGB888)
+    canvas.fill(QColor(255, 255, 255))
+    p = QPainter(canvas)
+    font = QFont()
+    font.setPixelSize(15)
+    font.setBold(True)
+    p.setFont(font)
+    p.setPen(QColor(20, 20, 20))
+    x = GAP
+    for content, size in zip(contents, sizes, strict=True):
+        w, h = math.ceil(size.width()), math.ceil(size.height())
+        text = "  ".join([content.title, *content.info])
+        p.drawText(QRect(x, GAP, w, LABEL_HEIGHT), Qt.AlignmentFlag.AlignLeft
+                   | Qt.AlignmentFlag.AlignVCenter, p.fontMetrics().elidedText(
+                       text, Qt.TextElideMode.ElideRight, w))
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        p.drawImage(QRectF(x, GAP + LABEL_HEIGHT, w, h), content.image)
+        x += w + GAP
+    p.end()
+    return canvas
+
+
+def save_qimage(image: QImage, path: str | Path) -> None:
+    """Save atomically; OSError with the reason on failure."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        if not image.save(tmp, "PNG"):
+            raise OSError(f"cannot write {path}")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_csv(rows: Sequence[Sequence[object]], path: str | Path) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".csv", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(CSV_HEADER)
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,215 @@
+"""The work the app hands to worker threads: plain functions over engine calls (no Qt here), each
+taking a TaskContext (app.workers) and returning or emitting plain data (numpy arrays, records)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.batch import BatchJob, BatchReport, run_batch
+from engine.checkpoints import load_model
+from engine.descriptor import ModelDescriptor
+from engine.errors import Cancelled, ImageError, SRStudioError
+from engine.evaluate import make_lr, score
+from engine.imaging.color import tensor_to_uint8, uint8_to_tensor
+from engine.imaging.io import ImageData, read_image, write_image
+from engine.inference.upscaler import UpscaleOptions, Upscaler
+
+BICUBIC = "Bicubic"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the model panel: bicubic, installed weights (family-variant at a scale, found
+    by engine.library) or a weights file picked by the user."""
+
+    family: str
+    variant: str
+    scale: int
+    path: str | None = None
+
+    @property
+    def name(self) -> str:
+        return BICUBIC if self.family == BICUBIC else f"{self.family}-{self.variant}"
+
+    @property
+    def label(self) -> str:
+        suffix = f" ({Path(self.path).name})" if self.path else ""
+        return f"{self.name} x{self.scale}{suffix}"
+
+    def load(self) -> ModelDescriptor:
+        if self.family == BICUBIC:
+            return load_model("bicubic", scale=self.scale)
+        if self.path:
+            return load_model(self.path, scale=self.scale)
+        return load_model(self.name, scale=self.scale)
+
+
+def bicubic_choice(scale: int) -> ModelChoice:
+    return ModelChoice(BICUBIC, "MATLAB", scale)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    psnr: float | None = None
+    ssim: float | None = None
+    error: str = ""  # why there are no numbers (sizes differ, image too small)
+
+
+@dataclass
+class ModelResult:
+    choice: ModelChoice
+    label: str
+    params: int
+    source: str
+    device: str
+    seconds: float
+    output: ImageData  # what gets saved (alpha, bit depth, ICC... carried over)
+    pixels: np.ndarray = field(repr=False)  # HxWx3 uint8 for display and metrics
+    metrics: Metrics = Metrics()
+
+
+@dataclass(frozen=True)
+class ModelFailed:
+    choice: ModelChoice
+    message: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int  # model `index` of `count` is starting
+    count: int
+    label: str
+
+
+@dataclass(frozen=True)
+class SimulatedInput:
+    """The LR made from the current image (taken as HR) with MATLAB's bicubic, and that HR."""
+
+    scale: int
+    lr: ImageData
+    lr_pixels: np.ndarray = field(repr=False)
+    hr_pixels: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    image: ImageData  # the LR input
+    choices: Sequence[ModelChoice]
+    options: UpscaleOptions
+    reference: np.ndarray | None = None  # HxWx3 uint8 HR for metrics
+
+
+def to_pixels(img: ImageData) -> np.ndarray:
+    """The colour of an image as HxWx3 uint8 (what an 8-bit PNG of it holds)."""
+    return tensor_to_uint8(img.rgb)
+
+
+def from_pixels(pixels: np.ndarray) -> ImageData:
+    return ImageData(rgb=uint8_to_tensor(pixels[..., :3])[0])
+
+
+def read_input(path: str | Path) -> tuple[ImageData, np.ndarray]:
+    img = read_image(path)
+    return img, to_pixels(img)
+
+
+def simulate(hr: ImageData, scale: int) -> SimulatedInput:
+    """Treat `hr` as the ground truth: crop it to a multiple of `scale`, make its LR as the
+    benchmarks' LR files were made (engine.evaluate.make_lr)."""
+    pixels = to_pixels(hr)
+    h, w = pixels.shape[0] // scale * scale, pixels.shape[1] // scale * scale
+    if h < scale or w < scale:
+        raise ImageError(f"the image is too small to simulate x{scale} (needs {scale}x{scale})")
+    pixels = np.ascontiguousarray(pixels[:h, :w])
+    lr = make_lr(pixels, scale)
+    return SimulatedInput(scale, from_pixels(lr), lr, pixels)
+
+
+def measure(pixels: np.ndarray, reference: np.ndarray | None, scale: int) -> Metrics:
+    """PSNR/SSIM by the papers' protocol (engine.evaluate.score: Y, `scale` pixels shaved) against
+    a reference, which may exceed the output by less than `scale` pixels (cropped as eval does)."""
+    if reference is None:
+        return Metrics()
+    oh, ow = pixels.shape[:2]
+    rh, rw = reference.shape[:2]
+    if not (oh <= rh < oh + scale and ow <= rw < ow + scale):
+        return Metrics(error=f"reference is {rw}x{rh}, output is {ow}x{oh}")
+    try:
+        p, s = score(pixels, np.ascontiguousarray(reference[:oh, :ow, :3]), scale)
+    except ValueError as exc:
+        return Metrics(error=str(exc))
+    return Metrics(p, s)
+
+
+def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescriptor]) -> int:
+    """Upscale one image with each choice in turn, emitting per model a Stage and then a
+    ModelResult or a ModelFailed (a wrong checkpoint does not stop the others). Returns the number
+    of results; raises Cancelled when cancelled (the results already sent stay valid)."""
+    image, reference = request.image, request.reference
+    done = 0
+    for index, choice in enumerate(request.choices):
+        if ctx.should_stop():
+            raise Cancelled()
+        ctx.emit(Stage(index, len(request.choices), choice.label))
+        try:
+            desc = cache.get(choice) or choice.load()
+            cache[choice] = desc
+            upscaler = Upscaler(desc, request.options)
+            start = time.perf_counter()
+            out = upscaler.upscale_image(image, on_progress=ctx.on_progress,
+                                         should_stop=ctx.should_stop)
+            seconds = time.perf_counter() - start
+        except Cancelled:
+            raise
+        except SRStudioError as exc:
+            ctx.emit(ModelFailed(choice, str(exc)))
+            continue
+        pixels = to_pixels(out)
+        ctx.emit(ModelResult(
+            choice=choice, label=desc.label, params=desc.params, source=desc.source,
+            device=str(upscaler.device), seconds=seconds, output=out, pixels=pixels,
+            metrics=measure(pixels, reference, desc.scale),
+        ))
+        done += 1
+    return done
+
+
+def measure_all(
+    ctx, outputs: Sequence[tuple[str, np.ndarray, int]], reference: np.ndarray | None
+) -> dict[str, Metrics]:
+    """Metrics of several outputs (key, pixels, scale) against a new reference."""
+    found = {}
+    for i, (key, pixels, scale) in enumerate(outputs):
+        if ctx.should_stop():
+            raise Cancelled()
+        found[key] = measure(pixels, reference, scale)
+        ctx.on_progress(i + 1, len(outputs))
+    return found
+
+
+def bicubic_preview(ctx, image: ImageData, scale: int) -> np.ndarray:
+    """The input upscaled with MATLAB bicubic, for showing the input at output size."""
+    upscaler = Upscaler(load_model("bicubic", scale=scale), UpscaleOptions(tile=0, device="cpu"))
+    out = upscaler.upscale_tensor(image.rgb.unsqueeze(0), should_stop=ctx.should_stop)
+    return tensor_to_uint8(out)
+
+
+def save_output(img: ImageData, path: str | Path, fmt: str, quality: int) -> str:
+    write_image(path, img, format=fmt, quality=quality)
+    return str(path)
+
+
+def run_batch_job(
+    ctx, job: BatchJob, choice: ModelChoice, options: UpscaleOptions, report_path: Path | None
+) -> tuple[BatchReport, tuple[Path, Path] | None]:
+    """Run a batch, sending each FileRecord as it is decided; write the report beside the outputs."""
+    upscaler = Upscaler(choice.load(), options)
+    report = run_batch(job, upscaler, on_progress=ctx.on_progress, should_stop=ctx.should_stop,
+                       on_file=ctx.emit)
+    written = report.write(report_path) if report_path is not None else None
+    return report, written

@@ -1,0 +1,281 @@
+"""The main window: Upscale/Compare, Batch and Train tabs, menus, drag and drop, settings."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import qtawesome as qta
+from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.dialogs import AboutDialog, HelpDialog, MessageBar
+from app.panels.batch_tab import BatchTab
+from app.panels.upscale_tab import UpscaleTab
+from app.settings import APPLICATION, ORGANIZATION, AppSettings, load_settings, save_settings
+from app.theme import app_icon, apply_theme
+
+log = logging.getLogger(__name__)
+
+
+def _trainer_tab(parent: QWidget) -> QWidget:
+    try:
+        from app.panels.trainer_tab import TrainerTab
+    except ImportError as exc:
+        label = QLabel(f"Training is not available in this build ({exc}).")
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        return label
+    try:
+        return TrainerTab(parent)
+    except Exception as exc:  # a broken tab must not stop the rest of the app
+        log.exception("the Train tab failed to start")
+        label = QLabel(f"The Train tab could not start: {exc}")
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        return label
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: AppSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or load_settings()
+        self.setWindowTitle("SR Studio")
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+
+        self.message_bar = MessageBar()
+        self.upscale = UpscaleTab(self.settings)
+        self.batch = BatchTab(self.settings, self.upscale.panel.options)
+        self.trainer = _trainer_tab(self)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.upscale, qta.icon("fa5s.search-plus"), "Upscale/Compare")
+        self.tabs.addTab(self.batch, qta.icon("fa5s.layer-group"), "Batch")
+        self.tabs.addTab(self.trainer, qta.icon("fa5s.graduation-cap"), "Train")
+
+        for tab in (self.upscale, self.batch):
+            tab.message.connect(self.show_message)
+            tab.busy_changed.connect(self._busy_changed)
+        self.upscale.folder_dropped.connect(self.queue_for_batch)
+        self.upscale.recent_changed.connect(self._fill_recent)
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.message_bar)
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self._build_menus()
+        self._build_toolbar()
+        self.statusBar().showMessage("Ready")
+        self._restore_window()
+
+    # ================================================================= menus
+
+    def _build_menus(self) -> None:
+        a = self.upscale.actions
+        file_menu = self.menuBar().addMenu("&File")
+        for name in ("open", "paste"):
+            file_menu.addAction(a[name])
+        self.recent_menu = QMenu("Open &recent", self)
+        self.recent_menu.setIcon(qta.icon("fa5s.history"))
+        file_menu.addMenu(self.recent_menu)
+        self._fill_recent()
+        file_menu.addSeparator()
+        for name in ("save", "copy", "reference"):
+            file_menu.addAction(a[name])
+        file_menu.addSeparator()
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+
+        run_menu = self.menuBar().addMenu("&Run")
+        for name in ("run", "compare", "cancel"):
+            run_menu.addAction(a[name])
+
+        view_menu = self.menuBar().addMenu("&View")
+        for name in ("fit", "actual", "zoom_in", "zoom_out"):
+            view_menu.addAction(a[name])
+        view_menu.addSeparator()
+        for name in ("wipe", "heatmap", "bicubic_input"):
+            view_menu.addAction(a[name])
+        view_menu.addSeparator()
+        self.dark_action = QAction(qta.icon("fa5s.moon"), "Dark theme", self)
+        self.dark_action.setCheckable(True)
+        self.dark_action.setShortcut(QKeySequence("Ctrl+T"))
+        self.dark_action.setChecked(self.settings.theme == "dark")
+        self.dark_action.toggled.connect(self.set_dark)
+        view_menu.addAction(self.dark_action)
+        self.auto_run_action = QAction("Upscale as soon as an image is opened", self)
+        self.auto_run_action.setCheckable(True)
+        self.auto_run_action.setChecked(self.settings.auto_run)
+        self.auto_run_action.toggled.connect(lambda on: setattr(self.settings, "auto_run", on))
+        view_menu.addAction(self.auto_run_action)
+        next_tab = QAction("Next tab", self)
+        next_tab.setShortcut(QKeySequence("Ctrl+Tab"))
+        next_tab.triggered.connect(
+            lambda: self.tabs.setCurrentIndex((self.tabs.currentIndex() + 1) % self.tabs.count()))
+        self.addAction(next_tab)
+
+        help_menu = self.menuBar().addMenu("&Help")
+        help_action = QAction(qta.icon("fa5s.keyboard"), "Keyboard shortcuts", self)
+        help_action.setShortcut(QKeySequence("F1"))
+        help_action.triggered.connect(self.show_help)
+        about_action = QAction(qta.icon("fa5s.info-circle"), "About SR Studio", self)
+        about_action.triggered.connect(self.show_about)
+        help_menu.addAction(help_action)
+        help_menu.addAction(about_action)
+
+    def _build_toolbar(self) -> None:
+        toolbar = QToolBar("Main")
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        a = self.upscale.actions
+        for name in ("open", "paste", "save", "copy", None, "run", "compare", "cancel", None,
+                     "reference"):
+            if name is None:
+                toolbar.addSeparator()
+            else:
+                toolbar.addAction(a[name])
+        self.addToolBar(toolbar)
+        self.toolbar = toolbar
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.settings.recent_files:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_path(p))
+        self.recent_menu.setEnabled(bool(self.settings.recent_files))
+
+    # ================================================================= actions
+
+    def show_message(self, text: str, level: str = "error") -> None:
+        self.message_bar.show_message(text, level)
+        self.statusBar().showMessage(text.splitlines()[0] if text else "", 8000)
+
+    def open_path(self, path: str) -> None:
+        if not Path(path).exists():
+            self.show_message(f"{path}: file not found", "error")
+            return
+        self.tabs.setCurrentWidget(self.upscale)
+        self.upscale.open_path(path)
+
+    def queue_for_batch(self, paths: list[str]) -> None:
+        self.batch.add_paths(paths)
+        self.tabs.setCurrentWidget(self.batch)
+        self.show_message(f"Added {len(paths)} item{'s' * (len(paths) != 1)} to the batch queue.",
+                          "info")
+
+    def set_dark(self, dark: bool) -> None:
+        self.settings.theme = "dark" if dark else "light"
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, self.settings.theme)
+
+    def show_help(self) -> None:
+        HelpDialog(self).exec()
+
+    def show_about(self) -> None:
+        AboutDialog(self).exec()
+
+    def _busy_changed(self, busy: bool) -> None:
+        self.statusBar().showMessage("Working..." if busy else "Ready")
+
+    # ================================================================= drag and drop
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        mime = event.mimeData()
+        paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.handle_drop(paths)
+        elif mime.hasImage():
+            event.acceptProposedAction()
+            self.tabs.setCurrentWidget(self.upscale)
+            self.upscale.paste_image(mime.imageData())
+
+    def handle_drop(self, paths: list[str]) -> None:
+        """One image: open it here (and upscale it); folders or several files: the batch queue.
+        Dropped on the Batch tab, everything goes to the queue."""
+        if self.tabs.currentWidget() is self.batch or len(paths) > 1 or Path(paths[0]).is_dir():
+            self.queue_for_batch(paths)
+        else:
+            self.open_path(paths[0])
+
+    # ================================================================= settings
+
+    def _restore_window(self) -> None:
+        s = self.settings
+        if s.geometry:
+            self.restoreGeometry(QByteArray(s.geometry))
+        else:
+            self.resize(1440, 900)
+        if s.window_state:
+            self.restoreState(QByteArray(s.window_state))
+        self.tabs.setCurrentIndex(min(max(0, s.current_tab), self.tabs.count() - 1))
+
+    def store_settings(self) -> None:
+        s = self.settings
+        self.upscale.store(s)
+        self.batch.store(s)
+        s.geometry = bytes(self.saveGeometry().data())
+        s.window_state = bytes(self.saveState().data())
+        s.current_tab = self.tabs.currentIndex()
+        save_settings(s)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        try:
+            self.store_settings()
+        except Exception:  # settings must never keep the window from closing
+            log.exception("could not save the settings")
+        self.upscale.shutdown()
+        self.batch.shutdown()
+        shutdown = getattr(self.trainer, "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+        super().closeEvent(event)
+
+
+def _excepthook(exc_type, exc, tb) -> None:
+    """Slots that raise must not take the app down: log, and tell the user in the window."""
+    logging.getLogger("srstudio").error("unexpected error", exc_info=(exc_type, exc, tb))
+    app = QApplication.instance()
+    for widget in app.topLevelWidgets() if app else []:
+        if isinstance(widget, MainWindow):
+            widget.show_message(f"Unexpected error: {exc_type.__name__}: {exc}", "error")
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setWindowIcon(app_icon())
+    settings = load_settings()
+    apply_theme(app, settings.theme)
+    sys.excepthook = _excepthook
+    window = MainWindow(settings)
+    window.show()
+    args = [a for a in (argv if argv is not None else sys.argv)[1:] if not a.startswith("-")]
+    if args:
+        QTimer.singleShot(0, lambda: window.handle_drop(args))
+    return app.exec()

@@ -1,0 +1,1 @@
+"""Tabs and side panels of the main window."""

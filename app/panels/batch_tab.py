@@ -1,0 +1,449 @@
+"""The Batch tab: a queue of files and folders, output settings, a per-file status table, overall
+progress with ETA, pause / cancel, and the report (engine.batch does the work)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import qtawesome as qta
+from PySide6.QtCore import QUrl, Signal
+from PySide6.QtGui import QColor, QDesktopServices
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.jobs import ModelChoice, run_batch_job
+from app.panels.model_panel import ModelSelector
+from app.panels.upscale_tab import IMAGE_FILTER, format_seconds
+from app.settings import AppSettings
+from app.workers import TaskHandle, start_task
+from engine.batch import BatchJob, BatchReport, FileRecord, collect_inputs, eta_seconds
+from engine.errors import SRStudioError
+from engine.inference.upscaler import UpscaleOptions
+
+COLUMNS = ("File", "Status", "Time (s)", "Size", "Details")
+STATUS_COLORS = {"done": "#2e9d4f", "failed": "#d0443e", "cancelled": "#b07d12",
+                 "skipped": "#7a7f88", "running": "#2f6fde"}
+FORMATS = (("keep", "Keep the input's"), ("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WebP"),
+           ("tiff", "TIFF"))
+REPORT_STEM = "srstudio-batch-report"
+
+
+class BatchTab(QWidget):
+    message = Signal(str, str)
+    busy_changed = Signal(bool)
+    batch_finished = Signal(object)  # BatchReport
+
+    def __init__(
+        self, settings: AppSettings, options_fn: Callable[[], UpscaleOptions],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.options_fn = options_fn
+        self.inputs: list[str] = []  # files and folders, as queued
+        self.rows: dict[str, int] = {}  # input file -> table row
+        self.task: TaskHandle | None = None
+        self.report: BatchReport | None = None
+        self.report_files: tuple[Path, Path] | None = None
+        self._start = 0.0
+
+        # ---------------------------------------------------------------- queue
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        self.table.setColumnWidth(0, 260)
+        self.table.setColumnWidth(1, 90)
+        self.table.setColumnWidth(2, 70)
+        self.table.setColumnWidth(3, 170)
+        self.add_files_button = QPushButton(qta.icon("fa5s.plus"), "Add files...")
+        self.add_folder_button = QPushButton(qta.icon("fa5s.folder-plus"), "Add folder...")
+        self.remove_button = QPushButton(qta.icon("fa5s.minus"), "Remove")
+        self.clear_button = QPushButton(qta.icon("fa5s.trash"), "Clear")
+        self.add_files_button.clicked.connect(self.ask_files)
+        self.add_folder_button.clicked.connect(self.ask_folder)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.clear_button.clicked.connect(self.clear)
+        queue_buttons = QHBoxLayout()
+        for b in (self.add_files_button, self.add_folder_button, self.remove_button,
+                  self.clear_button):
+            queue_buttons.addWidget(b)
+        queue_buttons.addStretch(1)
+        self.queue_label = QLabel("Queue is empty: add files or folders, or drop them here.")
+
+        self.progress = QProgressBar()
+        self.progress.setFormat("%p%")
+        self.status = QLabel("")
+        self.status.setObjectName("runStatus")
+        self.start_button = QPushButton(qta.icon("fa5s.play", color="white"), "Start")
+        self.start_button.setObjectName("primary")
+        self.pause_button = QPushButton(qta.icon("fa5s.pause"), "Pause")
+        self.pause_button.setCheckable(True)
+        self.cancel_button = QPushButton(qta.icon("fa5s.stop"), "Cancel")
+        self.open_folder_button = QPushButton(qta.icon("fa5s.folder-open"), "Open output folder")
+        self.open_report_button = QPushButton(qta.icon("fa5s.file-alt"), "Open report")
+        self.start_button.clicked.connect(self.start)
+        self.pause_button.toggled.connect(self.set_paused)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.open_folder_button.clicked.connect(self.open_output_folder)
+        self.open_report_button.clicked.connect(self.open_report)
+        run_row = QHBoxLayout()
+        for b in (self.start_button, self.pause_button, self.cancel_button):
+            run_row.addWidget(b)
+        run_row.addWidget(self.progress, 1)
+        for b in (self.open_folder_button, self.open_report_button):
+            run_row.addWidget(b)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addLayout(queue_buttons)
+        left_layout.addWidget(self.queue_label)
+        left_layout.addWidget(self.table, 1)
+        left_layout.addLayout(run_row)
+        left_layout.addWidget(self.status)
+
+        # ---------------------------------------------------------------- settings
+        self.selector = ModelSelector()
+        self.selector.error.connect(lambda text: self.message.emit(text, "error"))
+        model_box = QGroupBox("Model")
+        QVBoxLayout(model_box).addWidget(self.selector)
+        note = QLabel("Tile, device and precision: as set in the Upscale/Compare tab.")
+        note.setWordWrap(True)
+        model_box.layout().addWidget(note)
+
+        self.output_dir = QLineEdit(settings.batch_output_dir)
+        self.output_dir.setPlaceholderText("choose a folder")
+        browse = QPushButton(qta.icon("fa5s.folder-open"), "")
+        browse.setToolTip("Choose the output folder")
+        browse.clicked.connect(self.ask_output_dir)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.output_dir, 1)
+        out_row.addWidget(browse)
+        self.format = QComboBox()
+        for key, name in FORMATS:
+            self.format.addItem(name, key)
+        self.format.setCurrentIndex(max(0, self.format.findData(settings.batch_format)))
+        self.quality = QSpinBox()
+        self.quality.setRange(1, 100)
+        self.quality.setValue(settings.batch_quality)
+        self.template = QLineEdit(settings.batch_template)
+        self.template.setToolTip("Fields: {stem} {ext} {model} {family} {variant} {scale} {index}")
+        self.skip_existing = QCheckBox("Skip files whose output exists")
+        self.skip_existing.setChecked(settings.batch_skip_existing)
+        self.recursive = QCheckBox("Include subfolders")
+        self.recursive.setChecked(settings.batch_recursive)
+        self.recursive.toggled.connect(self._expand)
+        self.output_dir.editingFinished.connect(self._expand)
+        output_box = QGroupBox("Output")
+        form = QFormLayout(output_box)
+        form.addRow("Folder", out_row)
+        form.addRow("Format", self.format)
+        form.addRow("Quality", self.quality)
+        form.addRow("Names", self.template)
+        form.addRow("", self.skip_existing)
+        form.addRow("", self.recursive)
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(model_box)
+        right_layout.addWidget(output_box)
+        right_layout.addStretch(1)
+        right.setMinimumWidth(320)
+
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 1)
+        splitter.setSizes([900, 340])
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(splitter)
+        self._restore_model(settings)
+        self._update_enabled()
+
+    # ================================================================= settings
+
+    def _restore_model(self, s: AppSettings) -> None:
+        from app.panels.model_panel import decode_file_choice
+
+        for text in s.loaded_weights:
+            choice = decode_file_choice(text)
+            if choice is not None and Path(choice.path).is_file():
+                self.selector.add_choice(choice)
+        self.selector.set_current(ModelChoice(s.family, s.variant, s.scale, s.weights_path or None))
+
+    def store(self, s: AppSettings) -> None:
+        s.batch_output_dir = self.output_dir.text().strip()
+        s.batch_format = self.format.currentData()
+        s.batch_quality = self.quality.value()
+        s.batch_template = self.template.text().strip()
+        s.batch_skip_existing = self.skip_existing.isChecked()
+        s.batch_recursive = self.recursive.isChecked()
+
+    # ================================================================= queue
+
+    def ask_files(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, "Add images", self.settings.last_open_dir, IMAGE_FILTER)
+        self.add_paths(paths)
+
+    def ask_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Add folder", self.settings.last_open_dir)
+        if path:
+            self.add_paths([path])
+
+    def ask_output_dir(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Output folder", self.output_dir.text())
+        if path:
+            self.output_dir.setText(path)
+            self._expand()
+
+    def add_paths(self, paths: list[str]) -> None:
+        if self.busy:
+            self.message.emit("The batch is running; add files after it ends.", "info")
+            return
+        for path in paths:
+            if path not in self.inputs:
+                self.inputs.append(str(path))
+        self._expand()
+
+    def remove_selected(self) -> None:
+        if self.busy:
+            return
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        files = {self.table.item(r, 0).data(256) for r in rows}
+        kept = []
+        for item in self.inputs:
+            if item in files:
+                continue
+            if Path(item).is_dir():  # a folder with some of its files removed: queue the rest
+                inside = [f for f in self._files_of(item) if f not in files]
+                if len(inside) < len(self._files_of(item)):
+                    kept.extend(inside)
+                    continue
+            kept.append(item)
+        self.inputs = kept
+        self._expand()
+
+    def clear(self) -> None:
+        if not self.busy:
+            self.inputs.clear()
+            self._expand()
+
+    def _job(self) -> BatchJob:
+        fmt = self.format.currentData()
+        return BatchJob(
+            inputs=list(self.inputs),
+            output_dir=Path(self.output_dir.text().strip() or "."),
+            recursive=self.recursive.isChecked(),
+            name_template=self.template.text().strip(),
+            format=None if fmt == "keep" else fmt,
+            quality=self.quality.value(),
+            skip_existing=self.skip_existing.isChecked(),
+        )
+
+    def _files_of(self, folder: str) -> list[str]:
+        job = self._job()
+        return [str(p) for p in collect_inputs(BatchJob([folder], job.output_dir, job.recursive))]
+
+    def _expand(self) -> None:
+        """The table: one row per input file, folders expanded (engine.batch.collect_inputs)."""
+        if self.busy:
+            return
+        files = [str(p) for p in collect_inputs(self._job())] if self.inputs else []
+        self.table.setRowCount(len(files))
+        self.rows = {}
+        for row, path in enumerate(files):
+            self.rows[path] = row
+            name = QTableWidgetItem(Path(path).name)
+            name.setData(256, path)
+            name.setToolTip(path)
+            self.table.setItem(row, 0, name)
+            self._set_row(row, "waiting", "", "", "")
+        folders = sum(Path(p).is_dir() for p in self.inputs)
+        self.queue_label.setText(
+            f"{len(files)} image{'s' * (len(files) != 1)} queued"
+            + (f" from {folders} folder{'s' * (folders != 1)}" if folders else "")
+            if files else "Queue is empty: add files or folders, or drop them here.")
+        self._update_enabled()
+
+    def _set_row(self, row: int, status: str, seconds: str, size: str, details: str) -> None:
+        for column, text in ((1, status), (2, seconds), (3, size), (4, details)):
+            item = QTableWidgetItem(text)
+            if column == 1 and status in STATUS_COLORS:
+                item.setForeground(QColor(STATUS_COLORS[status]))
+            if column == 4:
+                item.setToolTip(text)
+            self.table.setItem(row, column, item)
+
+    def row_status(self, row: int) -> str:
+        return self.table.item(row, 1).text()
+
+    # ================================================================= run
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None and self.task.running
+
+    def start(self) -> TaskHandle | None:
+        if self.busy:
+            return None
+        if not self.rows:
+            self.message.emit("The queue is empty.", "info")
+            return None
+        out = self.output_dir.text().strip()
+        if not out:
+            self.message.emit("Choose an output folder first.", "error")
+            return None
+        try:
+            job = self._job()
+            options = self.options_fn()
+        except SRStudioError as exc:
+            self.message.emit(str(exc), "error")
+            return None
+        self._expand()
+        choice = self.selector.current()
+        report_path = Path(out) / REPORT_STEM
+        self.report, self.report_files = None, None
+        self.task = start_task(self, lambda ctx: run_batch_job(ctx, job, choice, options,
+                                                               report_path))
+        w = self.task.worker
+        w.event.connect(self._record)
+        w.progress.connect(self._progress)
+        w.finished.connect(self._finished)
+        w.failed.connect(self._failed)
+        w.cancelled.connect(self._cancelled)
+        self._start = time.perf_counter()
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.status.setText(f"Starting {choice.label}...")
+        self._update_enabled()
+        self.busy_changed.emit(True)
+        return self.task
+
+    def set_paused(self, paused: bool) -> None:
+        if not self.busy:
+            self.pause_button.setChecked(False)
+            return
+        self.task.pause(paused)
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.pause_button.setIcon(qta.icon("fa5s.play" if paused else "fa5s.pause"))
+        if paused:
+            self.status.setText("Paused (after the current tile).")
+
+    def cancel(self) -> None:
+        if self.busy:
+            self.task.cancel()
+            self.task.pause(False)
+            self.status.setText("Cancelling...")
+
+    def _record(self, record: FileRecord) -> None:
+        row = self.rows.get(record.input)
+        if row is None:
+            return
+        size = ""
+        if record.input_size:
+            size = "x".join(map(str, record.input_size))
+            if record.output_size:
+                size += " -> " + "x".join(map(str, record.output_size))
+        details = record.reason or (record.output or "")
+        seconds = f"{record.seconds:.2f}" if record.seconds else ""
+        self._set_row(row, record.status, seconds, size, details)
+
+    def _progress(self, done: int, total: int) -> None:
+        if total <= 0:
+            return
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        statuses = [self.row_status(r) for r in range(self.table.rowCount())]
+        if "running" not in statuses and "waiting" in statuses:
+            self._set_row(statuses.index("waiting"), "running", "", "", "")
+        if self.task is not None and self.task.paused:
+            return
+        eta = eta_seconds(time.perf_counter() - self._start, done, total)
+        files_done = done // 100
+        self.status.setText(f"{files_done}/{total // 100} files, ETA {format_seconds(eta)}")
+
+    def _finished(self, found: tuple[BatchReport, tuple[Path, Path] | None]) -> None:
+        self.report, self.report_files = found
+        self.status.setText(self.report.summary()
+                            + (f". Report: {self.report_files[1]}" if self.report_files else ""))
+        self.progress.setValue(self.progress.maximum())
+        failed = len(self.report.failed)
+        if failed:
+            self.message.emit(f"Batch finished; {failed} file{'s' * (failed != 1)} failed "
+                              "(see the table for the reasons).", "error")
+        self._done()
+        self.batch_finished.emit(self.report)
+
+    def _failed(self, text: str) -> None:
+        self.status.setText("The batch could not run.")
+        self.message.emit(text, "error")
+        self._done()
+
+    def _cancelled(self) -> None:
+        self.status.setText("Cancelled.")
+        self._done()
+
+    def _done(self) -> None:
+        self.task = None
+        self.pause_button.blockSignals(True)
+        self.pause_button.setChecked(False)
+        self.pause_button.setText("Pause")
+        self.pause_button.setIcon(qta.icon("fa5s.pause"))
+        self.pause_button.blockSignals(False)
+        self._update_enabled()
+        self.busy_changed.emit(False)
+
+    def open_output_folder(self) -> None:
+        folder = Path(self.output_dir.text().strip())
+        if not folder.is_dir():
+            self.message.emit(f"The output folder {folder} does not exist yet.", "info")
+            return
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder.resolve())))
+
+    def open_report(self) -> None:
+        if self.report_files:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.report_files[1])))
+
+    def _update_enabled(self) -> None:
+        busy = self.busy
+        for b in (self.add_files_button, self.add_folder_button, self.remove_button,
+                  self.clear_button):
+            b.setEnabled(not busy)
+        self.start_button.setEnabled(not busy and bool(self.rows))
+        self.pause_button.setEnabled(busy)
+        self.cancel_button.setEnabled(busy)
+        self.open_report_button.setEnabled(self.report_files is not None)
+        self.selector.setEnabled(not busy)
+
+    def shutdown(self, wait_ms: int = 5000) -> None:
+        if self.task is not None:
+            self.cancel()
+            self.task.wait(wait_ms)

@@ -1,0 +1,312 @@
+"""Choosing a model (family / variant / scale among those with weights, plus bicubic, plus weights
+files the user loads) and the run options (tile, self-ensemble, device, precision)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.jobs import BICUBIC, ModelChoice, bicubic_choice
+from app.workers import start_task
+from engine.archs import registry
+from engine.checkpoints import count_params, load_model
+from engine.inference.devices import list_devices
+from engine.inference.upscaler import PRECISIONS, UpscaleOptions
+from engine.library import best_weights, installed_weights
+
+SCALES = (2, 3, 4)
+WEIGHTS_FILTER = "Weights (*.safetensors *.pt *.pth *.ckpt);;All files (*)"
+
+
+def library_choices() -> list[ModelChoice]:
+    """Bicubic at every scale, then each family-variant-scale with installed weights."""
+    found = [bicubic_choice(s) for s in SCALES]
+    for entry in installed_weights():
+        choice = ModelChoice(entry.family, entry.variant, entry.scale)
+        if choice not in found:
+            found.append(choice)
+    return found
+
+
+def encode_file_choice(choice: ModelChoice) -> str:
+    return f"{choice.family}|{choice.variant}|{choice.scale}|{choice.path}"
+
+
+def decode_file_choice(text: str) -> ModelChoice | None:
+    parts = text.split("|", 3)
+    if len(parts) != 4 or not parts[2].isdigit() or not parts[3]:
+        return None
+    return ModelChoice(parts[0], parts[1], int(parts[2]), parts[3])
+
+
+def param_count(choice: ModelChoice) -> int | None:
+    """Parameters of the network, counted without allocating it (meta device)."""
+    if choice.family == BICUBIC:
+        return 0
+    try:
+        family = registry.get_family(choice.family)
+        with torch.device("meta"):
+            return count_params(family.build(family.config(choice.variant, choice.scale)))
+    except (ValueError, RuntimeError, TypeError):
+        return None
+
+
+def _variant_label(choice: ModelChoice) -> str:
+    return f"{choice.variant} ({Path(choice.path).name})" if choice.path else choice.variant
+
+
+class ModelSelector(QWidget):
+    """Family, variant and scale combos over the available choices, and "Load weights..."."""
+
+    changed = Signal()
+    error = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.choices: list[ModelChoice] = library_choices()
+        self.family = QComboBox()
+        self.variant = QComboBox()
+        self.scale = QComboBox()
+        self.load_button = QPushButton("Load weights...")
+        self.load_button.setToolTip("Use a .safetensors / .pt / .pth file of RNAN, CRAN, A2F or HPINet")
+        self._task = None
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Family", self.family)
+        form.addRow("Variant", self.variant)
+        form.addRow("Scale", self.scale)
+        form.addRow("", self.load_button)
+        self.family.currentIndexChanged.connect(self._fill_variants)
+        self.variant.currentIndexChanged.connect(self._fill_scales)
+        self.scale.currentIndexChanged.connect(lambda _: self.changed.emit())
+        self.load_button.clicked.connect(self._ask_weights)
+        self._fill_families()
+
+    # ------------------------------------------------------------ combos
+
+    def _fill_families(self) -> None:
+        current = self.family.currentText()
+        families = list(dict.fromkeys(c.family for c in self.choices))
+        self.family.blockSignals(True)
+        self.family.clear()
+        self.family.addItems(families)
+        if current in families:
+            self.family.setCurrentText(current)
+        self.family.blockSignals(False)
+        self._fill_variants()
+
+    def _fill_variants(self) -> None:
+        current = self.variant.currentData()
+        family = self.family.currentText()
+        self.variant.blockSignals(True)
+        self.variant.clear()
+        keys: list[tuple[str, str | None]] = []
+        for c in self.choices:
+            key = (c.variant, c.path)
+            if c.family == family and key not in keys:
+                keys.append(key)
+                self.variant.addItem(_variant_label(c), key)
+        if current in keys:
+            self.variant.setCurrentIndex(keys.index(current))
+        self.variant.blockSignals(False)
+        self._fill_scales()
+
+    def _fill_scales(self) -> None:
+        current = self.scale.currentData()
+        key = self.variant.currentData()
+        self.scale.blockSignals(True)
+        self.scale.clear()
+        scales = sorted({c.scale for c in self.choices
+                         if c.family == self.family.currentText() and (c.variant, c.path) == key})
+        for s in scales:
+            self.scale.addItem(f"x{s}", s)
+        if current in scales:
+            self.scale.setCurrentIndex(scales.index(current))
+        self.scale.blockSignals(False)
+        self.changed.emit()
+
+    # ------------------------------------------------------------ choice
+
+    def current(self) -> ModelChoice:
+        key = self.variant.currentData()
+        scale = self.scale.currentData()
+        for c in self.choices:
+            if (c.family, (c.variant, c.path), c.scale) == (self.family.currentText(), key, scale):
+                return c
+        return bicubic_choice(4)
+
+    def set_current(self, choice: ModelChoice) -> bool:
+        """Select `choice` (adding it when it is a weights file); False when it is not available."""
+        if choice.path and choice not in self.choices:
+            self.add_choice(choice)
+        if choice not in self.choices:
+            return False
+        self.blockSignals(True)
+        self.family.setCurrentText(choice.family)
+        index = self.variant.findData((choice.variant, choice.path))
+        self.variant.setCurrentIndex(max(0, index))
+        self.scale.setCurrentIndex(max(0, self.scale.findData(choice.scale)))
+        self.blockSignals(False)
+        self.changed.emit()
+        return True
+
+    def add_choice(self, choice: ModelChoice) -> None:
+        if choice not in self.choices:
+            self.choices.append(choice)
+            self._fill_families()
+
+    def file_choices(self) -> list[ModelChoice]:
+        return [c for c in self.choices if c.path]
+
+    # ------------------------------------------------------------ weights files
+
+    def _ask_weights(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load weights", "", WEIGHTS_FILTER)
+        if path:
+            self.load_weights(path)
+
+    def load_weights(self, path: str) -> None:
+        """Recognise a weights file in a worker; select it, or report why it cannot be used."""
+        self.load_button.setEnabled(False)
+        self._task = start_task(self, lambda ctx: _recognise(path))
+        self._task.worker.finished.connect(self._weights_loaded)
+        self._task.worker.failed.connect(self._weights_failed)
+
+    def _weights_loaded(self, choice: ModelChoice) -> None:
+        self.load_button.setEnabled(True)
+        self.set_current(choice)
+
+    def _weights_failed(self, message: str) -> None:
+        self.load_button.setEnabled(True)
+        self.error.emit(f"Cannot use these weights: {message}")
+
+
+def _recognise(path: str) -> ModelChoice:
+    desc = load_model(path)
+    return ModelChoice(desc.family, desc.variant, desc.scale, path)
+
+
+class ModelPanel(QWidget):
+    """The selector, run options, model information and the save format."""
+
+    changed = Signal()
+    error = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.selector = ModelSelector()
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        self.info.setObjectName("modelInfo")
+        self._measured: dict[ModelChoice, float] = {}
+
+        model_box = QGroupBox("Model")
+        model_layout = QVBoxLayout(model_box)
+        model_layout.addWidget(self.selector)
+        model_layout.addWidget(self.info)
+
+        self.tile_mode = QComboBox()
+        self.tile_mode.addItem("Auto", "auto")
+        self.tile_mode.addItem("Manual", "manual")
+        self.tile_mode.addItem("Whole image", "whole")
+        self.tile_size = QSpinBox()
+        self.tile_size.setRange(16, 4096)
+        self.tile_size.setSingleStep(16)
+        self.tile_size.setValue(256)
+        self.tile_size.setSuffix(" px")
+        self.ensemble = QCheckBox("Self-ensemble (x8, slower)")
+        self.device = QComboBox()
+        self.device.addItem("Auto", "auto")
+        for d in list_devices():
+            memory = f" - {d.total_memory / 2**30:.0f} GB" if d.total_memory else ""
+            self.device.addItem(f"{d.name}{memory}", d.spec)
+        self.precision = QComboBox()
+        for p in PRECISIONS:
+            self.precision.addItem(p, p)
+
+        tile_row = QHBoxLayout()
+        tile_row.addWidget(self.tile_mode)
+        tile_row.addWidget(self.tile_size)
+        options_box = QGroupBox("Options")
+        form = QFormLayout(options_box)
+        form.addRow("Tile", tile_row)
+        form.addRow("", self.ensemble)
+        form.addRow("Device", self.device)
+        form.addRow("Precision", self.precision)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(model_box)
+        layout.addWidget(options_box)
+
+        self.selector.changed.connect(self._on_change)
+        self.selector.error.connect(self.error)
+        for combo in (self.tile_mode, self.device, self.precision):
+            combo.currentIndexChanged.connect(self._on_change)
+        self.tile_size.valueChanged.connect(self._on_change)
+        self.ensemble.toggled.connect(self._on_change)
+        self._on_change()
+
+    def _on_change(self, *_args) -> None:
+        self.tile_size.setEnabled(self.tile_mode.currentData() == "manual")
+        self._show_info()
+        self.changed.emit()
+
+    def current(self) -> ModelChoice:
+        return self.selector.current()
+
+    def options(self) -> UpscaleOptions:
+        mode = self.tile_mode.currentData()
+        tile = None if mode == "auto" else (0 if mode == "whole" else self.tile_size.value())
+        return UpscaleOptions(tile=tile, ensemble=self.ensemble.isChecked(),
+                              device=self.device.currentData(),
+                              precision=self.precision.currentData())
+
+    def set_measured(self, choice: ModelChoice, psnr: float) -> None:
+        self._measured[choice] = psnr
+        if choice == self.current():
+            self._show_info()
+
+    def _show_info(self) -> None:
+        choice = self.current()
+        params = param_count(choice)
+        lines = [f"<b>{choice.name} x{choice.scale}</b>"]
+        lines.append(f"Parameters: {params:,}" if params is not None else "Parameters: unknown")
+        meta: dict = {}
+        if choice.family == BICUBIC:
+            lines.append("Weights: none (MATLAB bicubic, built in)")
+        elif choice.path:
+            lines.append(f"Weights: file {choice.path}")
+        else:
+            entry = _library_entry(choice)
+            if entry is not None:
+                meta = entry.metadata
+                lines.append(f"Weights: {entry.origin}, {entry.path.name}")
+                if meta.get("release"):
+                    lines.append(f"Release: {meta['release']}")
+        published = meta.get("published_psnr")
+        lines.append(f"Published PSNR: {published} dB" if published else "Published PSNR: -")
+        measured = [f"{meta['psnr']:.2f} dB (training validation)"] if meta.get("psnr") else []
+        if choice in self._measured:
+            measured.append(f"{self._measured[choice]:.2f} dB (this image)")
+        lines.append("Measured PSNR: " + (", ".join(measured) if measured else "-"))
+        self.info.setText("<br>".join(lines))
+
+
+def _library_entry(choice: ModelChoice):
+    return best_weights(choice.family, choice.variant, choice.scale)

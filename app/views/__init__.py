@@ -1,0 +1,1 @@
+"""Image views: the compare canvas and the difference heat-map."""

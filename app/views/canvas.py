@@ -1,0 +1,479 @@
+"""The compare canvas: 1 to 4 image panes sharing one zoom and pan (ViewState), or one pane with a
+before/after wipe, plus a readout of the pixel under the cursor in every pane.
+
+Coordinates: everything is placed in output-image pixels. A pane's image may be smaller (the LR
+input drawn with nearest pixels at output size): its `image_scale` is output pixels per image pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtCore import QObject, QPointF, QRectF, QSizeF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+from app.qimage import array_to_qimage
+
+MAX_PANES = 4
+MIN_ZOOM = 1 / 64
+MAX_ZOOM = 32.0
+WHEEL_STEP = 1.25
+HANDLE_GRAB = 8  # pixels either side of the wipe divider that grab it
+
+
+@dataclass
+class PaneContent:
+    key: str  # "input", "reference" or a result key
+    title: str
+    pixels: np.ndarray = field(repr=False)  # HxWx3 uint8, for drawing and the readout
+    image_scale: float = 1.0
+    info: list[str] = field(default_factory=list)  # lines under the title (time, metrics)
+    kind: str = "output"  # "input", "output", "reference" or "heatmap"
+    image: QImage = field(default=None, repr=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.image is None:
+            self.image = array_to_qimage(self.pixels)
+
+    @property
+    def output_size(self) -> QSizeF:
+        h, w = self.pixels.shape[:2]
+        return QSizeF(w * self.image_scale, h * self.image_scale)
+
+    def value_at(self, x: float, y: float) -> tuple[int, int, tuple[int, ...]] | None:
+        """(image x, image y, RGB) under output coordinates (x, y), or None outside."""
+        ix, iy = math.floor(x / self.image_scale), math.floor(y / self.image_scale)
+        h, w = self.pixels.shape[:2]
+        if 0 <= ix < w and 0 <= iy < h:
+            return ix, iy, tuple(int(v) for v in self.pixels[iy, ix])
+        return None
+
+
+class ViewState(QObject):
+    """Zoom (screen pixels per output pixel) and the output point at the centre of every pane."""
+
+    changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.zoom = 1.0
+        self.center = QPointF(0, 0)
+
+    def set_view(self, zoom: float, center: QPointF) -> None:
+        self.zoom = min(MAX_ZOOM, max(MIN_ZOOM, zoom))
+        self.center = QPointF(center)
+        self.changed.emit()
+
+    def zoom_at(self, factor: float, point: QPointF | None = None, offset: QPointF | None = None):
+        """Zoom by `factor` keeping output `point`, seen at `offset` from a pane's centre, fixed."""
+        new_zoom = min(MAX_ZOOM, max(MIN_ZOOM, self.zoom * factor))
+        if point is None or offset is None:
+            self.set_view(new_zoom, self.center)
+            return
+        self.set_view(new_zoom, point - offset / new_zoom)
+
+    def pan(self, dx: float, dy: float) -> None:
+        self.set_view(self.zoom, self.center - QPointF(dx, dy) / self.zoom)
+
+
+class ImagePane(QWidget):
+    """Draws one content (or two, split by a wipe divider) through the shared ViewState."""
+
+    hovered = Signal(object)  # QPointF in output coordinates, or None when the cursor leaves
+    clicked = Signal(str)  # key of the content clicked (the left one in wipe mode)
+    wipe_moved = Signal(float)
+
+    def __init__(self, state: ViewState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.content: PaneContent | None = None
+        self.right: PaneContent | None = None  # wipe mode: shown right of the divider
+        self.wipe = 0.5
+        self.selected = False
+        self._drag: QPointF | None = None
+        self._dragging_divider = False
+        self.setMouseTracking(True)
+        self.setMinimumSize(120, 100)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        state.changed.connect(self.update)
+
+    # ---------------------------------------------------------------- geometry
+
+    def to_output(self, pos: QPointF) -> QPointF:
+        half = QPointF(self.width() / 2, self.height() / 2)
+        return self.state.center + (pos - half) / self.state.zoom
+
+    def to_widget(self, point: QPointF) -> QPointF:
+        half = QPointF(self.width() / 2, self.height() / 2)
+        return (point - self.state.center) * self.state.zoom + half
+
+    # ---------------------------------------------------------------- painting
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        p = QPainter(self)
+        p.fillRect(self.rect(), self.palette().color(self.backgroundRole()).darker(115))
+        if self.content is None:
+            p.setPen(self.palette().color(self.foregroundRole()))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
+                       "Drop an image here, or open one (Ctrl+O)")
+            p.end()
+            return
+        if self.right is None:
+            self._draw_image(p, self.content, QRectF(self.rect()))
+            self._draw_label(p, self.content, left=True)
+        else:
+            split = self.wipe * self.width()
+            self._draw_image(p, self.content, QRectF(0, 0, split, self.height()))
+            self._draw_image(p, self.right, QRectF(split, 0, self.width() - split, self.height()))
+            p.setPen(QPen(QColor(255, 255, 255, 220), 2))
+            p.drawLine(QPointF(split, 0), QPointF(split, self.height()))
+            p.setBrush(QColor(255, 255, 255, 220))
+            p.drawEllipse(QPointF(split, self.height() / 2), 7, 7)
+            self._draw_label(p, self.content, left=True)
+            self._draw_label(p, self.right, left=False)
+        if self.selected:
+            p.setPen(QPen(self.palette().color(self.palette().ColorRole.Highlight), 3))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(self.rect().adjusted(1, 1, -2, -2))
+        p.end()
+
+    def _draw_image(self, p: QPainter, content: PaneContent, clip: QRectF) -> None:
+        zoom, s = self.state.zoom, content.image_scale
+        h, w = content.pixels.shape[:2]
+        # The part of the image inside `clip`, widened to whole image pixels.
+        top_left = self.to_output(clip.topLeft()) / s
+        bottom_right = self.to_output(clip.bottomRight()) / s
+        x0, y0 = max(0, math.floor(top_left.x())), max(0, math.floor(top_left.y()))
+        x1, y1 = min(w, math.ceil(bottom_right.x())), min(h, math.ceil(bottom_right.y()))
+        if x1 <= x0 or y1 <= y0:
+            return
+        target_tl = self.to_widget(QPointF(x0 * s, y0 * s))
+        target = QRectF(target_tl, QSizeF((x1 - x0) * s * zoom, (y1 - y0) * s * zoom))
+        p.save()
+        p.setClipRect(clip)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, zoom * s < 1.0)
+        p.drawImage(target, content.image, QRectF(x0, y0, x1 - x0, y1 - y0))
+        p.restore()
+
+    def _draw_label(self, p: QPainter, content: PaneContent, *, left: bool) -> None:
+        lines = [content.title, *content.info]
+        font = QFont(self.font())
+        p.setFont(font)
+        metrics = p.fontMetrics()
+        width = max(metrics.horizontalAdvance(line) for line in lines) + 12
+        height = metrics.height() * len(lines) + 8
+        x = 6 if left else self.width() - width - 6
+        box = QRectF(x, 6, width, height)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(0, 0, 0, 165))
+        p.drawRoundedRect(box, 4, 4)
+        p.setPen(QColor(255, 255, 255))
+        for i, line in enumerate(lines):
+            if i == 0:
+                bold = QFont(font)
+                bold.setBold(True)
+                p.setFont(bold)
+            else:
+                p.setFont(font)
+            p.drawText(QPointF(x + 6, 10 + metrics.ascent() + i * metrics.height()), line)
+
+    # ---------------------------------------------------------------- mouse
+
+    def _near_divider(self, pos: QPointF) -> bool:
+        return self.right is not None and abs(pos.x() - self.wipe * self.width()) <= HANDLE_GRAB
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        pos = event.position()
+        if self._near_divider(pos):
+            self._dragging_divider = True
+        else:
+            self._drag = pos
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        if self.content is not None:
+            on_right = self.right is not None and pos.x() > self.wipe * self.width()
+            self.clicked.emit(self.right.key if on_right else self.content.key)
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        pos = event.position()
+        if self._dragging_divider:
+            self.set_wipe(pos.x() / max(1, self.width()))
+            self.wipe_moved.emit(self.wipe)
+        elif self._drag is not None:
+            delta = pos - self._drag
+            self._drag = pos
+            self.state.pan(delta.x(), delta.y())
+        elif self._near_divider(pos):
+            self.setCursor(Qt.CursorShape.SplitHCursor)
+        else:
+            self.unsetCursor()
+        self.hovered.emit(self.to_output(pos) if self.content is not None else None)
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        self._drag = None
+        self._dragging_divider = False
+        self.unsetCursor()
+
+    def leaveEvent(self, event) -> None:  # noqa: N802
+        self.hovered.emit(None)
+
+    def wheelEvent(self, event) -> None:  # noqa: N802
+        steps = event.angleDelta().y() / 120
+        if not steps or self.content is None:
+            return
+        pos = event.position()
+        offset = pos - QPointF(self.width() / 2, self.height() / 2)
+        self.state.zoom_at(WHEEL_STEP**steps, self.to_output(pos), offset)
+
+    def set_wipe(self, fraction: float) -> None:
+        self.wipe = min(1.0, max(0.0, fraction))
+        self.update()
+
+
+def choose_visible(keys: list[str], hidden: set[str]) -> list[str]:
+    """At most MAX_PANES keys: all not hidden, dropping the input, then the reference, then the
+    last outputs when there are too many."""
+    shown = [k for k in keys if k not in hidden]
+    for drop in ("input", "reference"):
+        if len(shown) > MAX_PANES and drop in shown:
+            shown.remove(drop)
+    return shown[:MAX_PANES]
+
+
+class CompareCanvas(QWidget):
+    """Panes side by side (a grid of up to 4) or one wipe pane; a pixel readout underneath."""
+
+    selection_changed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = ViewState()
+        self.contents: dict[str, PaneContent] = {}
+        self.hidden: set[str] = set()
+        self.mode = "side"
+        self.selected_key: str | None = None
+        self._fitted = False
+        self._fit_pending = True
+
+        self.grid_host = QWidget()
+        self.grid = QGridLayout(self.grid_host)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(4)
+        self.panes = [self._new_pane() for _ in range(MAX_PANES)]
+        self.wipe_pane = self._new_pane()
+        self.wipe_pane.wipe_moved.connect(self._sync_slider)
+
+        self.wipe_bar = QWidget()
+        bar = QHBoxLayout(self.wipe_bar)
+        bar.setContentsMargins(0, 0, 0, 0)
+        self.wipe_left = QComboBox()
+        self.wipe_right = QComboBox()
+        self.wipe_slider = QSlider(Qt.Orientation.Horizontal)
+        self.wipe_slider.setRange(0, 1000)
+        self.wipe_slider.setValue(500)
+        self.wipe_slider.setToolTip("Position of the before/after divider (or drag it in the image)")
+        bar.addWidget(QLabel("Left:"))
+        bar.addWidget(self.wipe_left)
+        bar.addWidget(self.wipe_slider, 1)
+        bar.addWidget(QLabel("Right:"))
+        bar.addWidget(self.wipe_right)
+        self.wipe_left.currentIndexChanged.connect(self._layout_panes)
+        self.wipe_right.currentIndexChanged.connect(self._layout_panes)
+        self.wipe_slider.valueChanged.connect(lambda v: self.wipe_pane.set_wipe(v / 1000))
+
+        self.readout = QLabel(" ")
+        self.readout.setObjectName("pixelReadout")
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.grid_host, 1)
+        layout.addWidget(self.wipe_pane, 1)
+        layout.addWidget(self.wipe_bar)
+        layout.addWidget(self.readout)
+        self._layout_panes()
+
+    def _new_pane(self) -> ImagePane:
+        pane = ImagePane(self.state)
+        pane.hovered.connect(self._show_readout)
+        pane.clicked.connect(self.select)
+        return pane
+
+    # ---------------------------------------------------------------- contents
+
+    def set_content(self, content: PaneContent) -> None:
+        """Add or replace a pane (by key), keeping the order of first insertion."""
+        first = not self.contents
+        self.contents[content.key] = content
+        if first:
+            self._fit_pending = True
+        self._layout_panes()
+
+    def set_contents(self, contents: list[PaneContent]) -> None:
+        """Replace every pane; the zoom and pan stay unless the image size changed."""
+        old_size = self.content_size()
+        self.contents = {c.key: c for c in contents}
+        if self.selected_key not in self.contents:
+            self.selected_key = None
+        if self.content_size() != old_size:
+            self._fit_pending = True
+        self._layout_panes()
+
+    def remove(self, key: str) -> None:
+        if self.contents.pop(key, None) is not None:
+            self._layout_panes()
+
+    def clear(self) -> None:
+        self.contents.clear()
+        self.selected_key = None
+        self._fit_pending = True
+        self._layout_panes()
+
+    def keys(self) -> list[str]:
+        return list(self.contents)
+
+    def visible_keys(self) -> list[str]:
+        if self.mode == "wipe":
+            return [k for k in (self.wipe_left.currentData(), self.wipe_right.currentData()) if k]
+        return choose_visible(list(self.contents), self.hidden)
+
+    def set_hidden(self, key: str, hidden: bool) -> None:
+        if hidden:
+            self.hidden.add(key)
+        else:
+            self.hidden.discard(key)
+        self._layout_panes()
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in ("side", "wipe"):
+            raise ValueError(mode)
+        self.mode = mode
+        self._layout_panes()
+
+    def select(self, key: str) -> None:
+        if key not in self.contents:
+            return
+        self.selected_key = key
+        for pane in self.panes:
+            pane.selected = pane.content is not None and pane.content.key == key
+            pane.update()
+        self.selection_changed.emit(key)
+
+    def _refill_wipe_choices(self) -> None:
+        keys = list(self.contents)
+        for combo, default in ((self.wipe_left, 0), (self.wipe_right, len(keys) - 1)):
+            current = combo.currentData()
+            combo.blockSignals(True)
+            combo.clear()
+            for key in keys:
+                combo.addItem(self.contents[key].title, key)
+            index = keys.index(current) if current in keys else max(0, default)
+            if combo is self.wipe_right and current not in keys and len(keys) > 1:
+                outputs = [i for i, k in enumerate(keys) if self.contents[k].kind == "output"]
+                index = outputs[-1] if outputs else len(keys) - 1
+            combo.setCurrentIndex(index)
+            combo.blockSignals(False)
+
+    def _layout_panes(self) -> None:
+        self._refill_wipe_choices()
+        wipe = self.mode == "wipe"
+        self.grid_host.setVisible(not wipe)
+        self.wipe_pane.setVisible(wipe)
+        self.wipe_bar.setVisible(wipe)
+        if wipe:
+            self.wipe_pane.content = self.contents.get(self.wipe_left.currentData())
+            right = self.contents.get(self.wipe_right.currentData())
+            self.wipe_pane.right = right if right is not self.wipe_pane.content else None
+            self.wipe_pane.update()
+        else:
+            keys = self.visible_keys() or [None]
+            columns = 1 if len(keys) == 1 else (2 if len(keys) in (2, 4) else 3)
+            for pane in self.panes:
+                self.grid.removeWidget(pane)
+                pane.hide()
+            for i, key in enumerate(keys):
+                pane = self.panes[i]
+                pane.content = self.contents.get(key) if key else None
+                pane.selected = key is not None and key == self.selected_key
+                self.grid.addWidget(pane, i // columns, i % columns)
+                pane.show()
+                pane.update()
+        if self._fit_pending and self.contents:
+            self._fit_pending = False
+            self.fit()
+
+    # ---------------------------------------------------------------- zoom
+
+    def content_size(self) -> QSizeF:
+        size = QSizeF(0, 0)
+        for c in self.contents.values():
+            s = c.output_size
+            size = QSizeF(max(size.width(), s.width()), max(size.height(), s.height()))
+        return size
+
+    def active_panes(self) -> list[ImagePane]:
+        if self.mode == "wipe":
+            return [self.wipe_pane]
+        return [p for p in self.panes if p.isVisibleTo(self) and p.content is not None]
+
+    def fit(self) -> None:
+        size = self.content_size()
+        if size.isEmpty():
+            return
+        panes = self.active_panes() or [self.panes[0]]
+        width = min(max(p.width(), 50) for p in panes)
+        height = min(max(p.height(), 50) for p in panes)
+        zoom = min(width / size.width(), height / size.height()) * 0.98
+        self.state.set_view(zoom, QPointF(size.width() / 2, size.height() / 2))
+
+    def actual_size(self) -> None:
+        self.state.set_view(1.0, self.state.center)
+
+    def zoom_in(self) -> None:
+        self.state.zoom_at(WHEEL_STEP)
+
+    def zoom_out(self) -> None:
+        self.state.zoom_at(1 / WHEEL_STEP)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self.contents and not self._fitted:
+            self._fitted = True
+            self.fit()
+
+    # ---------------------------------------------------------------- readout
+
+    def readout_text(self, point: QPointF | None) -> str:
+        if point is None:
+            return " "
+        x, y = math.floor(point.x()), math.floor(point.y())
+        parts = [f"x {x}  y {y}"]
+        for key in self.visible_keys():
+            c = self.contents.get(key)
+            found = c.value_at(point.x(), point.y()) if c else None
+            if found is None:
+                continue
+            ix, iy, rgb = found
+            where = f" @ {ix},{iy}" if c.image_scale != 1 else ""
+            parts.append(f"{c.title}{where}: {' '.join(str(v) for v in rgb)}")
+        return "   |   ".join(parts)
+
+    def _show_readout(self, point: QPointF | None) -> None:
+        self.readout.setText(self.readout_text(point))
+
+    def _sync_slider(self, fraction: float) -> None:
+        self.wipe_slider.blockSignals(True)
+        self.wipe_slider.setValue(round(fraction * 1000))
+        self.wipe_slider.blockSignals(False)

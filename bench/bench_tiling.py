@@ -1,0 +1,168 @@
+"""Tiling overhead, self-ensemble cost and peak memory of automatic tiles (A2F-SD x4, CPU).
+
+Run: .venv/bin/python bench/bench_tiling.py [--threads N] [--repeat 3]
+     .venv/bin/python bench/bench_tiling.py --calibrate   # the memory table of tiling.py
+
+The first prints, for a 256x256 input: time of tiles of 48 and 128 (A2F's overlap) over the time
+of one whole-image pass, and x8 self-ensemble over a plain pass; then the peak RSS of a process
+that upscales a 1000x1000 image x4 with automatic tiles, against the 2 GiB limit. The released
+A2F-SD x4 weights are used when ../shared has them, random ones otherwise (same cost).
+
+--calibrate measures, per registered model and scale, the peak RSS growth of one float32 forward
+on the CPU (after a small warm-up, each in a fresh process) divided by the LR pixels, at two input
+sizes, and prints the larger value with a 15% margin, as tiling._COST wants it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.checkpoints import build_untrained, load_file_model  # noqa: E402
+from engine.descriptor import ModelDescriptor  # noqa: E402
+from engine.inference.ensemble import ensemble_forward  # noqa: E402
+from engine.inference.tiling import auto_tile_size, upscale_tiled  # noqa: E402
+
+A2F_WEIGHTS = ROOT.parent / "shared" / "official-weights" / "a2f" / "AAF_SD_x4.pt"
+LIMIT = 2 << 30
+CPU = torch.device("cpu")
+CALIBRATION_SIZES = (96, 192)
+MARGIN = 1.15
+
+
+def a2f_sd_x4() -> ModelDescriptor:
+    return load_file_model(A2F_WEIGHTS) if A2F_WEIGHTS.exists() else build_untrained("A2F-SD", 4)
+
+
+def _median_time(fn, repeat: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _maxrss_bytes(who: int) -> int:
+    return resource.getrusage(who).ru_maxrss * 1024  # kB on Linux
+
+
+def peak_child() -> None:
+    """Upscale a 1000x1000 image x4 with automatic tiles; the parent reads this process's RSS."""
+    desc = a2f_sd_x4()
+    x = torch.rand(1, 3, 1000, 1000, generator=torch.Generator().manual_seed(0))
+    tile = auto_tile_size(desc, CPU, torch.float32, image_size=(1000, 1000))
+    t0 = time.perf_counter()
+    y = upscale_tiled(
+        desc.model, x, scale=4, tile=tile, overlap=desc.tile_overlap, device=CPU
+    ).clamp_(0, 1)
+    print(
+        f"  auto tile {tile} (overlap {desc.tile_overlap}), output {tuple(y.shape)}, "
+        f"{time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
+
+
+def benchmark(threads: int, repeat: int) -> None:
+    torch.set_num_threads(threads)
+    desc = a2f_sd_x4()
+    model, overlap = desc.model, desc.tile_overlap
+    x = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    weights = "released" if desc.source != "untrained" else "random"
+    print(
+        f"A2F-SD x4 ({weights} weights), CPU {threads} threads, 256x256 input, median of {repeat}"
+    )
+    with torch.inference_mode():
+        whole = _median_time(lambda: model(x), repeat)
+        print(f"  whole image            {whole:7.3f} s")
+        for tile in (48, 128):
+            t = _median_time(
+                lambda tile=tile: upscale_tiled(
+                    model, x, scale=4, tile=tile, overlap=overlap, device=CPU
+                ),
+                repeat,
+            )
+            print(f"  tiles of {tile:<3} (+{overlap})    {t:7.3f} s  overhead x{t / whole:.2f}")
+        ensemble = ensemble_forward(model)
+        t = _median_time(lambda: ensemble(x), repeat)
+        print(f"  x8 self-ensemble       {t:7.3f} s  cost x{t / whole:.2f}")
+    print("1000x1000 -> x4, automatic tiles, CPU, in a fresh process:")
+    cmd = [sys.executable, __file__, "--peak-child", "--threads", str(threads)]
+    subprocess.run(cmd, check=True)
+    peak = _maxrss_bytes(resource.RUSAGE_CHILDREN)
+    verdict = "under" if peak < LIMIT else "OVER"
+    print(f"  peak RSS {peak / 2**20:.0f} MiB: {verdict} the 2 GiB limit")
+
+
+def measure_child(name: str, scale: int, size: int) -> None:
+    """Print the peak RSS growth, per LR pixel, of one forward of `name` at `size` x `size`."""
+    model = build_untrained(name, scale).model
+    with torch.no_grad():
+        model(torch.rand(1, 3, 12, 12))
+        base = _maxrss_bytes(resource.RUSAGE_SELF)
+        model(torch.rand(1, 3, size, size))
+    print((_maxrss_bytes(resource.RUSAGE_SELF) - base) / (size * size))
+
+
+def calibrate(threads: int) -> None:
+    from engine.archs.registry import FAMILIES
+
+    print(f"# bytes per LR pixel, float32 CPU forward, sizes {CALIBRATION_SIZES}, x{MARGIN}")
+    for family in FAMILIES:
+        for variant in family.variants:
+            costs = []
+            for scale in family.scales:
+                per_pixel = []
+                for size in CALIBRATION_SIZES:
+                    cmd = [
+                        sys.executable,
+                        __file__,
+                        "--measure-child",
+                        f"{family.name}-{variant}",
+                        str(scale),
+                        str(size),
+                        "--threads",
+                        str(threads),
+                    ]
+                    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                    per_pixel.append(float(out.split()[-1]))
+                costs.append(math.ceil(max(per_pixel) * MARGIN / 100) * 100)
+            by_scale = ", ".join(f"{s}: {c}" for s, c in zip(family.scales, costs, strict=True))
+            print(f'    ("{family.name}", "{variant}"): {{{by_scale}}},', flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--peak-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--measure-child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    if args.peak_child:
+        peak_child()
+    elif args.measure_child:
+        name, scale, size = args.measure_child
+        measure_child(name, int(scale), int(size))
+    elif args.calibrate:
+        calibrate(args.threads)
+    else:
+        benchmark(args.threads, args.repeat)
+
+
+if __name__ == "__main__":
+    main()

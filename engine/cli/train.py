@@ -1,0 +1,216 @@
+"""srstudio train: train or fine-tune a network on folders of images (also under torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from types import FrameType
+
+from engine.cli.common import ProgressBar
+from engine.training import (
+    DEGRADATIONS,
+    SCHEDULES,
+    LogEvent,
+    LossEvent,
+    TrainConfig,
+    ValidationEvent,
+    train,
+)
+from engine.training.distributed import from_env
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train or fine-tune a network on your images",
+        description="Train a network from scratch (--model) or fine-tune weights (--base). "
+        "Ctrl-C stops after the current iteration and saves a state to --resume from. "
+        "Under `torchrun --nproc_per_node N` the processes share the work (DDP).",
+    )
+    d = TrainConfig.__dataclass_fields__
+    p.add_argument(
+        "--model", help="network to train from scratch, e.g. A2F-SD, HPINet-S, RNAN-light"
+    )
+    p.add_argument("--scale", type=int, choices=(2, 3, 4), help="upscaling factor")
+    p.add_argument(
+        "--base",
+        "--weights",
+        dest="base",
+        help="start from these weights: a file, or an installed model name",
+    )
+    p.add_argument(
+        "--hr",
+        action="append",
+        required=True,
+        metavar="DIR",
+        help="folder of HR training images (repeat for several)",
+    )
+    p.add_argument(
+        "--lr-dir",
+        action="append",
+        metavar="DIR",
+        help="folder of paired LR images, one per --hr (default: made on the fly)",
+    )
+    p.add_argument(
+        "--degradation",
+        choices=DEGRADATIONS,
+        default=d["degradation"].default,
+        help="BI bicubic, BD blur then bicubic, DN bicubic then noise (default BI)",
+    )
+    p.add_argument(
+        "--noise",
+        type=float,
+        default=d["noise_level"].default,
+        help="DN noise level on the 0..255 scale (default 30)",
+    )
+    p.add_argument("--patch", type=int, default=d["patch_size"].default, help="LR patch side")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=d["batch_size"].default,
+        help="patches per iteration (per process under torchrun)",
+    )
+    p.add_argument("--iterations", type=int, default=d["iterations"].default)
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        help="Adam step size (default 1e-4 from scratch, 2e-5 fine-tuning)",
+    )
+    p.add_argument("--schedule", choices=SCHEDULES, default=d["schedule"].default)
+    p.add_argument("--warmup", type=int, help="warm-up iterations (default iterations / 20)")
+    p.add_argument("--step-every", type=int, help="step schedule: halve every N iterations")
+    p.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm (0: off)")
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=d["ema"].default,
+        help="decay of the weight average that is validated and saved (0: off)",
+    )
+    p.add_argument("--val", metavar="DIR", help="folder of HR validation images")
+    p.add_argument("--val-lr", metavar="DIR", help="folder of paired LR validation images")
+    p.add_argument(
+        "--val-split",
+        type=float,
+        default=0.0,
+        help="hold out this fraction (or, >= 1, this many) of the HR images instead",
+    )
+    p.add_argument("--val-every", type=int, default=d["val_every"].default)
+    p.add_argument(
+        "--val-max",
+        type=int,
+        default=d["val_max_images"].default,
+        help="validate on at most this many images",
+    )
+    p.add_argument(
+        "--checkpoint-every", type=int, help="write the resume state every N (default: --val-every)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--output",
+        help="weights file to write (.safetensors; default: a new file in "
+        "the library's trained/ folder)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run that wrote --output")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(run=run)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        model=args.model,
+        scale=args.scale,
+        base=args.base,
+        hr_dirs=tuple(args.hr),
+        lr_dirs=tuple(args.lr_dir) if args.lr_dir else None,
+        degradation=args.degradation,
+        noise_level=args.noise,
+        patch_size=args.patch,
+        batch_size=args.batch,
+        iterations=args.iterations,
+        lr=args.learning_rate,
+        schedule=args.schedule,
+        warmup=args.warmup,
+        step_every=args.step_every,
+        grad_clip=args.grad_clip,
+        ema=args.ema,
+        val_dir=args.val,
+        val_lr_dir=args.val_lr,
+        val_split=args.val_split,
+        val_every=args.val_every,
+        val_max_images=args.val_max,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+        output=args.output,
+        resume=args.resume,
+        device=args.device,
+        amp=not args.no_amp,
+    )
+
+
+class _StopOnSignal:
+    """First Ctrl-C (or SIGTERM, which torchrun forwards): stop after this iteration and save.
+    A second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def __enter__(self) -> _StopOnSignal:
+        for s in self.previous:
+            signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this iteration (again to abort)...", file=sys.stderr)
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    main_rank = from_env().is_main
+    bar = ProgressBar("train")
+
+    def progress(done: int, total: int) -> None:
+        if main_rank:
+            bar(done, total)
+
+    def on_event(event: object) -> None:
+        if isinstance(event, LossEvent):
+            bar.label = f"train loss {event.loss:.4f}"
+            return
+        text = event.text if isinstance(event, LogEvent) else None
+        if isinstance(event, ValidationEvent):
+            return  # reported by its LogEvent
+        if text:
+            prefix = "\r\033[K" if bar.interactive else ""
+            print(prefix + text, file=sys.stderr, flush=True)
+
+    with _StopOnSignal() as stop:
+        result = train(config, on_progress=progress, should_stop=stop, on_event=on_event)
+    if not main_rank:
+        return 0
+    if args.json:
+        print(json.dumps({k: v for k, v in vars(result).items()}, indent=2))
+    else:
+        best = f", best validation PSNR {result.best_psnr:.3f} dB" if result.best_psnr else ""
+        print(f"{result.output} ({result.iterations} iterations{best}, {result.seconds:.1f} s)")
+    if result.stopped:
+        print(
+            f"stopped; continue with: srstudio train --resume --output {result.output} ...",
+            file=sys.stderr,
+        )
+        return 130
+    return 0

@@ -1,0 +1,263 @@
+"""Tiled inference: overlapping tiles blended with feathered weights, automatic tile size, and
+recovery from out-of-memory errors and half-precision overflow.
+
+Layout. The LR image is cut into a grid of cores of at most `tile` x `tile` pixels (evenly sized).
+Each tile runs on its core plus `overlap` LR pixels of context on every side (clipped at the
+image border). Its output is blended in with a weight that is 1 inside the core, 0 in the outer
+half of the context, and a raised-cosine ramp across the `overlap`-wide band centred on each
+core boundary; the ramps of two neighbours add up to 1, and the accumulated weight is divided
+out at the end. So a network whose receptive field reaches at most ceil(overlap / 2) LR pixels
+gives exactly its whole-image output, and a flat image stays flat: no seam.
+
+Out of memory (CUDA, MPS, or a failed CPU allocation): the cache is emptied, the tile side is
+halved and every tile not done yet, the failed one included, is cut into tiles of the new side;
+finished tiles keep their results.
+
+Half precision: each tile's input is cast to `dtype` and the forward is expected to run in that
+precision (the Upscaler's forward autocasts by input dtype); an output with NaN or Inf is
+redone in float32.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from engine.descriptor import ModelDescriptor
+from engine.errors import Cancelled, ProgressFn, SRStudioError, StopFn, never_stop, no_progress
+from engine.inference.devices import free_memory_bytes
+
+Forward = Callable[[Tensor], Tensor]
+
+MIN_TILE = 32  # smallest automatic tile side (LR pixels)
+MIN_OOM_TILE = 8  # out of memory below this side: give up
+TILE_MULTIPLE = 8
+GPU_FRACTION = 0.5  # of free GPU memory one tile may use (cuDNN workspaces, fragmentation)
+RAM_FRACTION = 0.25  # of available RAM one tile may use (the output canvas lives there too)
+CPU_TILE_BUDGET = 512 << 20  # a cap on the CPU: larger tiles are no faster there
+HALF_FACTOR = 0.75  # fp16/bf16 autocast versus float32: measured 0.64-0.73 (bf16, CPU)
+
+# Peak working memory of one float32 forward on the CPU, in bytes per LR input pixel, by scale.
+# Measured by `.venv/bin/python bench/bench_tiling.py --calibrate --threads 1`: peak RSS growth of
+# a 96x96 and a 192x192 forward after a warm-up (random weights, torch 2.13), the larger of the
+# two per-pixel values plus 15%. Bicubic: its output and two resize passes, counted by hand.
+_COST: dict[tuple[str, str], dict[int, int]] = {
+    ("Bicubic", "MATLAB"): {s: 4 * 4 * 3 * s * s for s in (2, 3, 4)},
+}
+UNKNOWN_COST = 60_000  # a network not calibrated: assume a heavy one
+# HPINet's patch matching holds three (patches x patches) float32 arrays, with patches =
+# pixels / 10^2 for its smallest patch (12 pixels, stride 10).
+_HPINET_QUADRATIC = 3 * 4 / 100**2
+
+
+@dataclass(frozen=True)
+class Rect:
+    """A core region of the LR image: rows [top, bottom), columns [left, right)."""
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+
+def estimate_bytes_per_lr_pixel(
+    descriptor: ModelDescriptor, dtype: torch.dtype = torch.float32, *, pixels: int = 0
+) -> float:
+    """Working memory of one forward, per LR input pixel, for a tile of `pixels` pixels (only
+    HPINet's cost grows with the tile; the others are flat)."""
+    by_scale = _COST.get((descriptor.family, descriptor.variant))
+    if by_scale is None:
+        cost = float(UNKNOWN_COST)
+    else:  # an uncalibrated scale: the costliest calibrated one
+        cost = float(by_scale.get(descriptor.scale, max(by_scale.values())))
+    if descriptor.family == "HPINet":
+        cost += _HPINET_QUADRATIC * pixels
+    if dtype in (torch.float16, torch.bfloat16):
+        cost *= HALF_FACTOR
+    return cost
+
+
+def _tile_budget(device: torch.device, free_bytes: int) -> float:
+    if device.type == "cuda":
+        return free_bytes * GPU_FRACTION
+    return min(free_bytes * RAM_FRACTION, CPU_TILE_BUDGET)
+
+
+def _fits(descriptor: ModelDescriptor, dtype: torch.dtype, pixels: int, budget: float) -> bool:
+    return pixels * estimate_bytes_per_lr_pixel(descriptor, dtype, pixels=pixels) <= budget
+
+
+def auto_tile_size(
+    descriptor: ModelDescriptor,
+    device: torch.device,
+    dtype: torch.dtype,
+    *,
+    free_bytes: int | None = None,
+    image_size: tuple[int, int] | None = None,
+) -> int | None:
+    """An LR tile side (a multiple of 8, at least 32) whose tiles, context included, use a safe
+    share of the free memory of `device`; None when `image_size` (H, W) is given and the whole
+    image fits in one pass."""
+    device = torch.device(device)
+    if free_bytes is None:
+        free_bytes = free_memory_bytes(device)
+    budget = _tile_budget(device, free_bytes)
+    if image_size is not None and _fits(descriptor, dtype, image_size[0] * image_size[1], budget):
+        return None
+    overlap = descriptor.tile_overlap
+    side = math.isqrt(int(budget / estimate_bytes_per_lr_pixel(descriptor, dtype)))
+    while side > 0 and not _fits(descriptor, dtype, side * side, budget):
+        side -= TILE_MULTIPLE  # HPINet's quadratic term
+    tile = (side - 2 * overlap) // TILE_MULTIPLE * TILE_MULTIPLE
+    return max(MIN_TILE, tile)
+
+
+def _split(start: int, stop: int, tile: int) -> list[tuple[int, int]]:
+    """[start, stop) cut into the fewest pieces of at most `tile`, evenly sized."""
+    n = max(1, -(-(stop - start) // tile))
+    bounds = [start + (stop - start) * i // n for i in range(n + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _split_rect(rect: Rect, tile: int) -> list[Rect]:
+    rows = _split(rect.top, rect.bottom, tile)
+    cols = _split(rect.left, rect.right, tile)
+    return [Rect(t, l, b, r) for t, b in rows for l, r in cols]
+
+
+def _ramp(lo: int, hi: int, core: tuple[int, int], length: int, half: int, scale: int) -> Tensor:
+    """Blend weights along one axis for the HR pixels of LR span [lo, hi) around `core`, in an
+    image `length` LR pixels long: raised-cosine ramps of LR width 2 * half centred on each core
+    boundary inside the image."""
+    u = lo + (torch.arange((hi - lo) * scale, dtype=torch.float64) + 0.5) / scale  # LR position
+    w = torch.ones_like(u)
+    a, b = core
+    if half == 0:
+        w *= (u >= a) & (u < b)
+    else:
+        if a > 0:
+            w *= _raised_cosine((u - (a - half)) / (2 * half))
+        if b < length:
+            w *= _raised_cosine(((b + half) - u) / (2 * half))
+    return w.float()
+
+
+def _raised_cosine(t: Tensor) -> Tensor:
+    return 0.5 - 0.5 * torch.cos(math.pi * t.clamp(0, 1))
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+def _release(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
+
+
+def _run(forward: Forward, patch: Tensor, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """One tile through the network; redone in float32 when half precision overflowed."""
+    with torch.no_grad():
+        y = forward(patch.to(device=device, dtype=dtype))
+        if dtype != torch.float32 and not bool(torch.isfinite(y).all()):
+            del y
+            y = forward(patch.to(device=device, dtype=torch.float32))
+        return y.to(device="cpu", dtype=torch.float32)
+
+
+def upscale_tiled(
+    forward: Forward,
+    x: Tensor,
+    *,
+    scale: int,
+    tile: int | None,
+    overlap: int,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    on_progress: ProgressFn = no_progress,
+    should_stop: StopFn = never_stop,
+) -> Tensor:
+    """x: (1, C, H, W) float32 on the CPU -> (1, C', H * scale, W * scale) float32 on the CPU.
+    tile: LR core side, None = the whole image in one pass. on_progress(done, total) after each
+    tile (total grows when an out-of-memory error splits the remaining tiles); should_stop() is
+    asked before each tile and raises Cancelled."""
+    if x.dim() != 4 or x.shape[0] != 1:
+        raise ValueError(f"expected a (1, C, H, W) tensor, got {tuple(x.shape)}")
+    if tile is not None and tile < 1:
+        raise ValueError(f"tile must be None or >= 1, got {tile}")
+    if overlap < 0:
+        raise ValueError(f"overlap must be >= 0, got {overlap}")
+    device = torch.device(device)
+    x = x.detach().to(device="cpu", dtype=torch.float32)
+    height, width = x.shape[-2:]
+    side = max(height, width) if tile is None else tile
+    half = overlap // 2
+    pending = deque(_split_rect(Rect(0, 0, height, width), side))
+    out: Tensor | None = None
+    weight: Tensor | None = None
+    done = 0
+    while pending:
+        if should_stop():
+            raise Cancelled()
+        core = pending[0]
+        top, left = max(0, core.top - overlap), max(0, core.left - overlap)
+        bottom, right = min(height, core.bottom + overlap), min(width, core.right + overlap)
+        try:
+            y = _run(forward, x[:, :, top:bottom, left:right], device, dtype)
+        except RuntimeError as exc:
+            if not is_out_of_memory(exc):
+                raise
+            y = None  # leave the except block first, so the failed tile's tensors are freed
+        if y is None:
+            _release(device)
+            if side // 2 < MIN_OOM_TILE:
+                raise SRStudioError(
+                    f"out of memory on {device} even with {side}-pixel tiles; close other "
+                    "programs, choose a lower precision or run on the CPU"
+                ) from None
+            side //= 2
+            pending = deque(r for rect in pending for r in _split_rect(rect, side))
+            continue
+        pending.popleft()
+        expected = ((bottom - top) * scale, (right - left) * scale)
+        if y.dim() != 4 or tuple(y.shape[-2:]) != expected:
+            raise SRStudioError(
+                f"the network returned {tuple(y.shape)} for a {bottom - top}x{right - left} "
+                f"input; expected {expected} at x{scale}"
+            )
+        if out is None and not pending and (bottom - top, right - left) == (height, width):
+            on_progress(1, 1)
+            return y  # the whole image in one pass: nothing to blend
+        wy = _ramp(top, bottom, (core.top, core.bottom), height, half, scale)
+        wx = _ramp(left, right, (core.left, core.right), width, half, scale)
+        ys, xs = _support(wy), _support(wx)
+        w = wy[ys, None] * wx[None, xs]
+        if out is None or weight is None:
+            out = torch.zeros(1, y.shape[1], height * scale, width * scale)
+            weight = torch.zeros(1, 1, height * scale, width * scale)
+        oy = slice(top * scale + ys.start, top * scale + ys.stop)
+        ox = slice(left * scale + xs.start, left * scale + xs.stop)
+        out[:, :, oy, ox].addcmul_(y[:, :, ys, xs], w)
+        weight[:, :, oy, ox] += w
+        done += 1
+        on_progress(done, done + len(pending))
+    assert out is not None and weight is not None
+    return out.div_(weight)
+
+
+def _support(w: Tensor) -> slice:
+    """The span where a 1-D weight is non-zero (it is one run)."""
+    nonzero = torch.nonzero(w).flatten()
+    return slice(int(nonzero[0]), int(nonzero[-1]) + 1)

@@ -1,0 +1,162 @@
+"""Training settings, the events a run reports, and its result."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.errors import SRStudioError
+
+DEGRADATIONS = ("BI", "BD", "DN")
+SCHEDULES = ("cosine", "step")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. `model` (e.g. "A2F-SD") is needed when training from scratch; with
+    `base` (a weights file, or an installed model name) the network comes from the weights.
+
+    Data: `hr_dirs` are folders of HR images; LR patches are made on the fly by `degradation`:
+    "BI" (MATLAB bicubic), "BD" (7x7 Gaussian blur, sigma 1.6, then bicubic) or "DN" (bicubic, then
+    Gaussian noise of `noise_level` on the 0..255 scale). With `lr_dirs` (one per HR folder, same
+    file names, or DIV2K-style "<stem>x<scale>") the LR images are read instead.
+    `patch_size` is the LR patch side; `batch_size` is per process under torchrun.
+    Validation: `val_dir` (HR, and `val_lr_dir` for paired LR) or `val_split` (a fraction of the HR
+    images, or a count when >= 1, held out of training); every `val_every` iterations.
+    `lr` None: 1e-4 from scratch, 2e-5 when fine-tuning; `warmup` None: iterations // 20 (at most
+    1000); `step_every` None: iterations // 4. `ema` 0 turns the weight average off.
+    `output` None: a new file under the library's user folder, trained/."""
+
+    model: str | None = None
+    scale: int | None = None
+    base: str | None = None
+    hr_dirs: tuple[str, ...] = ()
+    lr_dirs: tuple[str, ...] | None = None
+    degradation: str = "BI"
+    noise_level: float = 30.0
+    patch_size: int = 48
+    batch_size: int = 16
+    iterations: int = 10_000
+    lr: float | None = None
+    schedule: str = "cosine"
+    warmup: int | None = None
+    step_every: int | None = None
+    step_gamma: float = 0.5
+    grad_clip: float = 0.0
+    ema: float = 0.999
+    val_dir: str | None = None
+    val_lr_dir: str | None = None
+    val_split: float = 0.0
+    val_every: int = 500
+    val_max_images: int = 20
+    checkpoint_every: int | None = None
+    log_every: int = 10
+    seed: int = 0
+    output: str | None = None
+    resume: bool = False
+    device: str = "auto"
+    amp: bool = True
+    cache_mb: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.model is None and self.base is None:
+            raise SRStudioError("give a model name (to train from scratch) or base weights")
+        if not self.hr_dirs:
+            raise SRStudioError("give at least one folder of HR training images")
+        if self.lr_dirs is not None and len(self.lr_dirs) != len(self.hr_dirs):
+            raise SRStudioError("give one LR folder per HR folder")
+        if self.degradation not in DEGRADATIONS:
+            raise SRStudioError(f"degradation must be one of {', '.join(DEGRADATIONS)}")
+        if self.schedule not in SCHEDULES:
+            raise SRStudioError(f"schedule must be one of {', '.join(SCHEDULES)}")
+        checks = {
+            "iterations": self.iterations >= 1,
+            "batch size": self.batch_size >= 1,
+            "patch size": self.patch_size >= 4,
+            "validation interval": self.val_every >= 1,
+            "EMA decay (0..1)": 0.0 <= self.ema < 1.0,
+            "noise level": self.noise_level >= 0,
+            "learning rate": self.lr is None or self.lr > 0,
+            "gradient clip": self.grad_clip >= 0,
+            "validation split": self.val_split >= 0,
+            "checkpoint interval": self.checkpoint_every is None or self.checkpoint_every >= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise SRStudioError(f"invalid {', '.join(bad)}")
+
+    @property
+    def effective_lr(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return 2e-5 if self.base else 1e-4
+
+    @property
+    def effective_warmup(self) -> int:
+        return self.warmup if self.warmup is not None else min(1000, self.iterations // 20)
+
+    @property
+    def effective_checkpoint_every(self) -> int:
+        return self.checkpoint_every or self.val_every
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k in names}
+        for key in ("hr_dirs", "lr_dirs"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+def learning_rate(config: TrainConfig, iteration: int) -> float:
+    """The rate for (0-based) `iteration`: linear warm-up, then cosine to 1% or steps of
+    step_gamma. A pure function of the iteration, so a resumed run follows the same curve."""
+    base, warmup = config.effective_lr, config.effective_warmup
+    if iteration < warmup:
+        return base * (iteration + 1) / (warmup + 1)
+    if config.schedule == "step":
+        every = config.step_every or max(1, config.iterations // 4)
+        return base * config.step_gamma ** ((iteration - warmup) // every)
+    span = max(1, config.iterations - warmup)
+    t = min(1.0, (iteration - warmup) / span)
+    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@dataclass(frozen=True)
+class LossEvent:
+    iteration: int  # iterations done
+    loss: float  # mean L1 (0..1 scale) since the previous LossEvent
+    lr: float
+
+
+@dataclass(frozen=True)
+class ValidationEvent:
+    iteration: int
+    psnr: float
+    ssim: float
+    best: bool  # the best so far (its weights were written to the output file)
+    preview: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    text: str
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    output: str  # the weights file (best validation, or the last weights without validation)
+    resume_state: str  # the state file a resumed run continues from
+    iterations: int  # done in total, including earlier runs of a resumed training
+    stopped: bool  # should_stop() ended it before `iterations`
+    best_psnr: float | None
+    history: list[dict[str, float]]
+    seconds: float

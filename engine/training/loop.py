@@ -1,0 +1,476 @@
+"""train(): L1 loss, Adam, warm-up + cosine/step schedule, clipping, EMA, AMP on CUDA, periodic
+validation with the papers' PSNR/SSIM, the best weights kept, atomic checkpoints and exact resume.
+
+Exact resume: the network, EMA, optimiser and AMP scaler states are saved with the iteration; the
+learning rate is a pure function of the iteration; every batch is a pure function of (seed, rank,
+iteration) (engine.training.data); and torch's global generator (HPINet's Gumbel noise) is
+re-seeded from (seed, rank, iteration) before each step. A killed run resumed from its last
+checkpoint therefore ends with the weights of an uninterrupted run (on the same device and
+thread count).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.archs import registry
+from engine.checkpoints import load_model, save_checkpoint
+from engine.errors import ProgressFn, SRStudioError, StopFn, never_stop, no_progress
+from engine.evaluate import Pair, evaluate
+from engine.imaging.color import tensor_to_uint8
+from engine.inference import devices
+from engine.training import data, distributed, state
+from engine.training.config import (
+    LogEvent,
+    LossEvent,
+    TrainConfig,
+    TrainResult,
+    ValidationEvent,
+    learning_rate,
+)
+from engine.training.distributed import DistInfo
+
+EventFn = Callable[[object], None]
+PREVIEW_LR_SIDE = 128  # LR pixels of the validation preview crop
+
+
+def _no_event(event: object) -> None:
+    """Default on_event."""
+
+
+@dataclass
+class _Network:
+    family: str
+    variant: str
+    scale: int
+    model: nn.Module
+    base: dict[str, Any] | None  # provenance of the starting weights
+
+
+@dataclass
+class _Progress:
+    iteration: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: dict[str, float] | None = None
+
+
+def resolve_device(name: str, info: DistInfo) -> torch.device:
+    """engine.inference.devices' choice; under torchrun each process takes the GPU of its
+    LOCAL_RANK unless one was named."""
+    spec = name.strip().lower()
+    if info.enabled and spec in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", info.local_rank % torch.cuda.device_count())
+    return devices.resolve_device(spec)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _network(config: TrainConfig) -> _Network:
+    """The starting network: base weights (a file or an installed model name), or a fresh one
+    initialised from the seed."""
+    if config.base:
+        desc = load_model(config.base, scale=config.scale)
+        if desc.family == "Bicubic":
+            raise SRStudioError("bicubic has nothing to train")
+        if config.model and config.model.lower() not in (desc.name.lower(), desc.family.lower()):
+            raise SRStudioError(f"{config.base} holds {desc.name}, not {config.model}")
+        source = Path(desc.source)
+        base = {"name": desc.label, "path": str(source)}
+        if source.is_file():
+            base["sha256"] = _sha256(source)
+        return _Network(desc.family, desc.variant, desc.scale, desc.model, base)
+    try:
+        family, variant, name_scale = registry.parse_model_name(config.model or "")
+    except ValueError as exc:
+        raise SRStudioError(str(exc)) from None
+    scale = config.scale or name_scale
+    if scale is None:
+        raise SRStudioError(f"give a scale for {config.model} (e.g. 2, 3 or 4)")
+    if name_scale is not None and config.scale is not None and name_scale != config.scale:
+        raise SRStudioError(f"{config.model} names x{name_scale} but x{config.scale} was asked")
+    try:
+        arch = family.config(variant, scale)
+    except ValueError as exc:
+        raise SRStudioError(str(exc)) from None
+    torch.manual_seed(config.seed)
+    return _Network(family.name, variant, scale, family.build(arch), None)
+
+
+def _network_from_state(saved: dict[str, Any]) -> _Network:
+    family = registry.get_family(saved["family"])
+    model = family.build(family.config(saved["variant"], int(saved["scale"])))
+    model.load_state_dict(saved["model"], strict=True)
+    base = json.loads(saved["base"])
+    return _Network(family.name, saved["variant"], int(saved["scale"]), model, base)
+
+
+def _step_seed(seed: int, rank: int, iteration: int) -> int:
+    return int(np.random.SeedSequence([seed, 23, rank, iteration]).generate_state(1, np.uint64)[0])
+
+
+class _EMA:
+    """Exponential moving average of the weights, decay warmed up as min(d, (1 + t) / (10 + t))."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for ema, cur in zip(
+            self.model.state_dict().values(), model.state_dict().values(), strict=True
+        ):
+            if ema.is_floating_point():
+                ema.lerp_(cur, 1.0 - d)
+            else:
+                ema.copy_(cur)
+
+
+class _Trainer:
+    def __init__(
+        self, config: TrainConfig, info: DistInfo, device: torch.device, on_event: EventFn
+    ) -> None:
+        self.config, self.info, self.device = config, info, device
+        self.emit = on_event if info.is_main else _no_event
+        self.started = time.perf_counter()
+
+    def log(self, text: str) -> None:
+        self.emit(LogEvent(text))
+
+    # ----------------------------------------------------------------------------- set-up
+
+    def setup(self) -> None:
+        cfg = self.config
+        if cfg.resume and not cfg.output:
+            raise SRStudioError("resuming needs the output file of the run to continue")
+        saved = None
+        if cfg.resume:
+            self.output = Path(cfg.output)  # type: ignore[arg-type]
+            saved = state.load_state(state.state_path(self.output))
+            self.net = _network_from_state(saved)
+        else:
+            self.net = _network(cfg)
+            default = state.default_output(self.net.family, self.net.variant, self.net.scale)
+            self.output = Path(cfg.output) if cfg.output else default
+            self.output = Path(distributed.broadcast(self.info, str(self.output)))
+        if self.output.suffix.lower() != ".safetensors":
+            raise SRStudioError(f"the output must be a .safetensors file, got {self.output.name}")
+        self.state_file = state.state_path(self.output)
+        self._data()
+        model = self.net.model.to(self.device).train()
+        self.ema = _EMA(model, cfg.ema) if cfg.ema > 0 else None
+        self.ddp = distributed.wrap(model, self.info, self.device)
+        self.optimizer = torch.optim.Adam(
+            model.parameters(), lr=cfg.effective_lr, betas=(0.9, 0.999), eps=1e-8
+        )
+        self.amp = cfg.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.progress = _Progress()
+        if saved is not None:
+            self._restore(saved)
+        what = f"from {self.net.base['name']}" if self.net.base else "from scratch"
+        self.log(
+            f"training {self.net.family}-{self.net.variant} x{self.net.scale} {what} on "
+            f"{len(self.sampler.entries)} images ({cfg.degradation}), "
+            f"{len(self.val_pairs)} validation images, {self.device}"
+            + (f", {self.info.world} processes" if self.info.enabled else "")
+            + (f", resuming at iteration {self.progress.iteration}" if saved else "")
+        )
+
+    def _data(self) -> None:
+        cfg, scale = self.config, self.net.scale
+        warn = self.log
+        entries = data.scan(cfg.hr_dirs, cfg.lr_dirs, scale, cfg.patch_size, warn)
+        if cfg.val_dir:
+            lr_dirs = [cfg.val_lr_dir] if cfg.val_lr_dir else None
+            val_entries = data.scan([cfg.val_dir], lr_dirs, scale, 1, warn)
+        else:
+            entries, val_entries = data.hold_out(entries, cfg.val_split, cfg.seed)
+        self.sampler = data.PatchSampler(
+            entries,
+            scale=scale,
+            patch_size=cfg.patch_size,
+            degradation=cfg.degradation,
+            noise_level=cfg.noise_level,
+            seed=cfg.seed,
+            rank=self.info.rank,
+            world=self.info.world,
+            cache_mb=cfg.cache_mb,
+            warn=warn,
+        )
+        self.val_pairs: list[Pair] = []
+        if self.info.is_main and val_entries:
+            self.val_pairs = data.validation_pairs(
+                val_entries,
+                scale=scale,
+                degradation=cfg.degradation,
+                noise_level=cfg.noise_level,
+                seed=cfg.seed,
+                limit=cfg.val_max_images,
+                warn=warn,
+            )
+        self.data_meta = {
+            "hr_dirs": [str(Path(d).resolve()) for d in cfg.hr_dirs],
+            "lr_dirs": [str(Path(d).resolve()) for d in cfg.lr_dirs] if cfg.lr_dirs else None,
+            "degradation": cfg.degradation,
+            "noise_level": cfg.noise_level if cfg.degradation == "DN" else None,
+            "train_images": len(entries),
+            "validation": None,
+        }
+        if cfg.val_dir:
+            self.data_meta["validation"] = str(Path(cfg.val_dir).resolve())
+        elif val_entries:
+            self.data_meta["validation"] = f"{len(val_entries)} held-out images"
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        if self.ema is not None and saved["ema"]:
+            self.ema.model.load_state_dict(saved["ema"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        if self.amp and saved["scaler"]:
+            self.scaler.load_state_dict(saved["scaler"])
+        self.progress = _Progress(
+            int(saved["iteration"]), json.loads(saved["history"]), json.loads(saved["best"])
+        )
+        state.restore_rng(saved["rng"])
+
+    # ----------------------------------------------------------------------------- files
+
+    @property
+    def model(self) -> nn.Module:
+        return distributed.unwrap(self.ddp)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.model if self.ema is not None else self.model
+
+    def _write_output(self, measured: dict[str, float] | None) -> None:
+        p = self.progress
+        meta = {
+            "origin": "trained",
+            "base_weights": self.net.base,
+            "data": self.data_meta,
+            "iterations": p.iteration,
+            "validation_history": p.history,
+            "psnr": measured["psnr"] if measured else None,
+            "ssim": measured["ssim"] if measured else None,
+            "weights": "ema" if self.ema is not None else "raw",
+            "training": self.config.to_dict() | {"output": str(self.output)},
+            "world_size": self.info.world,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        save_checkpoint(
+            self.output,
+            self.eval_model,
+            family=self.net.family,
+            variant=self.net.variant,
+            scale=self.net.scale,
+            metadata=meta,
+        )
+
+    def _write_state(self) -> None:
+        p = self.progress
+        cpu = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        ema = {}
+        if self.ema is not None:
+            ema = {k: v.detach().cpu() for k, v in self.ema.model.state_dict().items()}
+        state.save_state(
+            self.state_file,
+            {
+                "family": self.net.family,
+                "variant": self.net.variant,
+                "scale": self.net.scale,
+                "iteration": p.iteration,
+                "model": cpu,
+                "ema": ema,
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict() if self.amp else {},
+                "history": json.dumps(p.history),
+                "best": json.dumps(p.best),
+                "base": json.dumps(self.net.base),
+                "config": json.dumps(self.config.to_dict()),
+                "rng": state.capture_rng(),
+            },
+        )
+
+    def checkpoint(self) -> None:
+        if self.info.is_main:
+            self._write_state()
+            if not self.val_pairs:  # without validation the output follows the latest weights
+                self._write_output(None)
+
+    # ----------------------------------------------------------------------------- validation
+
+    def validate(self) -> None:
+        if not self.info.is_main or not self.val_pairs:
+            return
+        model, scale = self.eval_model, self.net.scale
+        was_training = model.training
+        model.eval()
+        first: list[torch.Tensor] = []
+
+        def upscale(x: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                y = model(x.to(self.device)).float().cpu()
+            if not first:
+                first.append(y)
+            return y
+
+        try:
+            result = evaluate(
+                upscale, self.val_pairs, scale, model="training", device=str(self.device)
+            )
+        finally:
+            model.train(was_training)
+        p = self.progress
+        entry = {"iteration": p.iteration, "psnr": result.psnr, "ssim": result.ssim}
+        p.history.append(entry)
+        best = p.best is None or result.psnr > p.best["psnr"]
+        if best:
+            p.best = entry
+            self._write_output(entry)
+        self.emit(
+            ValidationEvent(p.iteration, result.psnr, result.ssim, best, self._preview(first))
+        )
+        self.log(
+            f"iteration {p.iteration}: validation PSNR {result.psnr:.3f} dB, SSIM "
+            f"{result.ssim:.4f}" + (" (best)" if best else "")
+        )
+
+    def _preview(self, first: list[torch.Tensor]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pair, s, side = self.val_pairs[0], self.net.scale, PREVIEW_LR_SIDE
+        sr = tensor_to_uint8(first[0])
+        h, w = pair.lr.shape[:2]
+        y, x = max(0, (h - side) // 2), max(0, (w - side) // 2)
+        crop_lr = pair.lr[y : y + side, x : x + side]
+        crop_sr = sr[y * s : (y + side) * s, x * s : (x + side) * s]
+        crop_hr = pair.hr[y * s : (y + side) * s, x * s : (x + side) * s]
+        return crop_lr.copy(), crop_sr.copy(), crop_hr.copy()
+
+    # ----------------------------------------------------------------------------- training
+
+    def _prefetch(self, iteration: int) -> Future | None:
+        """Make the batch of `iteration` in the data thread while the network trains (batches
+        depend only on the iteration, so this changes nothing but the speed)."""
+        if iteration >= self.total:
+            return None
+        return self.pool.submit(self.sampler.batch, iteration, self.config.batch_size)
+
+    def step(self, iteration: int) -> float:
+        cfg = self.config
+        rate = learning_rate(cfg, iteration)
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+        torch.manual_seed(_step_seed(cfg.seed, self.info.rank, iteration))
+        batch = self.next_batch or self._prefetch(iteration)
+        assert batch is not None
+        lr, hr = batch.result()
+        self.next_batch = self._prefetch(iteration + 1)
+        lr, hr = lr.to(self.device), hr.to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            sr = self.ddp(lr)
+        loss = F.l1_loss(sr.float(), hr)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model, iteration)
+        return float(loss.detach())
+
+    def run(self, on_progress: ProgressFn, should_stop: StopFn) -> TrainResult:
+        with ThreadPoolExecutor(1, thread_name_prefix="srstudio-data") as self.pool:
+            self.next_batch: Future | None = None
+            try:
+                return self._run(on_progress, should_stop)
+            finally:
+                if self.next_batch is not None:
+                    self.next_batch.cancel()
+
+    def _run(self, on_progress: ProgressFn, should_stop: StopFn) -> TrainResult:
+        cfg, p = self.config, self.progress
+        self.total = total = max(cfg.iterations, p.iteration)
+        if p.iteration == 0 and not p.history:
+            self.validate()  # the starting point (fine-tuning must not end below it)
+            self.checkpoint()
+        on_progress(p.iteration, total)
+        loss_sum, loss_count, stopped = 0.0, 0, False
+        while p.iteration < total:
+            loss = self.step(p.iteration)
+            p.iteration += 1
+            loss, stopped = distributed.sum_and_any(self.info, loss, should_stop(), self.device)
+            if not math.isfinite(loss):
+                raise SRStudioError(
+                    f"the loss became {loss} at iteration {p.iteration}; lower the learning rate"
+                    " or enable gradient clipping"
+                )
+            loss_sum, loss_count = loss_sum + loss, loss_count + 1
+            on_progress(p.iteration, total)
+            done = p.iteration == total
+            if p.iteration % cfg.log_every == 0 or done or stopped:
+                rate = learning_rate(cfg, p.iteration - 1)
+                self.emit(LossEvent(p.iteration, loss_sum / loss_count, rate))
+                loss_sum, loss_count = 0.0, 0
+            if p.iteration % cfg.val_every == 0 or done:
+                self.validate()
+            if p.iteration % cfg.effective_checkpoint_every == 0 or done or stopped:
+                self.checkpoint()
+            if stopped:
+                break
+        if stopped:
+            self.log(f"stopped at iteration {p.iteration}; resume state: {self.state_file}")
+        self.log(f"weights written to {self.output}")
+        distributed.barrier(self.info)
+        return TrainResult(
+            output=str(self.output),
+            resume_state=str(self.state_file),
+            iterations=p.iteration,
+            stopped=stopped and p.iteration < total,
+            best_psnr=p.best["psnr"] if p.best else None,
+            history=list(p.history),
+            seconds=time.perf_counter() - self.started,
+        )
+
+
+def train(
+    config: TrainConfig,
+    *,
+    on_progress: ProgressFn = no_progress,
+    should_stop: StopFn = never_stop,
+    on_event: EventFn = _no_event,
+) -> TrainResult:
+    """Train (or resume, with config.resume) and write the project's weights format. Under
+    torchrun each process calls this; only rank 0 reports events and writes files."""
+    info = distributed.from_env()
+    device = resolve_device(config.device, info)
+    owns_group = distributed.init(info, device)
+    try:
+        trainer = _Trainer(config, info, device, on_event)
+        trainer.setup()
+        return trainer.run(on_progress, should_stop)
+    finally:
+        if owns_group:
+            distributed.shutdown()
