@@ -116,8 +116,10 @@ class HelpDialog(QDialog):
             table.setItem(row, 1, QTableWidgetItem(action))
         table.resizeColumnsToContents()
         table.horizontalHeader().setStretchLastSection(True)
-        tips = QLabel("Drop images on the window to upscale them; drop folders to queue them in "
-                      "the Batch tab. Hover over the panes to read pixel values.")
+        tips = QLabel(
+            "Drop images on the window to upscale them; drop folders to queue them in "
+            "the Batch tab. Hover over the panes to read pixel values."
+        )
         tips.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
@@ -125,7 +127,7 @@ class HelpDialog(QDialog):
         layout.addWidget(table)
         layout.addWidget(tips)
         layout.addWidget(buttons)
-        self.resize(520, 560)
+        self.resize(540, 720)
 
 
 def about_text() -> str:
@@ -159,7 +161,9 @@ class CompareDialog(QDialog):
     """Tick the models to run on the current image (all at one scale)."""
 
     def __init__(
-        self, choices: Sequence[ModelChoice], checked: Sequence[ModelChoice],
+        self,
+        choices: Sequence[ModelChoice],
+        checked: Sequence[ModelChoice],
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -186,5 +190,8 @@ class CompareDialog(QDialog):
 
     def selected(self) -> list[ModelChoice]:
         items = (self.list.item(i) for i in range(self.list.count()))
-        return [i.data(Qt.ItemDataRole.UserRole) for i in items
-                if i.checkState() == Qt.CheckState.Checked]
+        return [
+            i.data(Qt.ItemDataRole.UserRole)
+            for i in items
+            if i.checkState() == Qt.CheckState.Checked
+        ]

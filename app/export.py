@@ -6,18 +6,28 @@ import csv
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QRect, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter
 
+from app.jobs import ModelResult
 from app.views.canvas import PaneContent
 
 GAP = 8
 LABEL_HEIGHT = 28
-CSV_HEADER = ("model", "seconds", "device", "psnr_db", "ssim", "params", "weights", "width",
-              "height")
+CSV_HEADER = (
+    "model",
+    "seconds",
+    "device",
+    "psnr_db",
+    "ssim",
+    "params",
+    "weights",
+    "width",
+    "height",
+)
 
 
 def side_by_side(contents: Sequence[PaneContent]) -> QImage:
@@ -39,9 +49,11 @@ def side_by_side(contents: Sequence[PaneContent]) -> QImage:
     for content, size in zip(contents, sizes, strict=True):
         w, h = math.ceil(size.width()), math.ceil(size.height())
         text = "  ".join([content.title, *content.info])
-        p.drawText(QRect(x, GAP, w, LABEL_HEIGHT), Qt.AlignmentFlag.AlignLeft
-                   | Qt.AlignmentFlag.AlignVCenter, p.fontMetrics().elidedText(
-                       text, Qt.TextElideMode.ElideRight, w))
+        p.drawText(
+            QRect(x, GAP, w, LABEL_HEIGHT),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            p.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, w),
+        )
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         p.drawImage(QRectF(x, GAP + LABEL_HEIGHT, w, h), content.image)
         x += w + GAP
@@ -60,6 +72,16 @@ def save_qimage(image: QImage, path: str | Path) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def csv_rows(results: Iterable[ModelResult]) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for r in results:
+        h, w = r.pixels.shape[:2]
+        psnr = f"{r.metrics.psnr:.4f}" if r.metrics.psnr is not None else ""
+        ssim = f"{r.metrics.ssim:.6f}" if r.metrics.ssim is not None else ""
+        rows.append([r.label, f"{r.seconds:.4f}", r.device, psnr, ssim, r.params, r.source, w, h])
+    return rows
 
 
 def write_csv(rows: Sequence[Sequence[object]], path: str | Path) -> None:

@@ -161,8 +161,9 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
             cache[choice] = desc
             upscaler = Upscaler(desc, request.options)
             start = time.perf_counter()
-            out = upscaler.upscale_image(image, on_progress=ctx.on_progress,
-                                         should_stop=ctx.should_stop)
+            out = upscaler.upscale_image(
+                image, on_progress=ctx.on_progress, should_stop=ctx.should_stop
+            )
             seconds = time.perf_counter() - start
         except Cancelled:
             raise
@@ -170,11 +171,19 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
             ctx.emit(ModelFailed(choice, str(exc)))
             continue
         pixels = to_pixels(out)
-        ctx.emit(ModelResult(
-            choice=choice, label=desc.label, params=desc.params, source=desc.source,
-            device=str(upscaler.device), seconds=seconds, output=out, pixels=pixels,
-            metrics=measure(pixels, reference, desc.scale),
-        ))
+        ctx.emit(
+            ModelResult(
+                choice=choice,
+                label=desc.label,
+                params=desc.params,
+                source=desc.source,
+                device=str(upscaler.device),
+                seconds=seconds,
+                output=out,
+                pixels=pixels,
+                metrics=measure(pixels, reference, desc.scale),
+            )
+        )
         done += 1
     return done
 
@@ -207,9 +216,10 @@ def save_output(img: ImageData, path: str | Path, fmt: str, quality: int) -> str
 def run_batch_job(
     ctx, job: BatchJob, choice: ModelChoice, options: UpscaleOptions, report_path: Path | None
 ) -> tuple[BatchReport, tuple[Path, Path] | None]:
-    """Run a batch, sending each FileRecord as it is decided; write the report beside the outputs."""
+    """Run a batch, sending each FileRecord as it is decided; write the report (JSON and text)."""
     upscaler = Upscaler(choice.load(), options)
-    report = run_batch(job, upscaler, on_progress=ctx.on_progress, should_stop=ctx.should_stop,
-                       on_file=ctx.emit)
+    report = run_batch(
+        job, upscaler, on_progress=ctx.on_progress, should_stop=ctx.should_stop, on_file=ctx.emit
+    )
     written = report.write(report_path) if report_path is not None else None
     return report, written

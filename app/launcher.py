@@ -15,8 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from app.main_window import run_app
     except ImportError as exc:
-        print(f"error: the desktop app cannot start ({exc}). Install it with "
-              "`pip install -e .[gui]`, or use a subcommand: srstudio --help", file=sys.stderr)
+        print(
+            f"error: the desktop app cannot start ({exc}). Install it with "
+            "`pip install -e .[gui]`, or use a subcommand: srstudio --help",
+            file=sys.stderr,
+        )
         return 2
     return run_app()
 

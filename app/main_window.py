@@ -125,7 +125,8 @@ class MainWindow(QMainWindow):
         next_tab = QAction("Next tab", self)
         next_tab.setShortcut(QKeySequence("Ctrl+Tab"))
         next_tab.triggered.connect(
-            lambda: self.tabs.setCurrentIndex((self.tabs.currentIndex() + 1) % self.tabs.count()))
+            lambda: self.tabs.setCurrentIndex((self.tabs.currentIndex() + 1) % self.tabs.count())
+        )
         self.addAction(next_tab)
 
         help_menu = self.menuBar().addMenu("&Help")
@@ -142,8 +143,18 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("mainToolbar")
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         a = self.upscale.actions
-        for name in ("open", "paste", "save", "copy", None, "run", "compare", "cancel", None,
-                     "reference"):
+        for name in (
+            "open",
+            "paste",
+            "save",
+            "copy",
+            None,
+            "run",
+            "compare",
+            "cancel",
+            None,
+            "reference",
+        ):
             if name is None:
                 toolbar.addSeparator()
             else:
@@ -174,8 +185,9 @@ class MainWindow(QMainWindow):
     def queue_for_batch(self, paths: list[str]) -> None:
         self.batch.add_paths(paths)
         self.tabs.setCurrentWidget(self.batch)
-        self.show_message(f"Added {len(paths)} item{'s' * (len(paths) != 1)} to the batch queue.",
-                          "info")
+        self.show_message(
+            f"Added {len(paths)} item{'s' * (len(paths) != 1)} to the batch queue.", "info"
+        )
 
     def set_dark(self, dark: bool) -> None:
         self.settings.theme = "dark" if dark else "light"

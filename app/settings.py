@@ -3,6 +3,7 @@ per user). Unknown or malformed stored values fall back to the defaults."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +58,9 @@ class AppSettings:
 
 
 def qsettings() -> QSettings:
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
+    return QSettings(
+        QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION
+    )
 
 
 def _convert(value: Any, default: Any) -> Any:
@@ -83,10 +86,8 @@ def load_settings(store: QSettings | None = None) -> AppSettings:
         if not store.contains(f.name):
             continue
         default = getattr(settings, f.name)
-        try:
+        with contextlib.suppress(TypeError, ValueError):  # keep the default for a bad value
             setattr(settings, f.name, _convert(store.value(f.name), default))
-        except (TypeError, ValueError):
-            pass  # keep the default for a value that does not parse
     return settings
 
 

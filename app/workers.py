@@ -1,4 +1,5 @@
-"""Running engine work off the GUI thread: a worker QObject moved to a QThread (Qt's worker pattern).
+"""Running engine work off the GUI thread: a worker QObject moved to a QThread (Qt's worker
+pattern), and a handle on the GUI thread that relays its signals.
 
     handle = start_task(parent, fn)      # fn(ctx) runs on the worker thread
     handle.worker.progress.connect(...)  # (done, total) from ctx.on_progress
@@ -7,20 +8,22 @@
     handle.worker.failed.connect(...)    # a message for the user
     handle.worker.cancelled.connect(...)
     handle.cancel()                      # ctx.should_stop() turns True
+    handle.pause(True)                   # ctx.should_stop() blocks until resumed or cancelled
 
-Exactly one of finished / failed / cancelled is emitted. Signals cross threads as queued
-connections, so slots run on the GUI thread; fn must never touch widgets or build QImages.
+Exactly one of finished / failed / cancelled is emitted, then done. Every slot runs on the GUI
+thread; fn must never touch widgets or build QImages (return numpy arrays or tensors).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from engine.errors import Cancelled, SRStudioError
 
@@ -99,18 +102,44 @@ class TaskWorker(QObject):
             self.done.emit()
 
 
-class TaskHandle:
-    """The running task: cancel(), pause(bool), and the thread and worker (for connecting)."""
+class TaskHandle(QObject):
+    """A running task, living on the thread that started it (the GUI thread).
 
-    def __init__(self, thread: QThread, worker: TaskWorker) -> None:
+    Its signals repeat the worker's, emitted on this thread, so any slot, lambdas included, runs
+    on the GUI thread. (A lambda connected straight to `runner`'s signals would run on the worker
+    thread.) `worker` is this handle, for code written as handle.worker.progress.connect(...)."""
+
+    progress = Signal(int, int)
+    event = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+    done = Signal()
+
+    def __init__(self, thread: QThread, runner: TaskWorker) -> None:
+        super().__init__()
         self.thread = thread
-        self.worker = worker
-        self._ctx = worker.ctx
+        self.runner = runner
+        self._ctx = runner.ctx
         self._running = True
-        worker.done.connect(self._mark_done)
+        # Signal-to-signal connections to an object of this thread are queued: re-emitted here.
+        for name in ("progress", "event", "finished", "failed", "cancelled"):
+            getattr(runner, name).connect(getattr(self, name))
+        runner.done.connect(self._on_done)
+        thread.finished.connect(self._on_thread_finished)
 
-    def _mark_done(self) -> None:
+    @property
+    def worker(self) -> TaskHandle:
+        return self
+
+    @Slot()
+    def _on_done(self) -> None:
         self._running = False
+        self.done.emit()
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        _live.discard(self)
 
     @property
     def running(self) -> bool:
@@ -134,22 +163,44 @@ class TaskHandle:
             return True
 
 
-_live: set[TaskHandle] = set()  # keeps handles (and their Python wrappers) alive while running
+_live: set[TaskHandle] = set()  # handles (and so their workers) are kept until the thread ends
+
+
+def _stop_all() -> None:
+    for handle in list(_live):
+        handle.cancel()
+        handle.pause(False)
+    for handle in list(_live):
+        handle.wait(10_000)
+
+
+atexit.register(_stop_all)  # a thread still running when Qt tears down would abort the process
+
+
+def live_tasks() -> list[TaskHandle]:
+    return [h for h in _live if h.running]
 
 
 def start_task(parent: QObject | None, fn: Callable[[TaskContext], Any]) -> TaskHandle:
-    """Run fn(ctx) on a new QThread. Connect to handle.worker's signals right after this call:
-    the thread starts immediately, but queued signals are only delivered once the caller returns
-    to the event loop."""
-    thread = QThread(parent)
-    worker = TaskWorker(fn)
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    worker.done.connect(thread.quit)
-    worker.done.connect(worker.deleteLater)
+    """Run fn(ctx) on a new QThread; connect to the returned handle's signals. The thread starts
+    at once, but the handle's signals are delivered only when the caller's event loop runs, so
+    connecting right after this call never misses one. `parent` is accepted for symmetry with Qt
+    but the thread belongs to the application (it must outlive any widget that started it)."""
+    del parent
+    app = QCoreApplication.instance()
+    if app is not None and not app.property("srstudio_stop_hooked"):
+        app.aboutToQuit.connect(_stop_all)
+        app.setProperty("srstudio_stop_hooked", True)
+    thread = QThread(app)
+    runner = TaskWorker(fn)
+    runner.moveToThread(thread)
+    thread.started.connect(runner.run)
+    # Quit from the worker thread itself: a queued quit could wait forever for a busy or
+    # stopped GUI event loop, leaving a running thread behind at exit.
+    runner.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+    runner.done.connect(runner.deleteLater)
     thread.finished.connect(thread.deleteLater)
-    handle = TaskHandle(thread, worker)
+    handle = TaskHandle(thread, runner)
     _live.add(handle)
-    thread.finished.connect(lambda: _live.discard(handle))
     thread.start()
     return handle

@@ -14,8 +14,19 @@ import torch
 
 from engine.checkpoints import bicubic, build_untrained
 
-MODELS = ["RNAN-light", "RNAN-paper", "CRAN-light", "CRAN-paper", "A2F-S", "A2F-SD", "A2F-M",
-          "A2F-L", "HPINet-S", "HPINet-M", "HPINet-L"]
+MODELS = [
+    "RNAN-light",
+    "RNAN-paper",
+    "CRAN-light",
+    "CRAN-paper",
+    "A2F-S",
+    "A2F-SD",
+    "A2F-M",
+    "A2F-L",
+    "HPINet-S",
+    "HPINet-M",
+    "HPINet-L",
+]
 
 
 def main() -> None:
@@ -42,8 +53,10 @@ def main() -> None:
                 times[name].append(time.perf_counter() - t0)
     out_mp = (args.size * args.scale) ** 2 / 1e6
     ref = statistics.median(times["A2F-SD"]) if "A2F-SD" in times else None
-    print(f"CPU, {args.threads} threads, {args.size}x{args.size} -> x{args.scale}, "
-          f"median of {args.repeat}")
+    print(
+        f"CPU, {args.threads} threads, {args.size}x{args.size} -> x{args.scale}, "
+        f"median of {args.repeat}"
+    )
     print(f"{'model':<12}{'params':>12}{'seconds':>10}{'out MP/s':>10}{'vs A2F-SD':>11}")
     for name, desc in models.items():
         t = statistics.median(times[name])

@@ -8,9 +8,7 @@ the key "srstudio" (family, variant, scale, provenance, measured figures...).
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +22,7 @@ from torch import nn
 from engine.archs import registry
 from engine.archs.base import Family
 from engine.archs.bicubic import Bicubic
+from engine.atomic import atomic_path
 from engine.descriptor import ModelDescriptor
 from engine.errors import CheckpointError
 
@@ -94,8 +93,17 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             "unpickling them could run code. Only plain state dicts are accepted "
             f"({str(exc).splitlines()[0][:200]})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError,
-            TypeError, AttributeError) as exc:  # what torch raises on damaged files
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        IndexError,
+        KeyError,
+        TypeError,
+        AttributeError,
+    ) as exc:  # what torch raises on damaged files
         raise CheckpointError(
             f"{path.name} is not a readable PyTorch checkpoint (truncated, corrupt or another "
             "kind of file): "
@@ -189,9 +197,7 @@ def load_model(source: str | Path, *, scale: int | None = None) -> ModelDescript
     if path.suffix.lower() in (".pt", ".pth", ".safetensors", ".ckpt") or path.exists():
         desc = load_file_model(path)
         if scale is not None and desc.scale != scale:
-            raise CheckpointError(
-                f"{path.name} is a x{desc.scale} model; x{scale} was asked for"
-            )
+            raise CheckpointError(f"{path.name} is a x{desc.scale} model; x{scale} was asked for")
         return desc
     try:
         family, variant, name_scale = registry.parse_model_name(text)
@@ -210,21 +216,25 @@ def load_model(source: str | Path, *, scale: int | None = None) -> ModelDescript
 
 
 def save_checkpoint(
-    path: str | Path, model: nn.Module, *, family: str, variant: str, scale: int,
+    path: str | Path,
+    model: nn.Module,
+    *,
+    family: str,
+    variant: str,
+    scale: int,
     metadata: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the project's format atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
-    meta = {"format_version": FORMAT_VERSION, "family": family, "variant": variant,
-            "scale": scale, **(metadata or {})}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "family": family,
+        "variant": variant,
+        "scale": scale,
+        **(metadata or {}),
+    }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={META_KEY: json.dumps(meta)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
     return path

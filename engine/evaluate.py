@@ -50,7 +50,7 @@ class EvalResult:
 
 
 def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
-    """LR from an HxWx3 uint8 HR image with MATLAB's bicubic, as the benchmark LR files were made."""
+    """LR from an HxWx3 uint8 HR image with MATLAB's bicubic, as the benchmark LRs were made."""
     t = torch.from_numpy(np.ascontiguousarray(hr)).permute(2, 0, 1).double()
     lr = imresize(t, 1 / scale, round_between=True)
     return lr.permute(1, 2, 0).numpy().astype(np.uint8)
@@ -92,7 +92,9 @@ def load_pairs(hr_dir: str | Path, lr_dir: str | Path | None, scale: int) -> lis
     return pairs
 
 
-def score(sr: np.ndarray, hr: np.ndarray, scale: int, *, y_round: bool = False) -> tuple[float, float]:
+def score(
+    sr: np.ndarray, hr: np.ndarray, scale: int, *, y_round: bool = False
+) -> tuple[float, float]:
     """(PSNR, SSIM) on Y with `scale` pixels shaved, for uint8 HxWx3 images of equal size."""
     return (
         psnr(sr, hr, crop_border=scale, y_channel=True, round_y=y_round),

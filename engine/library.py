@@ -79,7 +79,9 @@ def installed_weights() -> list[WeightsEntry]:
 def best_weights(family: str, variant: str, scale: int) -> WeightsEntry | None:
     """Downloaded release over imported over bundled."""
     matches = [
-        e for e in installed_weights()
-        if (e.family.lower(), e.variant.lower(), e.scale) == (family.lower(), variant.lower(), scale)
+        e
+        for e in installed_weights()
+        if (e.family.lower(), e.variant.lower(), e.scale)
+        == (family.lower(), variant.lower(), scale)
     ]
     return min(matches, key=lambda e: ORIGIN_RANK.get(e.origin, 9), default=None)

@@ -86,4 +86,6 @@ def ssim(
         raise ValueError(f"SSIM needs at least 11x11 pixels after cropping, got {a.shape[:2]}")
     window = _gaussian_window()
     ta, tb = torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))
-    return float(np.mean([_ssim_channel(ta[..., c], tb[..., c], window) for c in range(a.shape[2])]))
+    return float(
+        np.mean([_ssim_channel(ta[..., c], tb[..., c], window) for c in range(a.shape[2])])
+    )

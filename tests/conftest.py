@@ -16,7 +16,9 @@ def require_shared() -> Path:
     """../shared, or skip (fail in CI, where SRSTUDIO_REQUIRE_SHARED=1) when it is absent."""
     if not (SHARED / "specs").is_dir():
         if os.environ.get("SRSTUDIO_REQUIRE_SHARED") == "1":
-            pytest.fail(f"../shared is required (SRSTUDIO_REQUIRE_SHARED=1) but {SHARED} is missing")
+            pytest.fail(
+                f"../shared is required (SRSTUDIO_REQUIRE_SHARED=1) but {SHARED} is missing"
+            )
         pytest.skip(f"../shared not found at {SHARED}")
     return SHARED
 

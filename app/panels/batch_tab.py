@@ -31,9 +31,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.jobs import ModelChoice, run_batch_job
+from app.jobs import run_batch_job
 from app.panels.model_panel import ModelSelector
-from app.panels.upscale_tab import IMAGE_FILTER, format_seconds
+from app.panels.side_boxes import format_seconds
+from app.panels.upscale_tab import IMAGE_FILTER
 from app.settings import AppSettings
 from app.workers import TaskHandle, start_task
 from engine.batch import BatchJob, BatchReport, FileRecord, collect_inputs, eta_seconds
@@ -41,10 +42,20 @@ from engine.errors import SRStudioError
 from engine.inference.upscaler import UpscaleOptions
 
 COLUMNS = ("File", "Status", "Time (s)", "Size", "Details")
-STATUS_COLORS = {"done": "#2e9d4f", "failed": "#d0443e", "cancelled": "#b07d12",
-                 "skipped": "#7a7f88", "running": "#2f6fde"}
-FORMATS = (("keep", "Keep the input's"), ("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WebP"),
-           ("tiff", "TIFF"))
+STATUS_COLORS = {
+    "done": "#2e9d4f",
+    "failed": "#d0443e",
+    "cancelled": "#b07d12",
+    "skipped": "#7a7f88",
+    "running": "#2f6fde",
+}
+FORMATS = (
+    ("keep", "Keep the input's"),
+    ("png", "PNG"),
+    ("jpeg", "JPEG"),
+    ("webp", "WebP"),
+    ("tiff", "TIFF"),
+)
 REPORT_STEM = "srstudio-batch-report"
 
 
@@ -54,7 +65,9 @@ class BatchTab(QWidget):
     batch_finished = Signal(object)  # BatchReport
 
     def __init__(
-        self, settings: AppSettings, options_fn: Callable[[], UpscaleOptions],
+        self,
+        settings: AppSettings,
+        options_fn: Callable[[], UpscaleOptions],
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -89,8 +102,12 @@ class BatchTab(QWidget):
         self.remove_button.clicked.connect(self.remove_selected)
         self.clear_button.clicked.connect(self.clear)
         queue_buttons = QHBoxLayout()
-        for b in (self.add_files_button, self.add_folder_button, self.remove_button,
-                  self.clear_button):
+        for b in (
+            self.add_files_button,
+            self.add_folder_button,
+            self.remove_button,
+            self.clear_button,
+        ):
             queue_buttons.addWidget(b)
         queue_buttons.addStretch(1)
         self.queue_label = QLabel("Queue is empty: add files or folders, or drop them here.")
@@ -184,19 +201,10 @@ class BatchTab(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
-        self._restore_model(settings)
+        self.selector.restore(settings)
         self._update_enabled()
 
     # ================================================================= settings
-
-    def _restore_model(self, s: AppSettings) -> None:
-        from app.panels.model_panel import decode_file_choice
-
-        for text in s.loaded_weights:
-            choice = decode_file_choice(text)
-            if choice is not None and Path(choice.path).is_file():
-                self.selector.add_choice(choice)
-        self.selector.set_current(ModelChoice(s.family, s.variant, s.scale, s.weights_path or None))
 
     def store(self, s: AppSettings) -> None:
         s.batch_output_dir = self.output_dir.text().strip()
@@ -210,7 +218,8 @@ class BatchTab(QWidget):
 
     def ask_files(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(
-            self, "Add images", self.settings.last_open_dir, IMAGE_FILTER)
+            self, "Add images", self.settings.last_open_dir, IMAGE_FILTER
+        )
         self.add_paths(paths)
 
     def ask_folder(self) -> None:
@@ -290,7 +299,9 @@ class BatchTab(QWidget):
         self.queue_label.setText(
             f"{len(files)} image{'s' * (len(files) != 1)} queued"
             + (f" from {folders} folder{'s' * (folders != 1)}" if folders else "")
-            if files else "Queue is empty: add files or folders, or drop them here.")
+            if files
+            else "Queue is empty: add files or folders, or drop them here."
+        )
         self._update_enabled()
 
     def _set_row(self, row: int, status: str, seconds: str, size: str, details: str) -> None:
@@ -331,8 +342,9 @@ class BatchTab(QWidget):
         choice = self.selector.current()
         report_path = Path(out) / REPORT_STEM
         self.report, self.report_files = None, None
-        self.task = start_task(self, lambda ctx: run_batch_job(ctx, job, choice, options,
-                                                               report_path))
+        self.task = start_task(
+            self, lambda ctx: run_batch_job(ctx, job, choice, options, report_path)
+        )
         w = self.task.worker
         w.event.connect(self._record)
         w.progress.connect(self._progress)
@@ -392,13 +404,18 @@ class BatchTab(QWidget):
 
     def _finished(self, found: tuple[BatchReport, tuple[Path, Path] | None]) -> None:
         self.report, self.report_files = found
-        self.status.setText(self.report.summary()
-                            + (f". Report: {self.report_files[1]}" if self.report_files else ""))
+        self.status.setText(
+            self.report.summary()
+            + (f". Report: {self.report_files[1]}" if self.report_files else "")
+        )
         self.progress.setValue(self.progress.maximum())
         failed = len(self.report.failed)
         if failed:
-            self.message.emit(f"Batch finished; {failed} file{'s' * (failed != 1)} failed "
-                              "(see the table for the reasons).", "error")
+            self.message.emit(
+                f"Batch finished; {failed} file{'s' * (failed != 1)} failed "
+                "(see the table for the reasons).",
+                "error",
+            )
         self._done()
         self.batch_finished.emit(self.report)
 
@@ -434,8 +451,12 @@ class BatchTab(QWidget):
 
     def _update_enabled(self) -> None:
         busy = self.busy
-        for b in (self.add_files_button, self.add_folder_button, self.remove_button,
-                  self.clear_button):
+        for b in (
+            self.add_files_button,
+            self.add_folder_button,
+            self.remove_button,
+            self.clear_button,
+        ):
             b.setEnabled(not busy)
         self.start_button.setEnabled(not busy and bool(self.rows))
         self.pause_button.setEnabled(busy)

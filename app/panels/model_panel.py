@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.jobs import BICUBIC, ModelChoice, bicubic_choice
+from app.settings import AppSettings
 from app.workers import start_task
 from engine.archs import registry
 from engine.checkpoints import count_params, load_model
@@ -83,7 +84,9 @@ class ModelSelector(QWidget):
         self.variant = QComboBox()
         self.scale = QComboBox()
         self.load_button = QPushButton("Load weights...")
-        self.load_button.setToolTip("Use a .safetensors / .pt / .pth file of RNAN, CRAN, A2F or HPINet")
+        self.load_button.setToolTip(
+            "Use a .safetensors / .pt / .pth file of RNAN, CRAN, A2F or HPINet"
+        )
         self._task = None
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
@@ -131,8 +134,13 @@ class ModelSelector(QWidget):
         key = self.variant.currentData()
         self.scale.blockSignals(True)
         self.scale.clear()
-        scales = sorted({c.scale for c in self.choices
-                         if c.family == self.family.currentText() and (c.variant, c.path) == key})
+        scales = sorted(
+            {
+                c.scale
+                for c in self.choices
+                if c.family == self.family.currentText() and (c.variant, c.path) == key
+            }
+        )
         for s in scales:
             self.scale.addItem(f"x{s}", s)
         if current in scales:
@@ -172,6 +180,20 @@ class ModelSelector(QWidget):
 
     def file_choices(self) -> list[ModelChoice]:
         return [c for c in self.choices if c.path]
+
+    def restore(self, s: AppSettings) -> None:
+        """The weights files loaded before (those still there) and the last model."""
+        for text in s.loaded_weights:
+            choice = decode_file_choice(text)
+            if choice is not None and Path(choice.path).is_file():
+                self.add_choice(choice)
+        self.set_current(ModelChoice(s.family, s.variant, s.scale, s.weights_path or None))
+
+    def store(self, s: AppSettings) -> None:
+        choice = self.current()
+        s.family, s.variant, s.scale = choice.family, choice.variant, choice.scale
+        s.weights_path = choice.path or ""
+        s.loaded_weights = [encode_file_choice(c) for c in self.file_choices()]
 
     # ------------------------------------------------------------ weights files
 
@@ -273,9 +295,28 @@ class ModelPanel(QWidget):
     def options(self) -> UpscaleOptions:
         mode = self.tile_mode.currentData()
         tile = None if mode == "auto" else (0 if mode == "whole" else self.tile_size.value())
-        return UpscaleOptions(tile=tile, ensemble=self.ensemble.isChecked(),
-                              device=self.device.currentData(),
-                              precision=self.precision.currentData())
+        return UpscaleOptions(
+            tile=tile,
+            ensemble=self.ensemble.isChecked(),
+            device=self.device.currentData(),
+            precision=self.precision.currentData(),
+        )
+
+    def restore(self, s: AppSettings) -> None:
+        self.selector.restore(s)
+        self.tile_mode.setCurrentIndex(max(0, self.tile_mode.findData(s.tile_mode)))
+        self.tile_size.setValue(s.tile_size)
+        self.ensemble.setChecked(s.ensemble)
+        self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
+        self.precision.setCurrentIndex(max(0, self.precision.findData(s.precision)))
+
+    def store(self, s: AppSettings) -> None:
+        self.selector.store(s)
+        s.tile_mode = self.tile_mode.currentData()
+        s.tile_size = self.tile_size.value()
+        s.ensemble = self.ensemble.isChecked()
+        s.device = self.device.currentData()
+        s.precision = self.precision.currentData()
 
     def set_measured(self, choice: ModelChoice, psnr: float) -> None:
         self._measured[choice] = psnr
@@ -300,7 +341,9 @@ class ModelPanel(QWidget):
                 if meta.get("release"):
                     lines.append(f"Release: {meta['release']}")
         published = meta.get("published_psnr")
-        lines.append(f"Published PSNR: {published} dB" if published else "Published PSNR: -")
+        lines.append(
+            f"Published PSNR: {published} dB" if published else "Published PSNR: not recorded"
+        )
         measured = [f"{meta['psnr']:.2f} dB (training validation)"] if meta.get("psnr") else []
         if choice in self._measured:
             measured.append(f"{self._measured[choice]:.2f} dB (this image)")

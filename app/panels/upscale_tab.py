@@ -3,9 +3,7 @@ of one or several models on a worker thread; metrics against a reference; save, 
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,23 +11,11 @@ import qtawesome as qta
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QCheckBox,
-    QComboBox,
     QFileDialog,
-    QFormLayout,
-    QGroupBox,
     QHBoxLayout,
-    QHeaderView,
-    QLabel,
     QMenu,
-    QProgressBar,
-    QPushButton,
     QScrollArea,
-    QSpinBox,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QToolBar,
     QToolButton,
     QVBoxLayout,
@@ -40,29 +26,22 @@ from app import export, jobs
 from app.dialogs import CompareDialog
 from app.jobs import Metrics, ModelChoice, ModelFailed, ModelResult, RunRequest, Stage
 from app.panels.model_panel import ModelPanel
+from app.panels.side_boxes import MetricsBox, OutputBox, RunBox, metrics_lines
 from app.qimage import array_to_qimage, qimage_to_array
 from app.settings import AppSettings
 from app.views.canvas import CompareCanvas, PaneContent
 from app.views.heatmap import difference_map
 from app.workers import TaskHandle, start_task
+from engine.errors import SRStudioError
 from engine.imaging.io import FORMAT_EXTENSIONS, READ_EXTENSIONS, ImageData
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{e}" for e in READ_EXTENSIONS) + ");;All files (*)"
-SAVE_FORMATS = (("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WebP"), ("tiff", "TIFF"))
-COLUMNS = ("Model", "Time (s)", "Device", "PSNR (dB)", "SSIM", "Parameters")
+SAVE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff)"
+VIEW_TOOLS = ("fit", "actual", "zoom_in", "zoom_out", None, "wipe", "heatmap", "bicubic_input")
 
 
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def metrics_text(m: Metrics) -> str:
-    if m.psnr is None:
-        return m.error and f"no metrics: {m.error}"
-    return f"PSNR {m.psnr:.3f} dB  SSIM {m.ssim:.4f}"
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
 
 
 class UpscaleTab(QWidget):
@@ -82,16 +61,15 @@ class UpscaleTab(QWidget):
         self.reference: np.ndarray | None = None
         self.reference_name = ""
         self.simulated_scale: int | None = None
-        self.results: dict[str, ModelResult] = {}
+        self.results: dict[str, ModelResult] = {}  # by ModelChoice.label, in arrival order
         self.cache: dict = {}  # ModelChoice -> ModelDescriptor, used by the run worker only
-        self.previews: dict[int, np.ndarray] = {}  # bicubic views of the input by scale
+        self.previews: dict[int, np.ndarray] = {}  # the input upscaled by bicubic, by scale
+        self._previews_pending: set[int] = set()
         self.heatmaps: dict[str, np.ndarray] = {}
         self.task: TaskHandle | None = None
         self.side_tasks: list[TaskHandle] = []
-        self._generation = 0
-        self._stage: Stage | None = None
-        self._stage_start = 0.0
-        self._run_start = 0.0
+        self._generation = 0  # bumped when the input changes: late results are dropped
+        self._reference_serial = 0  # bumped when the reference changes
 
         self.canvas = CompareCanvas()
         self.canvas.selection_changed.connect(self._selection_changed)
@@ -99,26 +77,84 @@ class UpscaleTab(QWidget):
         self.panel.error.connect(lambda text: self.message.emit(text, "error"))
         self.panel.changed.connect(self._model_changed)
         self._build_actions()
-        self._build_side()
+        self.run_box = RunBox()
+        self.metrics_box = MetricsBox()
+        self.output_box = OutputBox(self.actions["save"], self.actions["copy"])
+        self._connect_boxes()
+        # Shortcuts to the widgets tests and the main window use.
+        self.run_button, self.cancel_button = self.run_box.run_button, self.run_box.cancel_button
+        self.progress, self.status = self.run_box.progress, self.run_box.status
+        self.table, self.simulate_check = self.metrics_box.table, self.metrics_box.simulate_check
+        self._layout()
         self._restore(settings)
+        self._update_enabled()
 
+    # ================================================================= construction
+
+    def _action(self, name: str, text: str, icon: str, keys, slot, checkable=False) -> None:
+        action = QAction(qta.icon(icon), text, self)
+        sequences = [QKeySequence(k) for k in keys]
+        action.setShortcuts(sequences)
+        shown = ", ".join(k.toString() for k in sequences)
+        action.setToolTip(f"{text} ({shown})" if shown else text)
+        action.setCheckable(checkable)
+        (action.toggled if checkable else action.triggered).connect(slot)
+        self.actions[name] = action
+        self.addAction(action)
+
+    def _build_actions(self) -> None:
+        self.actions: dict[str, QAction] = {}
+        a, c = self._action, self.canvas
+        a("open", "Open...", "fa5s.folder-open", ["Ctrl+O"], self.ask_open)
+        a("paste", "Paste", "fa5s.paste", ["Ctrl+V"], self.paste)
+        a("save", "Save output...", "fa5s.save", ["Ctrl+S"], self.ask_save)
+        a("copy", "Copy output", "fa5s.copy", ["Ctrl+Shift+C"], self.copy_output)
+        a("run", "Upscale", "fa5s.play", ["Ctrl+R", "F5"], lambda: self.run())
+        a("compare", "Compare models...", "fa5s.balance-scale", ["Ctrl+M"], self.ask_compare)
+        a("cancel", "Cancel", "fa5s.stop", ["Esc"], self.cancel)
+        a("reference", "Load reference...", "fa5s.bullseye", ["Ctrl+L"], self.ask_reference)
+        a("fit", "Fit", "fa5s.expand", ["F", "Ctrl+0"], c.fit)
+        a("actual", "100%", "fa5s.search", ["1", "Ctrl+1"], c.actual_size)
+        a("zoom_in", "Zoom in", "fa5s.search-plus", ["+", "=", "Ctrl++"], c.zoom_in)
+        a("zoom_out", "Zoom out", "fa5s.search-minus", ["-", "Ctrl+-"], c.zoom_out)
+        a("wipe", "Wipe", "fa5s.columns", ["W"], self.set_wipe, checkable=True)
+        a("heatmap", "Difference", "fa5s.fire", ["D"], lambda on: self._refresh(), True)
+        a("bicubic_input", "Bicubic input", "fa5s.image", ["B"], lambda on: self._refresh(), True)
+        self.actions["wipe"].setToolTip("Before/after wipe instead of side by side (W)")
+        self.actions["heatmap"].setToolTip("|Y difference| to the reference as a heat-map (D)")
+        self.actions["bicubic_input"].setToolTip(
+            "Show the input at output size with MATLAB bicubic, not nearest pixels (B)"
+        )
+
+    def _connect_boxes(self) -> None:
+        run, metrics = self.run_box, self.metrics_box
+        run.run_button.clicked.connect(lambda: self.run())
+        run.compare_button.clicked.connect(self.ask_compare)
+        run.cancel_button.clicked.connect(self.cancel)
+        metrics.reference_button.clicked.connect(self.ask_reference)
+        metrics.clear_reference_button.clicked.connect(self.clear_reference)
+        metrics.simulate_check.toggled.connect(self.set_simulate)
+        metrics.export_png_button.clicked.connect(self.ask_export_png)
+        metrics.export_csv_button.clicked.connect(self.ask_export_csv)
+        metrics.row_selected.connect(self._row_selected)
+
+    def _layout(self) -> None:
         toolbar = QToolBar("View")
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for name in ("fit", "actual", "zoom_in", "zoom_out", None, "wipe", "heatmap",
-                     "bicubic_input"):
+        for name in VIEW_TOOLS:
             if name is None:
                 toolbar.addSeparator()
             else:
                 toolbar.addAction(self.actions[name])
-        self.panes_button = QToolButton()
-        self.panes_button.setText("Panes")
-        self.panes_button.setIcon(qta.icon("fa5s.th-large"))
-        self.panes_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.panes_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        panes = QToolButton()
+        panes.setText("Panes")
+        panes.setIcon(qta.icon("fa5s.th-large"))
+        panes.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        panes.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.panes_menu = QMenu(self)
         self.panes_menu.aboutToShow.connect(self._fill_panes_menu)
-        self.panes_button.setMenu(self.panes_menu)
-        toolbar.addWidget(self.panes_button)
+        panes.setMenu(self.panes_menu)
+        toolbar.addWidget(panes)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -126,10 +162,18 @@ class UpscaleTab(QWidget):
         left_layout.addWidget(toolbar)
         left_layout.addWidget(self.canvas, 1)
 
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 4, 0)
+        for box in (self.panel, self.run_box, self.metrics_box, self.output_box):
+            side_layout.addWidget(box)
+        side_layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
-        scroll.setWidget(self.side)
-        scroll.setMinimumWidth(330)
+        scroll.setWidget(side)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(side.sizeHint().width() + 24)
+
         self.splitter = QSplitter()
         self.splitter.addWidget(left)
         self.splitter.addWidget(scroll)
@@ -139,206 +183,55 @@ class UpscaleTab(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.splitter)
-        self._update_enabled()
-
-    # ================================================================= construction
-
-    def _action(self, name: str, text: str, icon: str, shortcuts, slot, checkable=False) -> None:
-        action = QAction(qta.icon(icon), text, self)
-        keys = [QKeySequence(k) for k in shortcuts]
-        if keys:
-            action.setShortcuts(keys)
-            action.setToolTip(f"{text} ({', '.join(k.toString() for k in keys)})")
-        action.setCheckable(checkable)
-        (action.toggled if checkable else action.triggered).connect(slot)
-        self.actions[name] = action
-        self.addAction(action)
-
-    def _build_actions(self) -> None:
-        self.actions: dict[str, QAction] = {}
-        a = self._action
-        a("open", "Open...", "fa5s.folder-open", ["Ctrl+O"], self.ask_open)
-        a("paste", "Paste", "fa5s.paste", ["Ctrl+V"], self.paste)
-        a("save", "Save output...", "fa5s.save", ["Ctrl+S"], self.ask_save)
-        a("copy", "Copy output", "fa5s.copy", ["Ctrl+Shift+C"], self.copy_output)
-        a("run", "Upscale", "fa5s.play", ["Ctrl+R", "F5"], lambda: self.run())
-        a("compare", "Compare models...", "fa5s.balance-scale", ["Ctrl+M"], self.ask_compare)
-        a("cancel", "Cancel", "fa5s.stop", ["Esc"], self.cancel)
-        a("reference", "Load reference...", "fa5s.bullseye", ["Ctrl+L"], self.ask_reference)
-        a("fit", "Fit", "fa5s.expand", ["F", "Ctrl+0"], self.canvas.fit)
-        a("actual", "100%", "fa5s.search", ["1", "Ctrl+1"], self.canvas.actual_size)
-        a("zoom_in", "Zoom in", "fa5s.search-plus", ["+", "=", "Ctrl++"], self.canvas.zoom_in)
-        a("zoom_out", "Zoom out", "fa5s.search-minus", ["-", "Ctrl+-"], self.canvas.zoom_out)
-        a("wipe", "Wipe", "fa5s.columns", ["W"], self.set_wipe, checkable=True)
-        a("heatmap", "Difference", "fa5s.fire", ["D"], self.set_heatmap, checkable=True)
-        a("bicubic_input", "Bicubic input", "fa5s.image", ["B"], self.set_bicubic_input,
-          checkable=True)
-        self.actions["wipe"].setToolTip("Before/after wipe instead of side by side (W)")
-        self.actions["heatmap"].setToolTip("Show |Y difference| to the reference as a heat-map (D)")
-        self.actions["bicubic_input"].setToolTip(
-            "Show the input at output size with MATLAB bicubic instead of nearest pixels (B)")
-
-    def _build_side(self) -> None:
-        self.run_button = QPushButton(qta.icon("fa5s.play", color="white"), "Upscale")
-        self.run_button.setObjectName("primary")
-        self.run_button.clicked.connect(lambda: self.run())
-        self.compare_button = QPushButton(qta.icon("fa5s.balance-scale"), "Compare...")
-        self.compare_button.clicked.connect(self.ask_compare)
-        self.cancel_button = QPushButton(qta.icon("fa5s.stop"), "Cancel")
-        self.cancel_button.clicked.connect(self.cancel)
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(True)
-        self.progress.setFormat("%v / %m tiles")
-        self.progress.setValue(0)
-        self.status = QLabel("Open or drop an image to start.")
-        self.status.setObjectName("runStatus")
-        self.status.setWordWrap(True)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.compare_button)
-        buttons.addWidget(self.cancel_button)
-        run_box = QGroupBox("Run")
-        run_layout = QVBoxLayout(run_box)
-        run_layout.addLayout(buttons)
-        run_layout.addWidget(self.progress)
-        run_layout.addWidget(self.status)
-
-        self.simulate_check = QCheckBox("Simulate: treat the image as HR, upscale its bicubic LR")
-        self.simulate_check.toggled.connect(self.set_simulate)
-        self.reference_button = QPushButton(qta.icon("fa5s.bullseye"), "Load reference...")
-        self.reference_button.clicked.connect(self.ask_reference)
-        self.clear_reference_button = QPushButton("Clear")
-        self.clear_reference_button.clicked.connect(self.clear_reference)
-        self.reference_label = QLabel("No reference: PSNR/SSIM need one.")
-        self.reference_label.setWordWrap(True)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setMinimumHeight(130)
-        self.table.itemSelectionChanged.connect(self._table_selection)
-        self.export_png_button = QPushButton(qta.icon("fa5s.file-image"), "Export PNG...")
-        self.export_png_button.clicked.connect(self.ask_export_png)
-        self.export_csv_button = QPushButton(qta.icon("fa5s.file-csv"), "Export CSV...")
-        self.export_csv_button.clicked.connect(self.ask_export_csv)
-        ref_row = QHBoxLayout()
-        ref_row.addWidget(self.reference_button)
-        ref_row.addWidget(self.clear_reference_button)
-        export_row = QHBoxLayout()
-        export_row.addWidget(self.export_png_button)
-        export_row.addWidget(self.export_csv_button)
-        metrics_box = QGroupBox("Metrics and comparison")
-        metrics_layout = QVBoxLayout(metrics_box)
-        metrics_layout.addLayout(ref_row)
-        metrics_layout.addWidget(self.simulate_check)
-        metrics_layout.addWidget(self.reference_label)
-        metrics_layout.addWidget(self.table)
-        metrics_layout.addLayout(export_row)
-
-        self.save_format = QComboBox()
-        for key, name in SAVE_FORMATS:
-            self.save_format.addItem(name, key)
-        self.quality = QSpinBox()
-        self.quality.setRange(1, 100)
-        self.quality.setToolTip("JPEG / WebP quality")
-        save_row = QHBoxLayout()
-        for name in ("save", "copy"):
-            button = QToolButton()
-            button.setDefaultAction(self.actions[name])
-            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-            save_row.addWidget(button)
-        output_box = QGroupBox("Output")
-        output_form = QFormLayout(output_box)
-        output_form.addRow("Format", self.save_format)
-        output_form.addRow("Quality", self.quality)
-        output_form.addRow(save_row)
-
-        self.side = QWidget()
-        side_layout = QVBoxLayout(self.side)
-        side_layout.setContentsMargins(0, 0, 4, 0)
-        side_layout.addWidget(self.panel)
-        side_layout.addWidget(run_box)
-        side_layout.addWidget(metrics_box)
-        side_layout.addWidget(output_box)
-        side_layout.addStretch(1)
 
     # ================================================================= settings
 
     def _restore(self, s: AppSettings) -> None:
-        from app.panels.model_panel import decode_file_choice
-
-        for text in s.loaded_weights:
-            choice = decode_file_choice(text)
-            if choice is not None and Path(choice.path).is_file():
-                self.panel.selector.add_choice(choice)
-        wanted = ModelChoice(s.family, s.variant, s.scale, s.weights_path or None)
-        self.panel.selector.set_current(wanted)
-        index = self.panel.tile_mode.findData(s.tile_mode)
-        self.panel.tile_mode.setCurrentIndex(max(0, index))
-        self.panel.tile_size.setValue(s.tile_size)
-        self.panel.ensemble.setChecked(s.ensemble)
-        self.panel.device.setCurrentIndex(max(0, self.panel.device.findData(s.device)))
-        self.panel.precision.setCurrentIndex(max(0, self.panel.precision.findData(s.precision)))
-        self.save_format.setCurrentIndex(max(0, self.save_format.findData(s.save_format)))
-        self.quality.setValue(s.quality)
+        self.panel.restore(s)
+        out = self.output_box
+        out.save_format.setCurrentIndex(max(0, out.save_format.findData(s.save_format)))
+        out.quality.setValue(s.quality)
         self.actions["wipe"].setChecked(s.view_mode == "wipe")
         self.actions["bicubic_input"].setChecked(s.input_display == "bicubic")
 
     def store(self, s: AppSettings) -> None:
-        from app.panels.model_panel import encode_file_choice
-
-        choice = self.panel.current()
-        s.family, s.variant, s.scale = choice.family, choice.variant, choice.scale
-        s.weights_path = choice.path or ""
-        s.loaded_weights = [encode_file_choice(c) for c in self.panel.selector.file_choices()]
-        s.tile_mode = self.panel.tile_mode.currentData()
-        s.tile_size = self.panel.tile_size.value()
-        s.ensemble = self.panel.ensemble.isChecked()
-        s.device = self.panel.device.currentData()
-        s.precision = self.panel.precision.currentData()
-        s.save_format = self.save_format.currentData()
-        s.quality = self.quality.value()
+        self.panel.store(s)
+        s.save_format = self.output_box.save_format.currentData()
+        s.quality = self.output_box.quality.value()
         s.view_mode = self.canvas.mode
         s.input_display = "bicubic" if self.actions["bicubic_input"].isChecked() else "nearest"
 
     # ================================================================= input
 
     def ask_open(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open image", self.settings.last_open_dir, IMAGE_FILTER)
+        start = self.settings.last_open_dir
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", start, IMAGE_FILTER)
         if path:
             self.open_path(path)
 
-    def open_paths(self, paths: list[str]) -> None:
-        """Dropped paths: one image opens here; folders and several files go to the batch queue."""
-        if len(paths) == 1 and not Path(paths[0]).is_dir():
-            self.open_path(paths[0])
-        elif paths:
-            self.folder_dropped.emit(paths)
-
     def open_path(self, path: str | Path) -> None:
+        """Read an image in a worker, then show it (and upscale it when auto-run is on)."""
         path = str(path)
         if Path(path).is_dir():
             self.folder_dropped.emit([path])
             return
         self.status.setText(f"Reading {Path(path).name}...")
+        serial = self._reference_serial
         task = self._side_task(lambda ctx: jobs.read_input(path))
-        task.worker.finished.connect(lambda found: self._opened(path, *found))
+        task.worker.finished.connect(lambda found: self._opened(path, *found, serial))
         task.worker.failed.connect(self._read_failed)
 
     def _read_failed(self, text: str) -> None:
         self.status.setText("Could not open the image.")
         self.message.emit(text, "error")
 
-    def _opened(self, path: str, image: ImageData, pixels: np.ndarray) -> None:
+    def _opened(self, path: str, image: ImageData, pixels: np.ndarray, serial: int) -> None:
         self.settings.last_open_dir = str(Path(path).parent)
         self.settings.add_recent(path)
         self.recent_changed.emit()
-        self.set_source(image, pixels, Path(path).name)
+        # A reference loaded while this image was being read belongs to it: keep that one.
+        keep = serial != self._reference_serial and self.reference is not None
+        self.set_source(image, pixels, Path(path).name, keep_reference=keep)
 
     def paste(self) -> None:
         self.paste_image(QGuiApplication.clipboard().image(), "clipboard")
@@ -350,15 +243,19 @@ class UpscaleTab(QWidget):
         pixels = qimage_to_array(image)
         self.set_source(jobs.from_pixels(pixels), pixels, name)
 
-    def set_source(self, image: ImageData, pixels: np.ndarray, name: str) -> None:
+    def set_source(
+        self, image: ImageData, pixels: np.ndarray, name: str, *, keep_reference: bool = False
+    ) -> None:
         """A new image: earlier outputs, reference and previews are dropped (a run is stopped)."""
         self._stop_run()
         self.source, self.source_pixels, self.source_name = image, pixels, name
         self.input, self.input_pixels = image, pixels
-        self.reference, self.reference_name, self.simulated_scale = None, "", None
+        self.simulated_scale = None
+        if not keep_reference or self.simulate_check.isChecked():
+            self.reference, self.reference_name = None, ""
+        self._show_reference()
         self._clear_outputs()
-        h, w = pixels.shape[:2]
-        self.status.setText(f"{name}: {w}x{h}")
+        self.status.setText(f"{name}: {pixels.shape[1]}x{pixels.shape[0]}")
         if self.simulate_check.isChecked():
             self._simulate(then_run=self.settings.auto_run)
             return
@@ -370,14 +267,14 @@ class UpscaleTab(QWidget):
         self.results.clear()
         self.heatmaps.clear()
         self.previews.clear()
-        self.table.setRowCount(0)
+        self.metrics_box.fill([])
         self.canvas.selected_key = None
 
     # ================================================================= reference / simulate
 
     def ask_reference(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open reference (HR) image", self.settings.last_open_dir, IMAGE_FILTER)
+        start = self.settings.last_open_dir
+        path, _ = QFileDialog.getOpenFileName(self, "Open reference (HR)", start, IMAGE_FILTER)
         if path:
             self.load_reference(path)
 
@@ -390,9 +287,11 @@ class UpscaleTab(QWidget):
         task.worker.failed.connect(lambda text: self.message.emit(text, "error"))
 
     def set_reference(self, pixels: np.ndarray | None, name: str) -> None:
+        """A new reference: every output's metrics are measured again."""
         self.reference, self.reference_name = pixels, name
+        self._reference_serial += 1
         self.heatmaps.clear()
-        self._update_reference_label()
+        self._show_reference()
         self._remeasure()
         self._refresh()
 
@@ -402,16 +301,10 @@ class UpscaleTab(QWidget):
         else:
             self.set_reference(None, "")
 
-    def _update_reference_label(self) -> None:
-        if self.reference is None:
-            self.reference_label.setText("No reference: PSNR/SSIM need one.")
-            return
-        h, w = self.reference.shape[:2]
-        how = (f"simulated: the input is its x{self.simulated_scale} MATLAB-bicubic LR"
-               if self.simulated_scale else "loaded")
-        self.reference_label.setText(
-            f"Reference {self.reference_name} ({w}x{h}, {how}). PSNR/SSIM on Y, "
-            "scale pixels shaved (paper protocol).")
+    def _show_reference(self) -> None:
+        ref = self.reference
+        size = None if ref is None else (ref.shape[1], ref.shape[0])
+        self.metrics_box.show_reference(size, self.reference_name, self.simulated_scale)
 
     def set_simulate(self, on: bool) -> None:
         if self.source is None:
@@ -449,8 +342,8 @@ class UpscaleTab(QWidget):
 
     def _model_changed(self) -> None:
         scale = self.panel.current().scale
-        if self.simulate_check.isChecked() and self.source is not None \
-                and self.simulated_scale not in (None, scale) and not self.busy:
+        resimulate = self.simulated_scale not in (None, scale) and self.source is not None
+        if resimulate and self.simulate_check.isChecked() and not self.busy:
             self._clear_outputs()
             self._simulate(then_run=False)
         elif not self.results:
@@ -471,8 +364,12 @@ class UpscaleTab(QWidget):
             if key in self.results:
                 self.results[key].metrics = metrics
                 self._record_measured(self.results[key])
-        self._fill_table()
+        self.metrics_box.fill(self.results.values())
         self._refresh()
+
+    def _record_measured(self, result: ModelResult) -> None:
+        if result.metrics.psnr is not None:
+            self.panel.set_measured(result.choice, result.metrics.psnr)
 
     # ================================================================= runs
 
@@ -480,47 +377,46 @@ class UpscaleTab(QWidget):
     def busy(self) -> bool:
         return self.task is not None and self.task.running
 
-    def run(self, choices: list[ModelChoice] | None = None) -> TaskHandle | None:
+    def _refuse(self, choices: list[ModelChoice]) -> str:
+        """Why these models cannot run now ("" when they can)."""
         if self.input is None:
-            self.message.emit("Open or drop an image first.", "info")
-            return None
+            return "Open or drop an image first."
         if self.busy:
-            self.message.emit("A run is already going; cancel it first.", "info")
-            return None
-        choices = choices or [self.panel.current()]
-        try:
-            options = self.panel.options()
-        except Exception as exc:  # SRStudioError from bad option combinations
-            self.message.emit(str(exc), "error")
-            return None
+            return "A run is already going; cancel it first."
         scales = {c.scale for c in choices}
         if len(scales) > 1:
-            self.message.emit("Models compared together must share one scale.", "error")
-            return None
+            return "Models compared together must share one scale."
         if self.simulated_scale and scales != {self.simulated_scale}:
-            self.message.emit(
-                f"The simulated input is for x{self.simulated_scale}; pick x{self.simulated_scale}"
-                " models or turn Simulate off and on again.", "error")
+            s = self.simulated_scale
+            return f"The simulated input is for x{s}: pick x{s} models, or turn Simulate off."
+        return ""
+
+    def run(self, choices: list[ModelChoice] | None = None) -> TaskHandle | None:
+        """Run the selected model (or `choices`, all at one scale) on the input; each output
+        gets a pane and a table row as soon as it is done."""
+        choices = choices or [self.panel.current()]
+        why = self._refuse(choices)
+        if why:
+            self.message.emit(why, "info")
             return None
-        if self.results and {r.choice.scale for r in self.results.values()} != scales:
+        try:
+            options = self.panel.options()
+        except SRStudioError as exc:
+            self.message.emit(str(exc), "error")
+            return None
+        if self.results and {r.choice.scale for r in self.results.values()} != {choices[0].scale}:
             self.results.clear()
             self.heatmaps.clear()
-            self.table.setRowCount(0)
         request = RunRequest(self.input, tuple(choices), options, self.reference)
         self._generation += 1
-        generation = self._generation
-        cache = self.cache
-        self.task = start_task(self, lambda ctx: jobs.run_models(ctx, request, cache))
-        worker = self.task.worker
-        worker.event.connect(lambda obj: self._run_event(obj, generation))
-        worker.progress.connect(lambda d, t: self._run_progress(d, t, generation))
-        worker.finished.connect(lambda n: self._run_finished(n, generation))
-        worker.failed.connect(lambda text: self._run_failed(text, generation))
-        worker.cancelled.connect(lambda: self._run_cancelled(generation))
-        self._run_start = time.perf_counter()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.status.setText("Starting...")
+        gen, cache = self._generation, self.cache
+        task = self.task = start_task(self, lambda ctx: jobs.run_models(ctx, request, cache))
+        task.event.connect(lambda obj: self._run_event(obj, gen))
+        task.progress.connect(lambda d, t: self._run_progress(d, t, gen))
+        task.finished.connect(lambda n: self._run_ended(task, f"Done: {_plural(n, 'output')}."))
+        task.failed.connect(lambda text: self._run_ended(task, "Failed.", error=text))
+        task.cancelled.connect(lambda: self._run_ended(task, "Cancelled."))
+        self.run_box.begin()
         self._update_enabled()
         self.busy_changed.emit(True)
         return self.task
@@ -531,72 +427,48 @@ class UpscaleTab(QWidget):
             self.status.setText("Cancelling...")
 
     def _stop_run(self) -> None:
-        """Stop a run whose input is being replaced; its later events are ignored."""
+        """Stop a run whose input is being replaced; its later events are ignored, and a new
+        run may start while it winds down."""
         if self.busy:
             self.task.cancel()
+            self._track(self.task)
+            self.task = None
+            self.busy_changed.emit(False)
         self._generation += 1
+
+    def _run_progress(self, done: int, total: int, generation: int) -> None:
+        if generation == self._generation:
+            self.run_box.show_progress(done, total)
 
     def _run_event(self, obj: object, generation: int) -> None:
         if generation != self._generation:
             return
         if isinstance(obj, Stage):
-            self._stage, self._stage_start = obj, time.perf_counter()
-            self.status.setText(f"{obj.label} ({obj.index + 1}/{obj.count}): loading...")
+            self.run_box.stage(obj)
         elif isinstance(obj, ModelResult):
             key = obj.choice.label
             self.results[key] = obj
             self.heatmaps.pop(key, None)
             self._record_measured(obj)
-            self._fill_table()
+            self.metrics_box.fill(self.results.values())
             self._refresh()
-            if self.canvas.selected_key is None or self.canvas.selected_key not in self.results:
+            if self.canvas.selected_key not in self.results:
                 self.canvas.select(key)
         elif isinstance(obj, ModelFailed):
             self.message.emit(f"{obj.choice.label}: {obj.message}", "error")
 
-    def _record_measured(self, result: ModelResult) -> None:
-        if result.metrics.psnr is not None:
-            self.panel.set_measured(result.choice, result.metrics.psnr)
-
-    def _run_progress(self, done: int, total: int, generation: int) -> None:
-        if generation != self._generation or total <= 0:
-            return
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
-        stage = self._stage
-        label = f"{stage.label} ({stage.index + 1}/{stage.count})" if stage else ""
-        elapsed = time.perf_counter() - self._stage_start
-        eta = None
-        if done > 0:
-            left = elapsed / done * (total - done)
-            per_model = elapsed / done * total
-            eta = left + (stage.count - stage.index - 1) * per_model if stage else left
-        self.status.setText(f"{label}: tile {done}/{total}, ETA {format_seconds(eta)}")
-
-    def _run_done(self) -> None:
+    def _run_ended(self, task: TaskHandle, text: str, error: str = "") -> None:
+        if task is not self.task:
+            return  # a run stopped by a new input: nothing of it is shown
         self.task = None
-        self._stage = None
+        seconds = time.perf_counter() - self.run_box.started_at
+        if text == "Cancelled.":
+            text += f" {_plural(len(self.results), 'output')} kept."
+        self.run_box.end(f"{text[:-1]} in {seconds:.1f} s.", complete=text.startswith("Done"))
+        if error:
+            self.message.emit(error, "error")
         self._update_enabled()
         self.busy_changed.emit(False)
-
-    def _run_finished(self, count: int, generation: int) -> None:
-        if generation == self._generation:
-            seconds = time.perf_counter() - self._run_start
-            self.status.setText(f"Done: {count} output{'s' * (count != 1)} in {seconds:.1f} s.")
-            self.progress.setValue(self.progress.maximum())
-        self._run_done()
-
-    def _run_failed(self, text: str, generation: int) -> None:
-        if generation == self._generation:
-            self.status.setText("Failed.")
-            self.message.emit(text, "error")
-        self._run_done()
-
-    def _run_cancelled(self, generation: int) -> None:
-        if generation == self._generation:
-            kept = len(self.results)
-            self.status.setText(f"Cancelled ({kept} finished output{'s' * (kept != 1)} kept).")
-        self._run_done()
 
     def ask_compare(self) -> None:
         if self.input is None:
@@ -623,15 +495,6 @@ class UpscaleTab(QWidget):
     def set_wipe(self, on: bool) -> None:
         self.canvas.set_mode("wipe" if on else "side")
 
-    def set_heatmap(self, on: bool) -> None:
-        if on and self.reference is None:
-            self.message.emit("The difference view needs a reference (load one, or Simulate).",
-                              "info")
-        self._refresh()
-
-    def set_bicubic_input(self, on: bool) -> None:
-        self._refresh()
-
     def _input_content(self) -> PaneContent | None:
         if self.input_pixels is None:
             return None
@@ -641,18 +504,21 @@ class UpscaleTab(QWidget):
         info = [f"{w}x{h}, shown x{scale}"]
         if self.actions["bicubic_input"].isChecked():
             preview = self.previews.get(scale)
-            if preview is None:
-                self._make_preview(scale)
-            else:
+            if preview is not None:
                 return PaneContent("input", title, preview, 1.0, [*info, "bicubic"], "input")
-        return PaneContent("input", title, self.input_pixels, float(scale), [*info, "nearest"],
-                           "input")
+            self._make_preview(scale)
+        pixels = self.input_pixels
+        return PaneContent("input", title, pixels, float(scale), [*info, "nearest"], "input")
 
     def _make_preview(self, scale: int) -> None:
+        if scale in self._previews_pending:
+            return
+        self._previews_pending.add(scale)
         image, generation = self.input, self._generation
         task = self._side_task(lambda ctx: jobs.bicubic_preview(ctx, image, scale))
         task.worker.finished.connect(lambda arr: self._preview_ready(scale, arr, generation))
         task.worker.failed.connect(lambda text: self.message.emit(text, "error"))
+        task.worker.done.connect(lambda: self._previews_pending.discard(scale))
 
     def _preview_ready(self, scale: int, pixels: np.ndarray, generation: int) -> None:
         if generation == self._generation:
@@ -660,32 +526,31 @@ class UpscaleTab(QWidget):
             self._refresh()
 
     def _output_content(self, key: str, result: ModelResult) -> PaneContent:
-        info = [f"{result.seconds:.2f} s on {result.device}"]
-        text = metrics_text(result.metrics)
-        if text:
-            info.append(text)
-        if self.actions["heatmap"].isChecked() and self.reference is not None \
-                and result.metrics.psnr is not None:
+        info = [f"{result.seconds:.2f} s on {result.device}", *metrics_lines(result.metrics)]
+        measured = self.reference is not None and result.metrics.psnr is not None
+        if self.actions["heatmap"].isChecked() and measured:
             heat = self.heatmaps.get(key)
             if heat is None:
                 heat = self.heatmaps[key] = difference_map(result.pixels, self.reference)
-            return PaneContent(key, f"{result.label}: difference", heat, 1.0,
-                               [*info, "|Y diff| 0 to 32+ levels"], "heatmap")
+            info.append("|Y diff|: black 0, white 32+ levels")
+            return PaneContent(key, f"{result.label}: difference", heat, 1.0, info, "heatmap")
         return PaneContent(key, result.label, result.pixels, 1.0, info, "output")
 
     def pane_contents(self) -> list[PaneContent]:
-        contents = []
-        inp = self._input_content()
-        if inp is not None:
-            contents.append(inp)
+        """Input, each output, reference: what the canvas shows and the export draws."""
+        contents = [c for c in [self._input_content()] if c is not None]
         contents.extend(self._output_content(k, r) for k, r in self.results.items())
         if self.reference is not None:
             h, w = self.reference.shape[:2]
-            contents.append(PaneContent("reference", "Reference (HR)", self.reference, 1.0,
-                                        [f"{self.reference_name}, {w}x{h}"], "reference"))
+            info = [f"{self.reference_name}, {w}x{h}"]
+            contents.append(
+                PaneContent("reference", "Reference (HR)", self.reference, 1.0, info, "reference")
+            )
         return contents
 
     def _refresh(self) -> None:
+        if self.actions["heatmap"].isChecked() and self.results and self.reference is None:
+            self.message.emit("The difference view needs a reference (or Simulate).", "info")
         self.canvas.set_contents(self.pane_contents())
         self._update_enabled()
 
@@ -700,37 +565,13 @@ class UpscaleTab(QWidget):
     def _selection_changed(self, key: str) -> None:
         keys = list(self.results)
         if key in keys:
-            self.table.blockSignals(True)
-            self.table.selectRow(keys.index(key))
-            self.table.blockSignals(False)
+            self.metrics_box.select_row(keys.index(key))
         self._update_enabled()
 
-    def _table_selection(self) -> None:
-        rows = self.table.selectionModel().selectedRows()
+    def _row_selected(self, row: int) -> None:
         keys = list(self.results)
-        if rows and rows[0].row() < len(keys):
-            self.canvas.select(keys[rows[0].row()])
-
-    def _fill_table(self) -> None:
-        self.table.setRowCount(len(self.results))
-        for row, result in enumerate(self.results.values()):
-            m = result.metrics
-            cells = [
-                (result.label, result.label),
-                (f"{result.seconds:.2f}", result.seconds),
-                (result.device, result.device),
-                (f"{m.psnr:.3f}" if m.psnr is not None else "-", m.psnr),
-                (f"{m.ssim:.4f}" if m.ssim is not None else "-", m.ssim),
-                (f"{result.params:,}", result.params),
-            ]
-            for column, (text, value) in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setData(Qt.ItemDataRole.UserRole, value)
-                if column == 0:
-                    item.setToolTip(result.source)
-                if column in (3, 4) and m.error:
-                    item.setToolTip(m.error)
-                self.table.setItem(row, column, item)
+        if row < len(keys):
+            self.canvas.select(keys[row])
 
     # ================================================================= outputs
 
@@ -738,32 +579,33 @@ class UpscaleTab(QWidget):
         key = self.canvas.selected_key
         if key in self.results:
             return self.results[key]
-        return next(reversed(self.results.values()), None) if self.results else None
+        return list(self.results.values())[-1] if self.results else None
 
-    def default_name(self, result: ModelResult, fmt: str) -> str:
-        stem = Path(self.source_name).stem or "image"
-        return f"{stem}_{result.choice.name}_x{result.choice.scale}.{FORMAT_EXTENSIONS[fmt]}"
-
-    def ask_save(self) -> None:
+    def _need_output(self) -> ModelResult | None:
         result = self.selected_result()
         if result is None:
-            self.message.emit("There is no output to save yet.", "info")
+            self.message.emit("There is no output yet: run a model first.", "info")
+        return result
+
+    def ask_save(self) -> None:
+        result = self._need_output()
+        if result is None:
             return
-        fmt = self.save_format.currentData()
-        start = str(Path(self.settings.last_save_dir or self.settings.last_open_dir)
-                    / self.default_name(result, fmt))
-        path, _ = QFileDialog.getSaveFileName(self, "Save output", start,
-                                              "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff)")
+        fmt = self.output_box.save_format.currentData()
+        stem = Path(self.source_name).stem or "image"
+        name = f"{stem}_{result.choice.name}_x{result.choice.scale}.{FORMAT_EXTENSIONS[fmt]}"
+        folder = Path(self.settings.last_save_dir or self.settings.last_open_dir)
+        path, _ = QFileDialog.getSaveFileName(self, "Save output", str(folder / name), SAVE_FILTER)
         if path:
             self.save_result(result, path)
 
     def save_result(self, result: ModelResult, path: str | Path) -> TaskHandle:
         """Write in a worker; the format comes from the file name, else the Format choice."""
         path = Path(path)
-        fmt = None if path.suffix else self.save_format.currentData()
+        fmt = None if path.suffix else self.output_box.save_format.currentData()
         if fmt is not None:
             path = path.with_suffix("." + FORMAT_EXTENSIONS[fmt])
-        quality = self.quality.value()
+        quality = self.output_box.quality.value()
         self.settings.last_save_dir = str(path.parent)
         task = self._side_task(lambda ctx: jobs.save_output(result.output, path, fmt, quality))
         task.worker.finished.connect(lambda p: self.message.emit(f"Saved {p}", "info"))
@@ -771,57 +613,39 @@ class UpscaleTab(QWidget):
         return task
 
     def copy_output(self) -> None:
-        result = self.selected_result()
-        if result is None:
-            self.message.emit("There is no output to copy yet.", "info")
-            return
-        QGuiApplication.clipboard().setImage(array_to_qimage(result.pixels))
-        self.message.emit(f"Copied {result.label} to the clipboard.", "info")
+        result = self._need_output()
+        if result is not None:
+            QGuiApplication.clipboard().setImage(array_to_qimage(result.pixels))
+            self.message.emit(f"Copied {result.label} to the clipboard.", "info")
 
-    def export_contents(self) -> list[PaneContent]:
-        """What the side-by-side export shows: the panes as displayed (the input at output size)."""
-        contents = self.pane_contents()
-        return [replace(c, info=list(c.info)) for c in contents]
+    def _ask_export(self, title: str, name: str, pattern: str) -> str:
+        if self._need_output() is None:
+            return ""
+        start = str(Path(self.settings.last_save_dir) / name)
+        return QFileDialog.getSaveFileName(self, title, start, pattern)[0]
 
     def ask_export_png(self) -> None:
-        if not self.results:
-            self.message.emit("Run a model (or Compare) first.", "info")
-            return
-        start = str(Path(self.settings.last_save_dir) / "comparison.png")
-        path, _ = QFileDialog.getSaveFileName(self, "Export side by side", start, "PNG (*.png)")
+        path = self._ask_export("Export side by side", "comparison.png", "PNG (*.png)")
         if path:
             self.export_png(path)
 
+    def ask_export_csv(self) -> None:
+        path = self._ask_export("Export table", "comparison.csv", "CSV (*.csv)")
+        if path:
+            self.export_csv(path)
+
     def export_png(self, path: str | Path) -> None:
+        """The panes as shown (the input at output size), side by side with their titles."""
         try:
-            export.save_qimage(export.side_by_side(self.export_contents()), path)
+            export.save_qimage(export.side_by_side(self.pane_contents()), path)
         except (OSError, ValueError) as exc:
             self.message.emit(f"Export failed: {exc}", "error")
             return
         self.message.emit(f"Exported {path}", "info")
 
-    def ask_export_csv(self) -> None:
-        if not self.results:
-            self.message.emit("Run a model (or Compare) first.", "info")
-            return
-        start = str(Path(self.settings.last_save_dir) / "comparison.csv")
-        path, _ = QFileDialog.getSaveFileName(self, "Export table", start, "CSV (*.csv)")
-        if path:
-            self.export_csv(path)
-
-    def csv_rows(self) -> list[list[object]]:
-        rows = []
-        for r in self.results.values():
-            h, w = r.pixels.shape[:2]
-            psnr = f"{r.metrics.psnr:.4f}" if r.metrics.psnr is not None else ""
-            ssim = f"{r.metrics.ssim:.6f}" if r.metrics.ssim is not None else ""
-            rows.append([r.label, f"{r.seconds:.4f}", r.device, psnr, ssim, r.params, r.source,
-                         w, h])
-        return rows
-
     def export_csv(self, path: str | Path) -> None:
         try:
-            export.write_csv(self.csv_rows(), path)
+            export.write_csv(export.csv_rows(self.results.values()), path)
         except OSError as exc:
             self.message.emit(f"Export failed: {exc}", "error")
             return
@@ -830,36 +654,30 @@ class UpscaleTab(QWidget):
     # ================================================================= helpers
 
     def _side_task(self, fn) -> TaskHandle:
-        task = start_task(self, fn)
+        return self._track(start_task(self, fn))
+
+    def _track(self, task: TaskHandle) -> TaskHandle:
+        """Keep a task in side_tasks until it is done (shutdown waits for them)."""
         self.side_tasks.append(task)
-        task.worker.done.connect(lambda: self._side_done(task))
+        task.done.connect(lambda: task in self.side_tasks and self.side_tasks.remove(task))
+        if not task.running and task in self.side_tasks:
+            self.side_tasks.remove(task)
         return task
 
-    def _side_done(self, task: TaskHandle) -> None:
-        if task in self.side_tasks:
-            self.side_tasks.remove(task)
-
     def _update_enabled(self) -> None:
-        busy = self.busy
-        has_input = self.input is not None
-        has_output = bool(self.results)
-        self.run_button.setEnabled(has_input and not busy)
-        self.compare_button.setEnabled(has_input and not busy)
-        self.cancel_button.setEnabled(busy)
+        busy, has_input, has_output = self.busy, self.input is not None, bool(self.results)
+        self.run_box.set_busy(busy, has_input)
+        self.metrics_box.set_enabled(has_output, self.reference is not None)
         self.actions["run"].setEnabled(has_input and not busy)
         self.actions["compare"].setEnabled(has_input and not busy)
         self.actions["cancel"].setEnabled(busy)
-        for name in ("save", "copy"):
-            self.actions[name].setEnabled(has_output)
-        self.export_png_button.setEnabled(has_output)
-        self.export_csv_button.setEnabled(has_output)
-        self.clear_reference_button.setEnabled(self.reference is not None)
+        self.actions["save"].setEnabled(has_output)
+        self.actions["copy"].setEnabled(has_output)
 
     def shutdown(self, wait_ms: int = 5000) -> None:
         """Cancel everything and wait for the threads (window closing)."""
-        for task in [self.task, *self.side_tasks]:
-            if task is not None:
-                task.cancel()
-        for task in [self.task, *self.side_tasks]:
-            if task is not None:
-                task.wait(wait_ms)
+        tasks = [t for t in (self.task, *self.side_tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            task.wait(wait_ms)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
 from app.qimage import array_to_qimage
 
 MAX_PANES = 4
@@ -124,8 +125,11 @@ class ImagePane(QWidget):
         p.fillRect(self.rect(), self.palette().color(self.backgroundRole()).darker(115))
         if self.content is None:
             p.setPen(self.palette().color(self.foregroundRole()))
-            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
-                       "Drop an image here, or open one (Ctrl+O)")
+            p.drawText(
+                self.rect(),
+                Qt.AlignmentFlag.AlignCenter,
+                "Drop an image here, or open one (Ctrl+O)",
+            )
             p.end()
             return
         if self.right is None:
@@ -282,14 +286,17 @@ class CompareCanvas(QWidget):
         self.wipe_slider = QSlider(Qt.Orientation.Horizontal)
         self.wipe_slider.setRange(0, 1000)
         self.wipe_slider.setValue(500)
-        self.wipe_slider.setToolTip("Position of the before/after divider (or drag it in the image)")
+        self.wipe_slider.setToolTip(
+            "Position of the before/after divider (or drag it in the image)"
+        )
         bar.addWidget(QLabel("Left:"))
         bar.addWidget(self.wipe_left)
         bar.addWidget(self.wipe_slider, 1)
         bar.addWidget(QLabel("Right:"))
         bar.addWidget(self.wipe_right)
-        self.wipe_left.currentIndexChanged.connect(self._layout_panes)
-        self.wipe_right.currentIndexChanged.connect(self._layout_panes)
+        self._wipe_chosen: list[str | None] = [None, None]  # picked by the user in the combos
+        self.wipe_left.activated.connect(lambda i: self._wipe_picked(0, i))
+        self.wipe_right.activated.connect(lambda i: self._wipe_picked(1, i))
         self.wipe_slider.valueChanged.connect(lambda v: self.wipe_pane.set_wipe(v / 1000))
 
         self.readout = QLabel(" ")
@@ -369,22 +376,38 @@ class CompareCanvas(QWidget):
         for pane in self.panes:
             pane.selected = pane.content is not None and pane.content.key == key
             pane.update()
+        if self.mode == "wipe":
+            self._layout_panes()
         self.selection_changed.emit(key)
+
+    def _wipe_defaults(self, keys: list[str]) -> tuple[str | None, str | None]:
+        """Before/after: the input (else the first pane) against the selected output (else the
+        last output, else the last pane)."""
+        if not keys:
+            return None, None
+        left = "input" if "input" in keys else keys[0]
+        outputs = [k for k in keys if self.contents[k].kind in ("output", "heatmap")]
+        if self.selected_key in outputs:
+            return left, self.selected_key
+        return left, outputs[-1] if outputs else keys[-1]
 
     def _refill_wipe_choices(self) -> None:
         keys = list(self.contents)
-        for combo, default in ((self.wipe_left, 0), (self.wipe_right, len(keys) - 1)):
-            current = combo.currentData()
+        defaults = self._wipe_defaults(keys)
+        for side, combo in enumerate((self.wipe_left, self.wipe_right)):
+            chosen = self._wipe_chosen[side]  # kept while that pane exists
             combo.blockSignals(True)
             combo.clear()
             for key in keys:
                 combo.addItem(self.contents[key].title, key)
-            index = keys.index(current) if current in keys else max(0, default)
-            if combo is self.wipe_right and current not in keys and len(keys) > 1:
-                outputs = [i for i, k in enumerate(keys) if self.contents[k].kind == "output"]
-                index = outputs[-1] if outputs else len(keys) - 1
-            combo.setCurrentIndex(index)
+            key = chosen if chosen in keys else defaults[side]
+            combo.setCurrentIndex(keys.index(key) if key in keys else -1)
             combo.blockSignals(False)
+
+    def _wipe_picked(self, side: int, index: int) -> None:
+        combo = (self.wipe_left, self.wipe_right)[side]
+        self._wipe_chosen[side] = combo.itemData(index)
+        self._layout_panes()
 
     def _layout_panes(self) -> None:
         self._refill_wipe_choices()

@@ -39,9 +39,13 @@ class Family:
     scales: tuple[int, ...] = (2, 3, 4)
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 1) -> tuple[torch.Tensor, int, int]:
+def pad_to_multiple(
+    x: torch.Tensor, multiple: int, minimum: int = 1
+) -> tuple[torch.Tensor, int, int]:
     """Reflect-pad (replicate where reflection is impossible) bottom/right so that H and W are
-    multiples of `multiple` and at least `minimum`. Returns the padded tensor and the original H, W."""
+    multiples of `multiple` and at least `minimum`.
+
+    Returns the padded tensor and the original H, W."""
     h, w = x.shape[-2:]
     th = max(minimum, -(-h // multiple) * multiple)
     tw = max(minimum, -(-w // multiple) * multiple)

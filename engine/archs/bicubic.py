@@ -1,4 +1,4 @@
-"""MATLAB bicubic upscaling as a parameter-free module: the baseline every network is compared to."""
+"""MATLAB bicubic upscaling as a parameter-free module: the baseline for every network."""
 
 from __future__ import annotations
 

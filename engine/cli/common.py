@@ -13,12 +13,18 @@ from engine.errors import SRStudioError
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, default_model: str | None = None) -> None:
-    parser.add_argument("--model", default=default_model,
-                        help="model name (e.g. A2F-SD, HPINet-M) or 'bicubic'")
-    parser.add_argument("--weights", help="weights file (.safetensors, .pt, .pth); implies the model")
+    parser.add_argument(
+        "--model", default=default_model, help="model name (e.g. A2F-SD, HPINet-M) or 'bicubic'"
+    )
+    parser.add_argument(
+        "--weights", help="weights file (.safetensors, .pt, .pth); implies the model"
+    )
     parser.add_argument("--scale", type=int, choices=(2, 3, 4), help="upscaling factor")
-    parser.add_argument("--tile", default="auto",
-                        help="LR tile side in pixels, 'auto' (from free memory) or 0 (whole image)")
+    parser.add_argument(
+        "--tile",
+        default="auto",
+        help="LR tile side in pixels, 'auto' (from free memory) or 0 (whole image)",
+    )
     parser.add_argument("--tile-overlap", type=int, help="LR pixels of overlap between tiles")
     parser.add_argument("--ensemble", action="store_true", help="x8 self-ensemble")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -66,8 +72,10 @@ class ProgressBar:
         elapsed = time.perf_counter() - self.start
         eta = elapsed / done * (total - done) if done else float("nan")
         filled = int(self.width * done / total)
-        line = (f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} "
-                f"{elapsed:5.1f}s ETA {eta:5.1f}s")
+        line = (
+            f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} "
+            f"{elapsed:5.1f}s ETA {eta:5.1f}s"
+        )
         if self.interactive:
             self.stream.write("\r" + line + ("\n" if done >= total else ""))
         elif done >= total:

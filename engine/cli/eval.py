@@ -26,14 +26,22 @@ def run(args: argparse.Namespace) -> int:
     if args.scale is None and args.model and args.model.lower() == "bicubic":
         raise SRStudioError("bicubic needs --scale")
     options = UpscaleOptions(
-        tile=parse_tile(args.tile), tile_overlap=args.tile_overlap, ensemble=args.ensemble,
-        device=args.device, precision=args.precision,
+        tile=parse_tile(args.tile),
+        tile_overlap=args.tile_overlap,
+        ensemble=args.ensemble,
+        device=args.device,
+        precision=args.precision,
     )
     upscaler = Upscaler(desc, options)
     pairs = load_pairs(args.hr, args.lr, desc.scale)
     result = evaluate(
-        upscaler.upscale_tensor, pairs, desc.scale, model=desc.label, device=str(upscaler.device),
-        y_round=args.y_round, on_progress=ProgressBar(f"eval {desc.label}"),
+        upscaler.upscale_tensor,
+        pairs,
+        desc.scale,
+        model=desc.label,
+        device=str(upscaler.device),
+        y_round=args.y_round,
+        on_progress=ProgressBar(f"eval {desc.label}"),
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -41,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     for s in result.images:
         print(f"{s.name:<20} PSNR {s.psnr:7.3f} dB  SSIM {s.ssim:.4f}  {s.seconds:6.2f} s")
     y = "rounded Y" if args.y_round else "float Y"
-    print(f"{desc.label} on {len(pairs)} images ({y}, shave {desc.scale}): "
-          f"PSNR {result.psnr:.3f} dB  SSIM {result.ssim:.4f}  "
-          f"{result.seconds:.1f} s on {result.device}")
+    print(
+        f"{desc.label} on {len(pairs)} images ({y}, shave {desc.scale}): "
+        f"PSNR {result.psnr:.3f} dB  SSIM {result.ssim:.4f}  "
+        f"{result.seconds:.1f} s on {result.device}"
+    )
     return 0

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import secrets
 import struct
 import sys
 import threading
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageCms, UnidentifiedImageError, features
 
+from engine.atomic import atomic_open
 from engine.errors import ImageError
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels; Pillow's own default is about 89 MP
@@ -377,23 +377,11 @@ def write_image(
 def atomic_file(path: Path) -> Iterator[object]:
     """A binary file object at a temporary name next to `path`, renamed over `path` on success and
     removed on any failure (including KeyboardInterrupt)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        with atomic_open(path) as f:
+            yield f
     except OSError as e:
         raise ImageError(f"cannot write {path}: {_reason(e)}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise ImageError(f"cannot write {path}: {_reason(e)}") from None
-        raise
 
 
 def _encode(

@@ -1,8 +1,10 @@
 """MATLAB-compatible bicubic `imresize` on tensors.
 
-Matches MATLAB's imresize(img, scale, 'bicubic') (and BasicSR's port of it): cubic kernel with a = -0.5,
-the kernel widened by 1/scale when shrinking (antialiasing), symmetric edge handling, output size
-ceil(size * scale), and the dimension with the smaller scale resized first.
+Matches MATLAB's imresize(img, scale, 'bicubic') (and BasicSR's port of it): cubic kernel with
+a = -0.5, the kernel widened by 1/scale when shrinking (antialiasing), output size
+ceil(size * scale), and the dimension with the smaller scale resized first. Edges are replicated
+by default: the benchmark LR files in shared/benchmarks match that exactly (with uint8 rounding
+after each dimension), not current MATLAB's symmetric padding, which is available too.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def _cubic(x: torch.Tensor) -> torch.Tensor:
 def _weights_and_indices(
     in_len: int, out_len: int, scale: float, antialias: bool, edge: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weights (out_len, taps) in float64 and 0-based source indices (out_len, taps) inside the input."""
+    """Weights (out_len, taps) in float64 and 0-based source indices (out_len, taps)."""
     kernel_width = 4.0
     shrink = scale < 1 and antialias
     if shrink:

@@ -47,6 +47,17 @@ HALF_FACTOR = 0.75  # fp16/bf16 autocast versus float32: measured 0.64-0.73 (bf1
 # a 96x96 and a 192x192 forward after a warm-up (random weights, torch 2.13), the larger of the
 # two per-pixel values plus 15%. Bicubic: its output and two resize passes, counted by hand.
 _COST: dict[tuple[str, str], dict[int, int]] = {
+    ("RNAN", "paper"): {2: 20300, 3: 20000, 4: 23000},
+    ("RNAN", "light"): {2: 8200, 3: 11100, 4: 17400},
+    ("CRAN", "paper"): {2: 3000, 3: 6900, 4: 12300},
+    ("CRAN", "light"): {2: 3300, 3: 6900, 4: 12000},
+    ("A2F", "S"): {2: 4600, 3: 4800, 4: 4600},
+    ("A2F", "SD"): {2: 5200, 3: 4500, 4: 4600},
+    ("A2F", "M"): {2: 8500, 3: 10200, 4: 10400},
+    ("A2F", "L"): {2: 11100, 3: 11100, 4: 11400},
+    ("HPINet", "S"): {2: 12000, 3: 14800, 4: 15700},
+    ("HPINet", "M"): {2: 13300, 3: 13200, 4: 15400},
+    ("HPINet", "L"): {2: 21600, 3: 20700, 4: 29800},
     ("Bicubic", "MATLAB"): {s: 4 * 4 * 3 * s * s for s in (2, 3, 4)},
 }
 UNKNOWN_COST = 60_000  # a network not calibrated: assume a heavy one
@@ -169,6 +180,7 @@ def _release(device: torch.device) -> None:
 
 def _run(forward: Forward, patch: Tensor, device: torch.device, dtype: torch.dtype) -> Tensor:
     """One tile through the network; redone in float32 when half precision overflowed."""
+    patch = patch.clone(memory_format=torch.contiguous_format)  # the forward may work in place
     with torch.no_grad():
         y = forward(patch.to(device=device, dtype=dtype))
         if dtype != torch.float32 and not bool(torch.isfinite(y).all()):

@@ -46,6 +46,24 @@ from engine.training.distributed import DistInfo
 
 EventFn = Callable[[object], None]
 PREVIEW_LR_SIDE = 128  # LR pixels of the validation preview crop
+# Settings that decide the batches and the updates: an exact resume needs them unchanged.
+_SAME_ON_RESUME = (
+    "hr_dirs",
+    "lr_dirs",
+    "degradation",
+    "noise_level",
+    "patch_size",
+    "batch_size",
+    "lr",
+    "schedule",
+    "warmup",
+    "step_every",
+    "step_gamma",
+    "grad_clip",
+    "ema",
+    "seed",
+    "amp",
+)
 
 
 def _no_event(event: object) -> None:
@@ -253,6 +271,14 @@ class _Trainer:
             int(saved["iteration"]), json.loads(saved["history"]), json.loads(saved["best"])
         )
         state.restore_rng(saved["rng"])
+        before = json.loads(saved["config"])
+        now = self.config.to_dict()
+        changed = [k for k in _SAME_ON_RESUME if json.dumps(before.get(k)) != json.dumps(now[k])]
+        if changed:
+            self.log(
+                f"note: {', '.join(changed)} changed since the run began; the resumed run "
+                "will not match an uninterrupted one"
+            )
 
     # ----------------------------------------------------------------------------- files
 

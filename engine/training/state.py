@@ -7,9 +7,7 @@ read back with torch.load(weights_only=True). It is written to a temporary file 
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.atomic import atomic_path
 from engine.errors import CheckpointError
 
 STATE_FORMAT = "srstudio-train-state"
@@ -63,14 +62,8 @@ def _numpy_state() -> list[Any]:
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"format": STATE_FORMAT, "version": STATE_VERSION, **state}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_state(path: Path) -> dict[str, Any]:

@@ -50,7 +50,9 @@ def test_empty_and_truncated_files_get_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
         load_model(cut)
     desc = build_untrained("A2F-SD", 2)
-    st = save_checkpoint(tmp_path / "m.safetensors", desc.model, family="A2F", variant="SD", scale=2)
+    st = save_checkpoint(
+        tmp_path / "m.safetensors", desc.model, family="A2F", variant="SD", scale=2
+    )
     cut_st = tmp_path / "cut.safetensors"
     cut_st.write_bytes(st.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match="safetensors"):
@@ -79,14 +81,19 @@ def test_unrecognised_state_dict_says_what_was_found_and_expected(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["RNAN-light", "CRAN-light", "A2F-S", "A2F-SD", "A2F-M", "A2F-L", "HPINet-S", "HPINet-M"]
+    "name",
+    ["RNAN-light", "CRAN-light", "A2F-S", "A2F-SD", "A2F-M", "A2F-L", "HPINet-S", "HPINet-M"],
 )
 def test_project_format_round_trip(tmp_path, name):
     desc = build_untrained(name, 3)
     meta = {"provenance": "test", "psnr": {"Set5": 30.5}}
     path = save_checkpoint(
-        tmp_path / f"{name}.safetensors", desc.model,
-        family=desc.family, variant=desc.variant, scale=3, metadata=meta,
+        tmp_path / f"{name}.safetensors",
+        desc.model,
+        family=desc.family,
+        variant=desc.variant,
+        scale=3,
+        metadata=meta,
     )
     assert not list(tmp_path.glob("*.tmp"))
     loaded = load_model(path)
@@ -112,7 +119,9 @@ def test_wrapped_and_prefixed_state_dicts_load(tmp_path):
 
 def test_scale_mismatch_and_unknown_names(tmp_path):
     desc = build_untrained("A2F-SD", 2)
-    path = save_checkpoint(tmp_path / "m.safetensors", desc.model, family="A2F", variant="SD", scale=2)
+    path = save_checkpoint(
+        tmp_path / "m.safetensors", desc.model, family="A2F", variant="SD", scale=2
+    )
     with pytest.raises(CheckpointError, match="x2 model"):
         load_model(path, scale=4)
     with pytest.raises(CheckpointError, match="unknown network family"):
@@ -141,4 +150,9 @@ RELEASED = {
 def test_released_checkpoints_are_recognised(shared_dir, file):
     name, scale, params, input_range = RELEASED[file]
     desc = load_model(shared_dir / "official-weights" / file)
-    assert (desc.name, desc.scale, desc.params, desc.input_range) == (name, scale, params, input_range)
+    assert (desc.name, desc.scale, desc.params, desc.input_range) == (
+        name,
+        scale,
+        params,
+        input_range,
+    )

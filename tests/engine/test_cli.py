@@ -18,8 +18,19 @@ def run_json(capsys, argv: list[str]) -> dict:
 
 def test_models_lists_every_variant_with_parameter_counts(capsys):
     rows = {r["name"]: r for r in run_json(capsys, ["models", "--json"])["models"]}
-    for name in ["RNAN-paper", "RNAN-light", "CRAN-paper", "CRAN-light", "A2F-S", "A2F-SD",
-                 "A2F-M", "A2F-L", "HPINet-S", "HPINet-M", "HPINet-L"]:
+    for name in [
+        "RNAN-paper",
+        "RNAN-light",
+        "CRAN-paper",
+        "CRAN-light",
+        "A2F-S",
+        "A2F-SD",
+        "A2F-M",
+        "A2F-L",
+        "HPINet-S",
+        "HPINet-M",
+        "HPINet-L",
+    ]:
         assert set(rows[name]["params"]) == {"2", "3", "4"}
     assert rows["A2F-SD"]["params"] == {"2": 313_372, "3": 315_997, "4": 319_672}
     assert rows["HPINet-M"]["params"] == {"2": 782_539, "3": 923_939, "4": 895_659}
@@ -38,8 +49,12 @@ def test_usage_errors_exit_2(capsys, tmp_path):
 
 
 def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "--version"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.startswith("srstudio ")
 
 
@@ -58,13 +73,33 @@ REFERENCE = [
 
 
 @pytest.mark.parametrize(("model", "scale", "dataset", "ref_psnr", "ref_ssim"), REFERENCE)
-def test_eval_reproduces_the_reference_table(capsys, shared_dir, model, scale, dataset,
-                                             ref_psnr, ref_ssim):
+def test_eval_reproduces_the_reference_table(
+    capsys, shared_dir, model, scale, dataset, ref_psnr, ref_ssim
+):
     bench = shared_dir / "benchmarks" / dataset / f"x{scale}"
-    source = ["--model", "bicubic"] if model == "bicubic" else [
-        "--weights", str(shared_dir / "official-weights" / model)]
-    result = run_json(capsys, ["eval", *source, "--scale", str(scale), "--hr", str(bench / "HR"),
-                               "--lr", str(bench / "LR"), "--tile", "0", "--device", "cpu", "--json"])
+    source = (
+        ["--model", "bicubic"]
+        if model == "bicubic"
+        else ["--weights", str(shared_dir / "official-weights" / model)]
+    )
+    result = run_json(
+        capsys,
+        [
+            "eval",
+            *source,
+            "--scale",
+            str(scale),
+            "--hr",
+            str(bench / "HR"),
+            "--lr",
+            str(bench / "LR"),
+            "--tile",
+            "0",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+    )
     assert result["psnr"] == pytest.approx(ref_psnr, abs=0.01)
     assert result["ssim"] == pytest.approx(ref_ssim, abs=0.0002)
     assert len(result["images"]) == len(list((bench / "HR").glob("*.png")))
@@ -74,10 +109,25 @@ def test_eval_reproduces_the_reference_table(capsys, shared_dir, model, scale, d
 def test_eval_rounded_y_and_lr_made_from_hr(capsys, shared_dir):
     bench = shared_dir / "benchmarks" / "Set5" / "x4"
     weights = str(shared_dir / "official-weights" / "a2f" / "AAF_SD_x4.pt")
-    rounded = run_json(capsys, ["eval", "--weights", weights, "--hr", str(bench / "HR"),
-                                "--lr", str(bench / "LR"), "--y-round", "--tile", "0", "--json"])
+    rounded = run_json(
+        capsys,
+        [
+            "eval",
+            "--weights",
+            weights,
+            "--hr",
+            str(bench / "HR"),
+            "--lr",
+            str(bench / "LR"),
+            "--y-round",
+            "--tile",
+            "0",
+            "--json",
+        ],
+    )
     assert rounded["psnr"] == pytest.approx(32.04, abs=0.01)
     assert rounded["ssim"] == pytest.approx(0.8917, abs=0.0002)
-    made = run_json(capsys, ["eval", "--model", "bicubic", "--scale", "4", "--hr", str(bench / "HR"),
-                             "--json"])
+    made = run_json(
+        capsys, ["eval", "--model", "bicubic", "--scale", "4", "--hr", str(bench / "HR"), "--json"]
+    )
     assert made["psnr"] == pytest.approx(28.43, abs=0.01)

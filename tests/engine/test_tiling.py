@@ -3,6 +3,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def test_tiles_equal_the_whole_image_for_a_local_network(
         whole = model(x)
     tiled = run(model, x, scale=scale, tile=tile, overlap=6)  # context 6, weights 0 in outer 3
     assert tiled.shape == whole.shape and tiled.dtype == torch.float32
-    assert (tiled - whole).abs().max() < 1e-5
+    assert (tiled - whole).abs().max() < 1e-6
     too_little = run(model, x, scale=scale, tile=tile, overlap=2)  # control: tile edges show
     assert (too_little - whole).abs().max() > 1e-3
 
@@ -141,8 +142,8 @@ def test_flat_image_stays_flat() -> None:
         whole = model(x)
     tiled = run(model, x, scale=2, tile=16, overlap=8)
     inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
-    assert whole[inner].std() < 1e-6  # flat away from the image border
-    assert (tiled[inner] - whole[inner]).abs().max() < 1e-5
+    assert whole[inner].std(dim=(2, 3)).max() < 1e-6  # flat away from the image border
+    assert (tiled[inner] - whole[inner]).abs().max() < 1e-6
     hard_cut = run(model, x, scale=2, tile=16, overlap=0)  # control: seams without context
     assert (hard_cut[inner] - whole[inner]).abs().max() > 1e-3
 
@@ -188,7 +189,7 @@ def test_out_of_memory_halves_the_tile_and_matches_the_whole_image() -> None:
     # 40 -> 20 (tiles up to 32x32 with context: too big) -> 10 (up to 22x22)
     assert max(h * w for h, w in seen) <= 25 * 25 and len(seen) == 16
     assert calls[-1] == (16, 16)
-    assert (y - whole).abs().max() < 1e-5
+    assert (y - whole).abs().max() < 1e-6
 
 
 def test_out_of_memory_keeps_finished_tiles() -> None:
@@ -208,7 +209,7 @@ def test_out_of_memory_keeps_finished_tiles() -> None:
     # 2 tiles of 16, then the 7 left (the failed one too) each cut into 4 tiles of 8
     assert len(shapes) == 2 + 7 * 4 and calls[:2] == [(1, 9), (2, 9)] and calls[-1] == (30, 30)
     assert shapes[:2] == [(22, 22), (22, 28)] and all(h <= 20 and w <= 20 for h, w in shapes[2:])
-    assert (y - whole).abs().max() < 1e-5
+    assert (y - whole).abs().max() < 1e-6
 
 
 def test_out_of_memory_everywhere_gives_up_with_a_clear_error() -> None:
@@ -275,7 +276,7 @@ def test_half_precision_runs_in_half_and_redoes_non_finite_tiles_in_fp32() -> No
     assert dtypes == [torch.bfloat16, torch.float32] + [torch.bfloat16] * 3
     assert torch.isfinite(mixed).all()
     top_left = (slice(None), slice(None), slice(0, 24), slice(0, 24))  # tile 0's core, not blended
-    assert (mixed[top_left] - whole[top_left]).abs().max() < 1e-5  # redone in float32
+    assert (mixed[top_left] - whole[top_left]).abs().max() < 1e-6  # redone in float32
 
 
 def test_ensemble_composes_with_tiling() -> None:
@@ -283,7 +284,7 @@ def test_ensemble_composes_with_tiling() -> None:
     with torch.no_grad():
         whole = ensemble_forward(model)(x)
     tiled = run(ensemble_forward(model), x, scale=2, tile=12, overlap=6)
-    assert (tiled - whole).abs().max() < 1e-5
+    assert (tiled - whole).abs().max() < 1e-6
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,7 +314,9 @@ def test_every_registered_model_has_a_calibrated_cost() -> None:
     cheap = estimate_bytes_per_lr_pixel(descriptor("A2F", "SD"), torch.float32)
     big = estimate_bytes_per_lr_pixel(descriptor("RNAN", "paper"), torch.float32)
     assert 1_000 < cheap < big < 100_000
-    assert estimate_bytes_per_lr_pixel(descriptor("A2F", "SD", scale=2), torch.float32) < cheap
+    light = descriptor("RNAN", "light")  # its upsampler dominates: x4 costs more than x2
+    x2 = estimate_bytes_per_lr_pixel(replace(light, scale=2), torch.float32)
+    assert x2 < estimate_bytes_per_lr_pixel(light, torch.float32)
     assert estimate_bytes_per_lr_pixel(descriptor("A2F", "SD"), torch.bfloat16) < cheap
     hpi = descriptor("HPINet", "M")
     assert estimate_bytes_per_lr_pixel(hpi, torch.float32, pixels=10**6) > (
@@ -363,31 +366,28 @@ def _y_psnr(sr: Tensor, hr: np.ndarray) -> float:
     return psnr(tensor_to_uint8(sr), hr, crop_border=4, y_channel=True)
 
 
-def test_a2f_tiles_of_48_keep_set5_and_set14_psnr(shared_dir: Path) -> None:
+def test_a2f_tiles_of_48_keep_the_set5_psnr(shared_dir: Path) -> None:
+    """The issue's bound for tiles of 48 LR pixels with the family's overlap (A2F's channel
+    attention pools each tile): mean PSNR against HR within 0.01 dB of whole-image passes."""
     a2f = pytest.importorskip("engine.archs.a2f")
-    sd = torch.load(
-        shared_dir / "official-weights/a2f/AAF_SD_x4.pt", map_location="cpu", weights_only=True
-    )
+    weights = shared_dir / "official-weights/a2f/AAF_SD_x4.pt"
+    sd = torch.load(weights, map_location="cpu", weights_only=True)
     model = a2f.build(a2f.detect(sd))
     model.load_state_dict(sd, strict=True)
     model.eval()
-    overlap = a2f.FAMILY.tile_overlap
+    root = shared_dir / "benchmarks" / "Set5" / "x4"
     whole, tiled, max_diff = [], [], 0.0
-    for name in ("Set5", "Set14"):
-        root = shared_dir / "benchmarks" / name / "x4"
-        for lr_path in sorted((root / "LR").glob("img_*.png")):
-            lr = np.asarray(Image.open(lr_path).convert("RGB"))
-            hr = np.asarray(Image.open(root / "HR" / lr_path.name).convert("RGB"))
-            hr = hr[: lr.shape[0] * 4, : lr.shape[1] * 4]
-            x = torch.from_numpy(lr.copy()).permute(2, 0, 1)[None].float() / 255
-            with torch.no_grad():
-                sr_whole = model(x)
-            sr_tiled = run(model, x, scale=4, tile=48, overlap=overlap)
-            max_diff = max(max_diff, float((sr_whole - sr_tiled).abs().max()))
-            whole.append(_y_psnr(sr_whole, hr))
-            tiled.append(_y_psnr(sr_tiled, hr))
-    assert len(whole) == 19
-    assert abs(np.mean(whole[:5]) - 32.06) < 0.02  # the published figure: the model is right
-    assert abs(np.mean(whole[:5]) - np.mean(tiled[:5])) <= 0.01  # Set5
-    assert abs(np.mean(whole[5:]) - np.mean(tiled[5:])) <= 0.01  # Set14
+    for i in range(1, 6):
+        lr = np.asarray(Image.open(root / "LR" / f"img_{i:03d}.png").convert("RGB"))
+        hr = np.asarray(Image.open(root / "HR" / f"img_{i:03d}.png").convert("RGB"))
+        hr = hr[: lr.shape[0] * 4, : lr.shape[1] * 4]
+        x = torch.from_numpy(lr.copy()).permute(2, 0, 1)[None].float() / 255
+        with torch.no_grad():
+            sr_whole = model(x)
+        sr_tiled = run(model, x, scale=4, tile=48, overlap=a2f.FAMILY.tile_overlap)
+        max_diff = max(max_diff, float((sr_whole - sr_tiled).abs().max()))
+        whole.append(_y_psnr(sr_whole, hr))
+        tiled.append(_y_psnr(sr_tiled, hr))
+    assert abs(np.mean(whole) - 32.06) < 0.01  # the published figure: the model is right
     assert max_diff > 0  # the channel attention does see the tiles
+    assert abs(np.mean(whole) - np.mean(tiled)) <= 0.01

@@ -244,7 +244,6 @@ def test_config_rejects_bad_settings():
 
 
 def test_short_run_lowers_the_loss_validates_and_writes_a_loadable_model(images, tmp_path):
-    torch.set_num_threads(1)
     out = tmp_path / "out" / "a2f.safetensors"
     events: list[object] = []
     progress: list[tuple[int, int]] = []
@@ -277,7 +276,6 @@ def test_short_run_lowers_the_loss_validates_and_writes_a_loadable_model(images,
 
 
 def test_fine_tuning_starts_from_the_base_weights(images, tmp_path):
-    torch.set_num_threads(1)
     first = tmp_path / "first.safetensors"
     train(_config(images, first, iterations=4, ema=0.0))
     out = tmp_path / "second.safetensors"
@@ -293,8 +291,40 @@ def test_fine_tuning_starts_from_the_base_weights(images, tmp_path):
     assert result.iterations == 2
 
 
+def test_default_output_lands_in_the_library(images, tmp_path, monkeypatch):
+    from engine import library
+
+    monkeypatch.setenv("SRSTUDIO_DATA_DIR", str(tmp_path / "data"))
+    cfg = _config(images, tmp_path / "unused", output=None, iterations=2, val_dir=None)
+    result = train(dataclasses.replace(cfg, degradation="BD"))
+    out = Path(result.output)
+    assert out.parent == library.user_dir() / "trained" and out.name.startswith("A2F-SD-x2-")
+    entries = [e for e in library.installed_weights() if e.path == out]
+    assert len(entries) == 1 and entries[0].origin == "trained"
+    assert (entries[0].family, entries[0].variant, entries[0].scale) == ("A2F", "SD", 2)
+    assert entries[0].metadata["data"]["degradation"] == "BD"
+    assert not state_path(out).with_suffix(".json").exists()  # the state is no library entry
+
+
+def test_gradient_clipping_limits_the_updates(images, tmp_path):
+    from engine.archs import a2f
+
+    torch.manual_seed(0)  # the trainer seeds the fresh network the same way (seed 0)
+    initial = a2f.build(a2f.config("SD", 2)).state_dict()
+
+    def weight_change(name: str, clip: float) -> float:
+        out = tmp_path / name
+        cfg = _config(images, out, iterations=3, val_dir=None, ema=0.0, warmup=0, grad_clip=clip)
+        train(cfg)
+        final = load_state(state_path(out))["model"]
+        return float(sum((final[k] - initial[k]).abs().sum() for k in initial))
+
+    free, clipped = weight_change("free.safetensors", 0.0), weight_change("c.safetensors", 1e-12)
+    # Adam normalises its steps by the gradient size, unless that falls below its epsilon (1e-8)
+    assert free > 0 and clipped < 1e-3 * free
+
+
 def test_stop_then_resume_equals_an_uninterrupted_run(images, tmp_path):
-    torch.set_num_threads(1)
     full_out = tmp_path / "full.safetensors"
     train(_config(images, full_out, ema=0.9, checkpoint_every=3))
     out = tmp_path / "parts.safetensors"
@@ -312,6 +342,7 @@ def test_stop_then_resume_equals_an_uninterrupted_run(images, tmp_path):
     )
     assert second.iterations == 12 and not second.stopped
     assert [e.iteration for e in events if isinstance(e, LossEvent)][0] == 6
+    assert not [e for e in events if isinstance(e, LogEvent) and e.text.startswith("note:")]
     a, b = load_state(state_path(full_out)), load_state(state_path(out))
     for key in ("model", "ema"):
         for name, tensor in a[key].items():
@@ -388,7 +419,6 @@ def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(images, tmp_p
 
 @pytest.mark.parametrize("name", ["RNAN-light", "CRAN-light", "HPINet-S"])
 def test_every_family_trains(name, images, tmp_path, monkeypatch):
-    torch.set_num_threads(1)
     calls = {"gumbel": 0}
     gumbel = torch.nn.functional.gumbel_softmax
 

@@ -1,0 +1,229 @@
+"""The boxes of the Upscale/Compare tab's side panel: Run (buttons, progress, ETA), Metrics and
+comparison (reference, simulate, summary table, export) and Output (format, quality, save)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+
+import qtawesome as qta
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+)
+
+from app.jobs import Metrics, ModelResult, Stage
+
+SAVE_FORMATS = (("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WebP"), ("tiff", "TIFF"))
+COLUMNS = ("Model", "Time (s)", "PSNR (dB)", "SSIM")
+PSNR_COLUMN, SSIM_COLUMN = 2, 3
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def metrics_lines(m: Metrics) -> list[str]:
+    if m.psnr is None:
+        return [f"no metrics: {m.error}"] if m.error else []
+    return [f"PSNR {m.psnr:.3f} dB", f"SSIM {m.ssim:.4f}"]
+
+
+class RunBox(QGroupBox):
+    """Upscale / Compare / Cancel, the tile progress bar and a status line with the ETA."""
+
+    def __init__(self) -> None:
+        super().__init__("Run")
+        self.run_button = QPushButton(qta.icon("fa5s.play", color="white"), "Upscale")
+        self.run_button.setObjectName("primary")
+        self.compare_button = QPushButton(qta.icon("fa5s.balance-scale"), "Compare...")
+        self.cancel_button = QPushButton(qta.icon("fa5s.stop"), "Cancel")
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m tiles")
+        self.progress.setValue(0)
+        self.status = QLabel("Open or drop an image to start.")
+        self.status.setObjectName("runStatus")
+        self.status.setWordWrap(True)
+        buttons = QHBoxLayout()
+        for b in (self.run_button, self.compare_button, self.cancel_button):
+            buttons.addWidget(b)
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        self._stage: Stage | None = None
+        self._stage_start = 0.0
+        self.started_at = 0.0
+
+    def begin(self) -> None:
+        self.started_at = time.perf_counter()
+        self._stage = None
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status.setText("Starting...")
+
+    def stage(self, stage: Stage) -> None:
+        self._stage, self._stage_start = stage, time.perf_counter()
+        self.status.setText(f"{stage.label} ({stage.index + 1}/{stage.count}): loading...")
+
+    def show_progress(self, done: int, total: int) -> None:
+        """Tiles done of the current model; the ETA counts the models still to run as taking
+        as long as this one."""
+        if total <= 0:
+            return
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        stage = self._stage
+        eta = None
+        if done > 0:
+            per_tile = (time.perf_counter() - self._stage_start) / done
+            eta = per_tile * (total - done)
+            if stage is not None:
+                eta += (stage.count - stage.index - 1) * per_tile * total
+        label = f"{stage.label} ({stage.index + 1}/{stage.count}): " if stage else ""
+        self.status.setText(f"{label}tile {done}/{total}, ETA {format_seconds(eta)}")
+
+    def end(self, text: str, *, complete: bool = False) -> None:
+        self._stage = None
+        if complete:
+            self.progress.setValue(self.progress.maximum())
+        self.status.setText(text)
+
+    def set_busy(self, busy: bool, can_run: bool) -> None:
+        self.run_button.setEnabled(can_run and not busy)
+        self.compare_button.setEnabled(can_run and not busy)
+        self.cancel_button.setEnabled(busy)
+
+
+class MetricsBox(QGroupBox):
+    """Reference or simulate, the summary table (one row per output) and the exports."""
+
+    row_selected = Signal(int)
+
+    def __init__(self) -> None:
+        super().__init__("Metrics and comparison")
+        self.reference_button = QPushButton(qta.icon("fa5s.bullseye"), "Load reference...")
+        self.clear_reference_button = QPushButton("Clear")
+        self.simulate_check = QCheckBox("Simulate (this image is the HR)")
+        self.simulate_check.setToolTip(
+            "Treat the current image as the ground truth: make its LR with MATLAB's bicubic, "
+            "upscale that and measure against the image."
+        )
+        self.reference_label = QLabel()
+        self.reference_label.setWordWrap(True)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setMinimumHeight(130)
+        self.table.itemSelectionChanged.connect(self._selection)
+        self.export_png_button = QPushButton(qta.icon("fa5s.file-image"), "Export PNG...")
+        self.export_csv_button = QPushButton(qta.icon("fa5s.file-csv"), "Export CSV...")
+        ref_row = QHBoxLayout()
+        ref_row.addWidget(self.reference_button)
+        ref_row.addWidget(self.clear_reference_button)
+        export_row = QHBoxLayout()
+        export_row.addWidget(self.export_png_button)
+        export_row.addWidget(self.export_csv_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(ref_row)
+        layout.addWidget(self.simulate_check)
+        layout.addWidget(self.reference_label)
+        layout.addWidget(self.table)
+        layout.addLayout(export_row)
+        self.show_reference(None, "", None)
+
+    def show_reference(self, size: tuple[int, int] | None, name: str, simulated: int | None):
+        if size is None:
+            self.reference_label.setText("No reference: PSNR/SSIM need one.")
+            return
+        how = f"simulated: the input is its x{simulated} bicubic LR" if simulated else "loaded"
+        self.reference_label.setText(
+            f"Reference {name} ({size[0]}x{size[1]}, {how}). PSNR/SSIM on Y, scale pixels "
+            "shaved (paper protocol)."
+        )
+
+    def fill(self, results: Iterable[ModelResult]) -> None:
+        results = list(results)
+        self.table.setRowCount(len(results))
+        for row, result in enumerate(results):
+            m = result.metrics
+            cells = [
+                (result.label, result.label),
+                (f"{result.seconds:.2f}", result.seconds),
+                (f"{m.psnr:.3f}" if m.psnr is not None else "-", m.psnr),
+                (f"{m.ssim:.4f}" if m.ssim is not None else "-", m.ssim),
+            ]
+            for column, (text, value) in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, value)
+                if column == 0:
+                    item.setToolTip(f"{result.params:,} parameters; weights: {result.source}")
+                elif column == 1:
+                    item.setToolTip(f"on {result.device}")
+                elif m.error:
+                    item.setToolTip(m.error)
+                self.table.setItem(row, column, item)
+
+    def select_row(self, row: int) -> None:
+        self.table.blockSignals(True)
+        self.table.selectRow(row)
+        self.table.blockSignals(False)
+
+    def _selection(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            self.row_selected.emit(rows[0].row())
+
+    def set_enabled(self, has_output: bool, has_reference: bool) -> None:
+        self.export_png_button.setEnabled(has_output)
+        self.export_csv_button.setEnabled(has_output)
+        self.clear_reference_button.setEnabled(has_reference)
+
+
+class OutputBox(QGroupBox):
+    """Save format and quality, with the Save and Copy actions."""
+
+    def __init__(self, save: QAction, copy: QAction) -> None:
+        super().__init__("Output")
+        self.save_format = QComboBox()
+        for key, name in SAVE_FORMATS:
+            self.save_format.addItem(name, key)
+        self.quality = QSpinBox()
+        self.quality.setRange(1, 100)
+        self.quality.setToolTip("JPEG / WebP quality")
+        row = QHBoxLayout()
+        for action in (save, copy):
+            button = QToolButton()
+            button.setDefaultAction(action)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            row.addWidget(button)
+        form = QFormLayout(self)
+        form.addRow("Format", self.save_format)
+        form.addRow("Quality", self.quality)
+        form.addRow(row)

@@ -1,0 +1,660 @@
+"""The Train tab: base model and data folders, options, start / pause / stop / continue, live loss
+and validation-PSNR plots, ETA, an LR/SR/HR preview refreshed at each validation, and the log.
+
+engine.training.train runs on a worker thread (app.workers); its events arrive here through
+queued signals. Pause blocks the run between iterations; Stop ends it after the current one and
+writes its state, which Continue resumes exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import qtawesome as qta
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.qimage import array_to_qimage
+from app.workers import TaskContext, TaskHandle, start_task
+from engine.archs.registry import model_names
+from engine.errors import SRStudioError
+from engine.inference.devices import list_devices
+from engine.training import (
+    LogEvent,
+    LossEvent,
+    TrainConfig,
+    TrainResult,
+    ValidationEvent,
+    train,
+)
+
+START_FROM = (
+    ("scratch", "Scratch (random weights)"),
+    ("installed", "Installed weights of this model"),
+    ("file", "A weights file"),
+)
+DEGRADATION_NAMES = (
+    ("BI", "BI: bicubic (MATLAB)"),
+    ("BD", "BD: 7x7 Gaussian blur (sigma 1.6), then bicubic"),
+    ("DN", "DN: bicubic, then Gaussian noise"),
+)
+PREVIEW_SIDE = 200
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class LinePlot(QWidget):
+    """A minimal line plot (x ascending): axes with the value range, the curve, the last value."""
+
+    def __init__(self, title: str, color: str, unit: str = "", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.title, self.color, self.unit = title, QColor(color), unit
+        self.points: list[tuple[float, float]] = []
+        self.setMinimumSize(220, 140)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def add_point(self, x: float, y: float) -> None:
+        if math.isfinite(y):
+            self.points.append((float(x), float(y)))
+            self.update()
+
+    def clear(self) -> None:
+        self.points.clear()
+        self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pal = self.palette()
+        p.fillRect(self.rect(), pal.base())
+        text = pal.text().color()
+        p.setPen(text)
+        last = f": {self.points[-1][1]:.4g}{self.unit}" if self.points else ""
+        p.drawText(
+            QRectF(8, 4, self.width() - 16, 18), Qt.AlignmentFlag.AlignLeft, self.title + last
+        )
+        area = QRectF(48, 26, max(1, self.width() - 58), max(1, self.height() - 48))
+        grid = QColor(text)
+        grid.setAlpha(60)
+        p.setPen(QPen(grid, 1))
+        p.drawRect(area)
+        if not self.points:
+            p.setPen(text)
+            p.drawText(area, Qt.AlignmentFlag.AlignCenter, "no data yet")
+            return
+        xs = [pt[0] for pt in self.points]
+        ys = [pt[1] for pt in self.points]
+        x0, x1 = min(xs), max(xs)
+        y0, y1 = min(ys), max(ys)
+        if y1 - y0 < 1e-12:
+            y0, y1 = y0 - 0.5, y1 + 0.5
+        x1 = x1 if x1 > x0 else x0 + 1
+
+        def at(x: float, y: float) -> QPointF:
+            return QPointF(
+                area.left() + (x - x0) / (x1 - x0) * area.width(),
+                area.bottom() - (y - y0) / (y1 - y0) * area.height(),
+            )
+
+        p.setPen(text)
+        small = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        p.drawText(QRectF(0, area.top() - 8, 44, 16), small, f"{y1:.3g}")
+        p.drawText(QRectF(0, area.bottom() - 8, 44, 16), small, f"{y0:.3g}")
+        p.drawText(
+            QRectF(area.left(), area.bottom() + 2, 80, 16), Qt.AlignmentFlag.AlignLeft, f"{x0:g}"
+        )
+        p.drawText(
+            QRectF(area.right() - 80, area.bottom() + 2, 80, 16),
+            Qt.AlignmentFlag.AlignRight,
+            f"{x1:g}",
+        )
+        path = QPainterPath(at(*self.points[0]))
+        for x, y in self.points[1:]:
+            path.lineTo(at(x, y))
+        p.setPen(QPen(self.color, 1.6))
+        p.drawPath(path)
+        if len(self.points) < 30:
+            p.setBrush(self.color)
+            for x, y in self.points:
+                p.drawEllipse(at(x, y), 2.5, 2.5)
+
+
+class TrainerTab(QWidget):
+    message = Signal(str, str)  # text, level ("info" / "error")
+    busy_changed = Signal(bool)
+    model_trained = Signal(str)  # path of a weights file just written (for the model lists)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.task: TaskHandle | None = None
+        self.last_result: TrainResult | None = None
+        self._clock: tuple[float, int] | None = None  # (time, iteration) of the first progress
+        self._paused_since: float | None = None
+        self._paused_total = 0.0
+        self._last_loss: float | None = None
+
+        settings = self._build_settings()
+        monitor = self._build_monitor()
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(settings)
+        scroll.setMinimumWidth(400)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        splitter = QSplitter()
+        splitter.addWidget(scroll)
+        splitter.addWidget(monitor)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([420, 900])
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+        self._update_enabled()
+
+    # ================================================================= building
+
+    def _build_settings(self) -> QWidget:
+        d = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        self.model_combo = QComboBox()
+        self.model_combo.addItems(model_names())
+        self.model_combo.setCurrentText("A2F-SD")
+        self.scale_combo = QComboBox()
+        for s in (2, 3, 4):
+            self.scale_combo.addItem(f"x{s}", s)
+        self.scale_combo.setCurrentIndex(2)
+        self.start_combo = QComboBox()
+        for key, text in START_FROM:
+            self.start_combo.addItem(text, key)
+        self.start_combo.currentIndexChanged.connect(self._update_enabled)
+        self.base_edit = QLineEdit()
+        self.base_edit.setPlaceholderText(".safetensors, .pt or .pth")
+        self.base_button = QPushButton(qta.icon("fa5s.folder-open"), "")
+        self.base_button.setToolTip("Choose the weights to start from")
+        self.base_button.clicked.connect(self._ask_base)
+        base_row = _row(self.base_edit, self.base_button)
+        model_box = QGroupBox("Network")
+        form = QFormLayout(model_box)
+        form.addRow("Model", self.model_combo)
+        form.addRow("Scale", self.scale_combo)
+        form.addRow("Start from", self.start_combo)
+        form.addRow("Weights", base_row)
+
+        self.folders = QTreeWidget()
+        self.folders.setHeaderLabels(["HR folder", "LR folder (optional)"])
+        self.folders.setRootIsDecorated(False)
+        self.folders.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.folders.setMinimumHeight(90)
+        add = QPushButton(qta.icon("fa5s.folder-plus"), "Add HR...")
+        add.clicked.connect(self._ask_hr)
+        set_lr = QPushButton("Set LR...")
+        set_lr.setToolTip("Paired data: the LR images of the selected HR folder (same names)")
+        set_lr.clicked.connect(self._ask_lr)
+        remove = QPushButton(qta.icon("fa5s.minus"), "Remove")
+        remove.clicked.connect(self._remove_folder)
+        self.degradation_combo = QComboBox()
+        for key, text in DEGRADATION_NAMES:
+            self.degradation_combo.addItem(text, key)
+        self.degradation_combo.currentIndexChanged.connect(self._update_enabled)
+        self.noise_spin = _dspin(0, 100, d["noise_level"], 1, step=5)
+        self.noise_spin.setToolTip("Noise standard deviation on the 0..255 scale")
+        self.patch_spin = _spin(8, 512, d["patch_size"])
+        self.patch_spin.setToolTip("Side of the LR patches (HR patches are scale times larger)")
+        self.batch_spin = _spin(1, 512, d["batch_size"])
+        data_box = QGroupBox("Data")
+        form = QFormLayout(data_box)
+        form.addRow(self.folders)
+        form.addRow(_row(add, set_lr, remove, stretch=True))
+        form.addRow("LR made by", self.degradation_combo)
+        form.addRow("Noise level", self.noise_spin)
+        form.addRow("Patch (LR px)", self.patch_spin)
+        form.addRow("Batch", self.batch_spin)
+
+        self.iterations_spin = _spin(1, 10_000_000, d["iterations"], step=1000)
+        self.lr_edit = QLineEdit()
+        self.lr_edit.setPlaceholderText("auto: 1e-4 from scratch, 2e-5 fine-tuning")
+        self.schedule_combo = QComboBox()
+        self.schedule_combo.addItems(["cosine", "step"])
+        self.warmup_spin = _spin(-1, 1_000_000, -1, step=100)
+        self.warmup_spin.setSpecialValueText("auto (iterations / 20)")
+        self.clip_spin = _dspin(0, 1000, d["grad_clip"], 3, step=0.1)
+        self.clip_spin.setSpecialValueText("off")
+        self.ema_spin = _dspin(0, 0.9999, d["ema"], 4, step=0.001)
+        self.ema_spin.setSpecialValueText("off")
+        self.seed_spin = _spin(0, 2**31 - 1, d["seed"])
+        self.device_combo = QComboBox()
+        self.device_combo.addItem("Automatic", "auto")
+        for dev in list_devices():
+            self.device_combo.addItem(dev.name, dev.spec)
+        self.amp_check = QCheckBox("Mixed precision on CUDA")
+        self.amp_check.setChecked(d["amp"])
+        opt_box = QGroupBox("Optimisation")
+        form = QFormLayout(opt_box)
+        form.addRow("Iterations", self.iterations_spin)
+        form.addRow("Learning rate", self.lr_edit)
+        form.addRow("Schedule", self.schedule_combo)
+        form.addRow("Warm-up", self.warmup_spin)
+        form.addRow("Gradient clip", self.clip_spin)
+        form.addRow("EMA decay", self.ema_spin)
+        form.addRow("Seed", self.seed_spin)
+        form.addRow("Device", self.device_combo)
+        form.addRow("", self.amp_check)
+
+        self.val_edit = QLineEdit()
+        self.val_edit.setPlaceholderText("none: hold out part of the training images")
+        self.val_edit.textChanged.connect(self._update_enabled)
+        val_button = QPushButton(qta.icon("fa5s.folder-open"), "")
+        val_button.clicked.connect(self._ask_val)
+        self.split_spin = _dspin(0, 0.5, 0.05, 2, step=0.05)
+        self.split_spin.setSpecialValueText("no validation")
+        self.val_every_spin = _spin(1, 1_000_000, d["val_every"], step=100)
+        self.output_edit = QLineEdit()
+        self.output_edit.setPlaceholderText("automatic: a new file in the model library")
+        out_button = QPushButton(qta.icon("fa5s.save"), "")
+        out_button.clicked.connect(self._ask_output)
+        val_box = QGroupBox("Validation and output")
+        form = QFormLayout(val_box)
+        form.addRow("Folder (HR)", _row(self.val_edit, val_button))
+        form.addRow("Held out", self.split_spin)
+        form.addRow("Every", self.val_every_spin)
+        form.addRow("Output", _row(self.output_edit, out_button))
+
+        panel = QWidget()
+        column = QVBoxLayout(panel)
+        for box in (model_box, data_box, opt_box, val_box):
+            column.addWidget(box)
+        column.addStretch(1)
+        return panel
+
+    def _build_monitor(self) -> QWidget:
+        self.start_button = QPushButton(qta.icon("fa5s.play", color="white"), "Start")
+        self.start_button.setObjectName("primary")
+        self.pause_button = QPushButton(qta.icon("fa5s.pause"), "Pause")
+        self.pause_button.setCheckable(True)
+        self.stop_button = QPushButton(qta.icon("fa5s.stop"), "Stop")
+        self.continue_button = QPushButton(qta.icon("fa5s.step-forward"), "Continue")
+        self.continue_button.setToolTip("Resume the stopped run from its last state")
+        self.start_button.clicked.connect(self.start)
+        self.pause_button.toggled.connect(self.set_paused)
+        self.stop_button.clicked.connect(self.stop)
+        self.continue_button.clicked.connect(self.continue_run)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setFormat("%v / %m")
+        self.status_label = QLabel("Choose a model and at least one folder of HR images.")
+        self.status_label.setObjectName("runStatus")
+        self.status_label.setWordWrap(True)
+        buttons = _row(self.start_button, self.pause_button, self.stop_button, self.continue_button)
+        buttons.layout().addWidget(self.progress_bar, 1)
+
+        self.loss_plot = LinePlot("Training loss (L1)", "#2f6fde")
+        self.psnr_plot = LinePlot("Validation PSNR", "#2e9d4f", " dB")
+        plots = _row(self.loss_plot, self.psnr_plot)
+
+        preview = QGroupBox("Validation preview")
+        grid = QGridLayout(preview)
+        self.preview_labels: list[QLabel] = []
+        for col, name in enumerate(("LR (nearest)", "SR", "HR")):
+            image = QLabel("-")
+            image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            image.setMinimumSize(PREVIEW_SIDE, PREVIEW_SIDE)
+            grid.addWidget(image, 0, col)
+            caption = QLabel(name)
+            caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            grid.addWidget(caption, 1, col)
+            self.preview_labels.append(image)
+
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(5000)
+        self.log_view.setPlaceholderText("The training log appears here.")
+
+        monitor = QWidget()
+        column = QVBoxLayout(monitor)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(buttons)
+        column.addWidget(self.status_label)
+        column.addWidget(plots, 2)
+        column.addWidget(preview)
+        column.addWidget(self.log_view, 1)
+        return monitor
+
+    # ================================================================= folders and files
+
+    def add_hr_folder(self, hr: str, lr: str | None = None) -> None:
+        item = QTreeWidgetItem([hr, lr or ""])
+        self.folders.addTopLevelItem(item)
+        self.folders.setCurrentItem(item)
+
+    def _ask_hr(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of HR training images")
+        if folder:
+            self.add_hr_folder(folder)
+
+    def _ask_lr(self) -> None:
+        item = self.folders.currentItem()
+        if item is None:
+            self.message.emit("Select an HR folder first.", "info")
+            return
+        folder = QFileDialog.getExistingDirectory(self, f"LR images for {item.text(0)}")
+        if folder:
+            item.setText(1, folder)
+
+    def _remove_folder(self) -> None:
+        item = self.folders.currentItem()
+        if item is not None:
+            self.folders.takeTopLevelItem(self.folders.indexOfTopLevelItem(item))
+
+    def _ask_base(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Weights to start from", "", "Weights (*.safetensors *.pt *.pth)"
+        )
+        if path:
+            self.base_edit.setText(path)
+
+    def _ask_val(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of HR validation images")
+        if folder:
+            self.val_edit.setText(folder)
+
+    def _ask_output(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Trained weights", "", "Weights (*.safetensors)"
+        )
+        if path:
+            self.output_edit.setText(
+                path if path.endswith(".safetensors") else path + ".safetensors"
+            )
+
+    # ================================================================= settings -> config
+
+    def config(self) -> TrainConfig:
+        """The settings as a TrainConfig (SRStudioError says what is wrong)."""
+        rows = [self.folders.topLevelItem(i) for i in range(self.folders.topLevelItemCount())]
+        hr_dirs = tuple(r.text(0) for r in rows)
+        lr_dirs = tuple(r.text(1) for r in rows)
+        if any(lr_dirs) and not all(lr_dirs):
+            raise SRStudioError("give an LR folder for every HR folder, or for none")
+        start = self.start_combo.currentData()
+        model = self.model_combo.currentText()
+        base = None
+        if start == "installed":
+            base = model
+        elif start == "file":
+            base = self.base_edit.text().strip()
+            if not base:
+                raise SRStudioError("choose the weights file to start from")
+        text = self.lr_edit.text().strip()
+        try:
+            rate = float(text) if text else None
+        except ValueError:
+            raise SRStudioError(f"learning rate: {text!r} is not a number") from None
+        val_dir = self.val_edit.text().strip() or None
+        return TrainConfig(
+            model=None if start == "file" else model,
+            scale=None if start == "file" else self.scale_combo.currentData(),
+            base=base,
+            hr_dirs=hr_dirs,
+            lr_dirs=lr_dirs if all(lr_dirs) and lr_dirs else None,
+            degradation=self.degradation_combo.currentData(),
+            noise_level=self.noise_spin.value(),
+            patch_size=self.patch_spin.value(),
+            batch_size=self.batch_spin.value(),
+            iterations=self.iterations_spin.value(),
+            lr=rate,
+            schedule=self.schedule_combo.currentText(),
+            warmup=None if self.warmup_spin.value() < 0 else self.warmup_spin.value(),
+            grad_clip=self.clip_spin.value(),
+            ema=self.ema_spin.value(),
+            val_dir=val_dir,
+            val_split=0.0 if val_dir else self.split_spin.value(),
+            val_every=self.val_every_spin.value(),
+            seed=self.seed_spin.value(),
+            output=self.output_edit.text().strip() or None,
+            device=self.device_combo.currentData(),
+            amp=self.amp_check.isChecked(),
+        )
+
+    # ================================================================= running
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and self.task.running
+
+    def start(self) -> None:
+        try:
+            config = self.config()
+        except SRStudioError as exc:
+            self._error(str(exc))
+            return
+        self.loss_plot.clear()
+        self.psnr_plot.clear()
+        for label in self.preview_labels:
+            label.clear()
+            label.setText("-")
+        self.log_view.clear()
+        self._run(config)
+
+    def continue_run(self) -> None:
+        """Resume the last stopped run (the iterations field may have been raised meanwhile)."""
+        if self.last_result is None:
+            return
+        try:
+            config = self.config()
+        except SRStudioError as exc:
+            self._error(str(exc))
+            return
+        iterations = max(config.iterations, self.last_result.iterations)
+        self._run(
+            dataclasses.replace(
+                config, resume=True, output=self.last_result.output, iterations=iterations
+            )
+        )
+
+    def _run(self, config: TrainConfig) -> None:
+        if self.running:
+            return
+
+        def work(ctx: TaskContext) -> TrainResult:
+            return train(
+                config,
+                on_progress=ctx.on_progress,
+                should_stop=ctx.should_stop,
+                on_event=ctx.emit,
+            )
+
+        self._clock, self._paused_since, self._paused_total = None, None, 0.0
+        self.task = start_task(self, work)
+        w = self.task.worker
+        w.progress.connect(self._on_progress)
+        w.event.connect(self._on_event)
+        w.finished.connect(self._on_finished)
+        w.failed.connect(self._on_failed)
+        w.cancelled.connect(self._on_cancelled)
+        w.done.connect(self._on_done)
+        self.status_label.setText("Preparing the data...")
+        self.busy_changed.emit(True)
+        self._update_enabled()
+
+    def set_paused(self, paused: bool) -> None:
+        if not self.running:
+            return
+        self.task.pause(paused)  # type: ignore[union-attr]
+        now = time.perf_counter()
+        if paused:
+            self._paused_since = now
+            self.status_label.setText("Paused (after the current iteration).")
+        elif self._paused_since is not None:
+            self._paused_total += now - self._paused_since
+            self._paused_since = None
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.pause_button.setIcon(qta.icon("fa5s.play" if paused else "fa5s.pause"))
+
+    def stop(self) -> None:
+        if self.running:
+            self.task.cancel()  # type: ignore[union-attr]
+            self.status_label.setText("Stopping after the current iteration...")
+            self.stop_button.setEnabled(False)
+
+    def shutdown(self, timeout_ms: int = 60_000) -> None:
+        """Stop a run and wait for its thread (the window is closing)."""
+        if self.task is not None:
+            self.task.cancel()
+            self.task.wait(timeout_ms)
+
+    # ================================================================= worker signals
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress_bar.setMaximum(max(1, total))
+        self.progress_bar.setValue(done)
+        now = time.perf_counter()
+        if self._clock is None:
+            self._clock = (now, done)
+            return
+        if self._paused_since is not None:
+            return
+        t0, done0 = self._clock
+        active = now - t0 - self._paused_total
+        eta = active / (done - done0) * (total - done) if done > done0 else None
+        loss = f", loss {self._last_loss:.4f}" if self._last_loss is not None else ""
+        self.status_label.setText(
+            f"Iteration {done} / {total}{loss}, {format_seconds(active)} elapsed, "
+            f"ETA {format_seconds(eta)}"
+        )
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, LossEvent):
+            self._last_loss = event.loss
+            self.loss_plot.add_point(event.iteration, event.loss)
+        elif isinstance(event, ValidationEvent):
+            self.psnr_plot.add_point(event.iteration, event.psnr)
+            if event.preview is not None:
+                self._show_preview(event.preview)
+        elif isinstance(event, LogEvent):
+            self._log(event.text)
+
+    def _show_preview(self, preview: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        for label, pixels in zip(self.preview_labels, preview, strict=True):
+            pixmap = QPixmap.fromImage(array_to_qimage(pixels))
+            label.setPixmap(
+                pixmap.scaled(
+                    PREVIEW_SIDE,
+                    PREVIEW_SIDE,
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.FastTransformation,
+                )
+            )
+
+    def _on_finished(self, result: TrainResult) -> None:
+        self.last_result = result
+        best = f", best validation PSNR {result.best_psnr:.3f} dB" if result.best_psnr else ""
+        if result.stopped:
+            text = f"Stopped at iteration {result.iterations}{best}. Continue resumes it."
+        else:
+            text = (
+                f"Done: {result.iterations} iterations{best} in {format_seconds(result.seconds)}."
+            )
+        self.status_label.setText(f"{text}\nWeights: {result.output}")
+        self.message.emit(
+            f"Training {'stopped' if result.stopped else 'finished'}: {result.output}", "info"
+        )
+        if Path(result.output).is_file():
+            self.model_trained.emit(result.output)
+
+    def _on_failed(self, text: str) -> None:
+        self._error(f"Training failed: {text}")
+
+    def _on_cancelled(self) -> None:
+        self.status_label.setText("Cancelled.")
+
+    def _on_done(self) -> None:
+        self.pause_button.blockSignals(True)
+        self.pause_button.setChecked(False)
+        self.pause_button.setText("Pause")
+        self.pause_button.setIcon(qta.icon("fa5s.pause"))
+        self.pause_button.blockSignals(False)
+        self.busy_changed.emit(False)
+        self._update_enabled()
+
+    # ================================================================= helpers
+
+    def _log(self, text: str) -> None:
+        self.log_view.appendPlainText(f"{time.strftime('%H:%M:%S')}  {text}")
+
+    def _error(self, text: str) -> None:
+        self.status_label.setText(text)
+        self._log(text)
+        self.message.emit(text, "error")
+
+    def _update_enabled(self, *_args) -> None:
+        running = self.running
+        from_file = self.start_combo.currentData() == "file"
+        self.base_edit.setEnabled(from_file)
+        self.base_button.setEnabled(from_file)
+        self.model_combo.setEnabled(not from_file)
+        self.noise_spin.setEnabled(self.degradation_combo.currentData() == "DN")
+        self.split_spin.setEnabled(not self.val_edit.text().strip())
+        self.start_button.setEnabled(not running)
+        self.pause_button.setEnabled(running)
+        self.stop_button.setEnabled(running)
+        stopped = self.last_result is not None and self.last_result.stopped
+        self.continue_button.setEnabled(not running and stopped)
+
+
+def _row(*widgets: QWidget, stretch: bool = False) -> QWidget:
+    box = QWidget()
+    layout = QHBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        layout.addWidget(w, 1 if isinstance(w, QLineEdit) else 0)
+    if stretch:
+        layout.addStretch(1)
+    return box
+
+
+def _spin(low: int, high: int, value: int, step: int = 1) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(low, high)
+    spin.setSingleStep(step)
+    spin.setValue(value)
+    return spin
+
+
+def _dspin(low: float, high: float, value: float, decimals: int, step: float) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setDecimals(decimals)
+    spin.setRange(low, high)
+    spin.setSingleStep(step)
+    spin.setValue(value)
+    return spin
