@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.jobs import ModelChoice
-from engine.inference.devices import list_devices
+from engine import list_devices
 
 try:
     from importlib.metadata import PackageNotFoundError, version

@@ -3,6 +3,7 @@ taking a TaskContext (app.workers) and returning or emitting plain data (numpy a
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -10,16 +11,28 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.batch import BatchJob, BatchReport, run_batch
-from engine.checkpoints import load_model
-from engine.descriptor import ModelDescriptor
-from engine.errors import Cancelled, ImageError, SRStudioError
-from engine.evaluate import make_lr, score
-from engine.imaging.color import tensor_to_uint8, uint8_to_tensor
-from engine.imaging.io import ImageData, read_image, write_image
-from engine.inference.upscaler import UpscaleOptions, Upscaler
+from engine import (
+    BatchJob,
+    BatchReport,
+    Cancelled,
+    ImageData,
+    ImageError,
+    ModelDescriptor,
+    SRStudioError,
+    UpscaleOptions,
+    Upscaler,
+    load_model,
+    make_lr,
+    read_image,
+    run_batch,
+    score,
+    tensor_to_uint8,
+    uint8_to_tensor,
+    write_image,
+)
 
 BICUBIC = "Bicubic"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -169,6 +182,11 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
             raise
         except SRStudioError as exc:
             ctx.emit(ModelFailed(choice, str(exc)))
+            continue
+        except Exception as exc:  # e.g. out of memory: report it and go on with the others
+            log.exception("%s failed", choice.label)
+            first = (str(exc).splitlines() or [""])[0][:300]
+            ctx.emit(ModelFailed(choice, f"{type(exc).__name__}: {first}"))
             continue
         pixels = to_pixels(out)
         ctx.emit(

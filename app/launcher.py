@@ -9,7 +9,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv:
-        from engine.cli import main as cli_main
+        from engine import run_cli as cli_main
 
         return cli_main(argv)
     try:

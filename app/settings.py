@@ -10,7 +10,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from engine.batch import DEFAULT_TEMPLATE
+from engine import DEFAULT_TEMPLATE
 
 ORGANIZATION = "SRStudio"
 APPLICATION = "SR Studio"

@@ -25,7 +25,7 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
-from engine.errors import Cancelled, SRStudioError
+from engine import Cancelled, SRStudioError
 
 log = logging.getLogger(__name__)
 

@@ -89,7 +89,8 @@ def main() -> int:
     inputs.mkdir()
     for src in sorted((set5 / "LR").glob("*.png")):
         shutil.copy(src, inputs / src.name.replace("img_", "set5_"))
-    (inputs / "set5_006_truncated.png").write_bytes((set5 / "LR" / "img_002.png").read_bytes()[:900])
+    truncated = (set5 / "LR" / "img_002.png").read_bytes()[:900]
+    (inputs / "set5_006_truncated.png").write_bytes(truncated)
     batch = window.batch
     window.tabs.setCurrentWidget(batch)
     batch.output_dir.setText(str(scratch / "upscaled"))

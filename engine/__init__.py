@@ -1,0 +1,122 @@
+"""SR Studio's engine: networks, checkpoints, inference, metrics, batch and training. No Qt.
+
+The app and any other front end use what this module exports, and nothing deeper.
+Tensor contract for every network: float32 RGB in [0, 1], NCHW (engine/archs/base.py)."""
+
+from __future__ import annotations
+
+from engine.archs.registry import FAMILIES, get_family, model_names, parse_model_name
+from engine.batch import (
+    DEFAULT_TEMPLATE,
+    BatchJob,
+    BatchReport,
+    FileRecord,
+    collect_inputs,
+    eta_seconds,
+    run_batch,
+)
+from engine.checkpoints import (
+    bicubic,
+    build_untrained,
+    count_params,
+    load_model,
+    read_state_dict,
+    save_checkpoint,
+)
+from engine.cli import main as run_cli
+from engine.descriptor import ModelDescriptor
+from engine.downloads import download_release, import_weights
+from engine.errors import Cancelled, CheckpointError, ImageError, SRStudioError
+from engine.evaluate import EvalResult, evaluate, load_pairs, make_lr, score
+from engine.imaging.color import rgb_to_y, tensor_to_uint8, uint8_to_tensor
+from engine.imaging.heatmap import difference_map
+from engine.imaging.io import (
+    FORMAT_EXTENSIONS,
+    READ_EXTENSIONS,
+    ImageData,
+    read_image,
+    write_image,
+)
+from engine.imaging.resize import imresize
+from engine.inference.devices import DeviceInfo, list_devices
+from engine.inference.upscaler import PRECISIONS, UpscaleOptions, Upscaler
+from engine.library import WeightsEntry, best_weights, installed_weights, user_dir
+from engine.metrics import psnr, ssim
+from engine.releases import RELEASES, Release, find_releases
+from engine.training import (
+    DEGRADATIONS,
+    SCHEDULES,
+    LogEvent,
+    LossEvent,
+    TrainConfig,
+    TrainResult,
+    ValidationEvent,
+    train,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "DEGRADATIONS",
+    "FAMILIES",
+    "FORMAT_EXTENSIONS",
+    "PRECISIONS",
+    "READ_EXTENSIONS",
+    "RELEASES",
+    "SCHEDULES",
+    "BatchJob",
+    "BatchReport",
+    "Cancelled",
+    "CheckpointError",
+    "DeviceInfo",
+    "EvalResult",
+    "FileRecord",
+    "ImageData",
+    "ImageError",
+    "LogEvent",
+    "LossEvent",
+    "ModelDescriptor",
+    "Release",
+    "SRStudioError",
+    "TrainConfig",
+    "TrainResult",
+    "UpscaleOptions",
+    "Upscaler",
+    "ValidationEvent",
+    "WeightsEntry",
+    "best_weights",
+    "bicubic",
+    "build_untrained",
+    "collect_inputs",
+    "count_params",
+    "difference_map",
+    "download_release",
+    "eta_seconds",
+    "evaluate",
+    "find_releases",
+    "get_family",
+    "imresize",
+    "import_weights",
+    "installed_weights",
+    "list_devices",
+    "load_model",
+    "load_pairs",
+    "make_lr",
+    "model_names",
+    "parse_model_name",
+    "psnr",
+    "read_image",
+    "read_state_dict",
+    "rgb_to_y",
+    "run_batch",
+    "run_cli",
+    "save_checkpoint",
+    "score",
+    "ssim",
+    "tensor_to_uint8",
+    "train",
+    "uint8_to_tensor",
+    "user_dir",
+    "write_image",
+]

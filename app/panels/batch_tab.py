@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import qtawesome as qta
-from PySide6.QtCore import QUrl, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -37,9 +37,15 @@ from app.panels.side_boxes import format_seconds
 from app.panels.upscale_tab import IMAGE_FILTER
 from app.settings import AppSettings
 from app.workers import TaskHandle, start_task
-from engine.batch import BatchJob, BatchReport, FileRecord, collect_inputs, eta_seconds
-from engine.errors import SRStudioError
-from engine.inference.upscaler import UpscaleOptions
+from engine import (
+    BatchJob,
+    BatchReport,
+    FileRecord,
+    SRStudioError,
+    UpscaleOptions,
+    collect_inputs,
+    eta_seconds,
+)
 
 COLUMNS = ("File", "Status", "Time (s)", "Size", "Details")
 STATUS_COLORS = {
@@ -246,7 +252,7 @@ class BatchTab(QWidget):
         if self.busy:
             return
         rows = sorted({i.row() for i in self.table.selectedIndexes()})
-        files = {self.table.item(r, 0).data(256) for r in rows}
+        files = {self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in rows}
         kept = []
         for item in self.inputs:
             if item in files:
@@ -291,7 +297,7 @@ class BatchTab(QWidget):
         for row, path in enumerate(files):
             self.rows[path] = row
             name = QTableWidgetItem(Path(path).name)
-            name.setData(256, path)
+            name.setData(Qt.ItemDataRole.UserRole, path)
             name.setToolTip(path)
             self.table.setItem(row, 0, name)
             self._set_row(row, "waiting", "", "", "")

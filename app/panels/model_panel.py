@@ -24,11 +24,16 @@ from PySide6.QtWidgets import (
 from app.jobs import BICUBIC, ModelChoice, bicubic_choice
 from app.settings import AppSettings
 from app.workers import start_task
-from engine.archs import registry
-from engine.checkpoints import count_params, load_model
-from engine.inference.devices import list_devices
-from engine.inference.upscaler import PRECISIONS, UpscaleOptions
-from engine.library import best_weights, installed_weights
+from engine import (
+    PRECISIONS,
+    UpscaleOptions,
+    best_weights,
+    count_params,
+    get_family,
+    installed_weights,
+    list_devices,
+    load_model,
+)
 
 SCALES = (2, 3, 4)
 WEIGHTS_FILTER = "Weights (*.safetensors *.pt *.pth *.ckpt);;All files (*)"
@@ -60,7 +65,7 @@ def param_count(choice: ModelChoice) -> int | None:
     if choice.family == BICUBIC:
         return 0
     try:
-        family = registry.get_family(choice.family)
+        family = get_family(choice.family)
         with torch.device("meta"):
             return count_params(family.build(family.config(choice.variant, choice.scale)))
     except (ValueError, RuntimeError, TypeError):

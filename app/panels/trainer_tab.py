@@ -44,15 +44,15 @@ from PySide6.QtWidgets import (
 
 from app.qimage import array_to_qimage
 from app.workers import TaskContext, TaskHandle, start_task
-from engine.archs.registry import model_names
-from engine.errors import SRStudioError
-from engine.inference.devices import list_devices
-from engine.training import (
+from engine import (
     LogEvent,
     LossEvent,
+    SRStudioError,
     TrainConfig,
     TrainResult,
     ValidationEvent,
+    list_devices,
+    model_names,
     train,
 )
 

@@ -30,10 +30,8 @@ from app.panels.side_boxes import MetricsBox, OutputBox, RunBox, metrics_lines
 from app.qimage import array_to_qimage, qimage_to_array
 from app.settings import AppSettings
 from app.views.canvas import CompareCanvas, PaneContent
-from app.views.heatmap import difference_map
 from app.workers import TaskHandle, start_task
-from engine.errors import SRStudioError
-from engine.imaging.io import FORMAT_EXTENSIONS, READ_EXTENSIONS, ImageData
+from engine import FORMAT_EXTENSIONS, READ_EXTENSIONS, ImageData, SRStudioError, difference_map
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{e}" for e in READ_EXTENSIONS) + ");;All files (*)"
 SAVE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff)"

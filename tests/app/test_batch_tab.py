@@ -100,3 +100,14 @@ def test_pause_holds_the_batch_and_resume_finishes_it(qtbot, window, tmp_path):
     assert blocker.args[0].count("done") == 3
     assert [tab.row_status(r) for r in range(3)] == ["done"] * 3
     assert tab.pause_button.text() == "Pause" and not tab.pause_button.isChecked()
+
+
+def test_removing_one_file_of_a_queued_folder_keeps_the_rest(qtbot, window, tmp_path):
+    tab = _queue(window, tmp_path)
+    tab.table.selectRow(1)
+    tab.remove_selected()
+    names = [tab.table.item(r, 0).text() for r in range(tab.table.rowCount())]
+    assert names == ["a.png", "c.png"]
+    assert "2 images queued" in tab.queue_label.text()
+    tab.clear()
+    assert tab.table.rowCount() == 0 and not tab.start_button.isEnabled()

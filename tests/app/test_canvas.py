@@ -7,7 +7,6 @@ from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from app.views.canvas import MAX_ZOOM, CompareCanvas, PaneContent, choose_visible
-from app.views.heatmap import FULL_SCALE, difference_map
 
 
 def _pixels(h: int, w: int, seed: int) -> np.ndarray:
@@ -121,15 +120,3 @@ def test_at_most_four_panes_input_dropped_first():
     assert choose_visible(keys, set()) == ["a", "b", "c", "reference"]
     assert choose_visible(keys + ["d"], set()) == ["a", "b", "c", "d"]
     assert choose_visible(keys, {"b"}) == ["input", "a", "c", "reference"]
-
-
-def test_difference_map_is_black_where_equal_and_hot_where_different():
-    ref = _pixels(6, 6, 3)
-    out = ref.copy()
-    out[0, 0] = 255 - ref[0, 0]
-    heat = difference_map(out, ref)
-    assert heat.shape == (6, 6, 3) and heat.dtype == np.uint8
-    assert (heat[1:, 1:] == 0).all()
-    big = np.zeros((2, 2, 3), np.uint8)
-    assert (difference_map(big + 255, big) == 255).all()  # >= FULL_SCALE levels: white
-    assert FULL_SCALE < 255

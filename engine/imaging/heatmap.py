@@ -1,4 +1,4 @@
-"""The difference heat-map view: |Y(output) - Y(reference)| through a colour map, for display only
+"""Difference heat-map: |Y(output) - Y(reference)| through a "hot" colour map, for display only
 (the numbers come from engine.metrics)."""
 
 from __future__ import annotations
