@@ -212,6 +212,6 @@ FAMILY = Family(
     detect=detect,
     input_range=255.0,
     tiling_safe=False,  # the channel attention of every block pools the whole feature map
-    tile_overlap=16,
+    tile_overlap=24,
     scales=SCALES,
 )

@@ -367,5 +367,5 @@ FAMILY = Family(
     detect=detect,
     input_range=1.0,
     tiling_safe=False,  # patch matching pairs patches across the whole image
-    tile_overlap=24,
+    tile_overlap=32,
 )
