@@ -42,6 +42,7 @@ from engine.inference.devices import DeviceInfo, list_devices
 from engine.inference.upscaler import PRECISIONS, UpscaleOptions, Upscaler
 from engine.library import WeightsEntry, best_weights, installed_weights, user_dir
 from engine.metrics import psnr, ssim
+from engine.published import published_psnr
 from engine.releases import RELEASES, Release, find_releases
 from engine.training import (
     DEGRADATIONS,
@@ -106,6 +107,7 @@ __all__ = [
     "model_names",
     "parse_model_name",
     "psnr",
+    "published_psnr",
     "read_image",
     "read_state_dict",
     "rgb_to_y",

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.archs.base import Family, StateDict
+from engine.archs.base import Family, StateDict, build_from, detect_exact
 
 SCALES = (2, 3, 4)
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
@@ -165,9 +165,7 @@ def config(variant: str, scale: int) -> A2FConfig:
 
 
 def build(cfg: A2FConfig) -> A2F:
-    return A2F(
-        scale=cfg.scale, n_feats=cfg.n_feats, n_blocks=cfg.n_blocks, block_feats=cfg.block_feats
-    )
+    return build_from(A2F, cfg)
 
 
 def _read_config(sd: StateDict) -> A2FConfig | None:
@@ -189,19 +187,7 @@ def _read_config(sd: StateDict) -> A2FConfig | None:
 
 def detect(state_dict: StateDict) -> A2FConfig | None:
     """The A2F variant and scale whose module has exactly these keys and shapes, or None."""
-    try:
-        cfg = _read_config(state_dict)
-    except (KeyError, AttributeError, IndexError, TypeError):
-        return None
-    if cfg is None:
-        return None
-    with torch.device("meta"):  # shapes only, no memory or init cost
-        expected = build(cfg).state_dict()
-    if set(expected) != set(state_dict):
-        return None
-    if any(tuple(state_dict[k].shape) != tuple(v.shape) for k, v in expected.items()):
-        return None
-    return cfg
+    return detect_exact(_read_config, build, state_dict)
 
 
 FAMILY = Family(

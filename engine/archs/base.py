@@ -9,7 +9,7 @@ and one that needs a size multiple or a minimum size pads internally and crops b
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import torch
@@ -54,3 +54,38 @@ def pad_to_multiple(
     ph, pw = th - h, tw - w
     mode = "reflect" if ph < h and pw < w else "replicate"
     return nn.functional.pad(x, (0, pw, 0, ph), mode=mode), h, w
+
+
+def count_indexed(state_dict: StateDict, pattern: str) -> int:
+    """How many consecutive i have `pattern.format(i)` as a key (e.g. "body.{}.conv.weight")."""
+    n = 0
+    while pattern.format(n) in state_dict:
+        n += 1
+    return n
+
+
+def build_from(cls: Callable[..., nn.Module], cfg: Any) -> nn.Module:
+    """cls(**fields of cfg except its variant name): the configs mirror the modules' arguments."""
+    return cls(**{k: v for k, v in asdict(cfg).items() if k != "variant"})
+
+
+def detect_exact(
+    read_config: Callable[[StateDict], Any | None],
+    build: Callable[[Any], nn.Module],
+    state_dict: StateDict,
+) -> Any | None:
+    """The config read from a state dict, if a module built from it (on the meta device: shapes
+    only, no memory) has exactly the same keys and shapes; None for anything else."""
+    try:
+        cfg = read_config(state_dict)
+        if cfg is None:
+            return None
+        with torch.device("meta"):
+            expected = build(cfg).state_dict()
+    except (KeyError, AttributeError, IndexError, TypeError, ValueError, RuntimeError):
+        return None
+    if set(expected) != set(state_dict):
+        return None
+    if any(tuple(state_dict[k].shape) != tuple(v.shape) for k, v in expected.items()):
+        return None
+    return cfg

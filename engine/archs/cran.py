@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.archs.base import Family, StateDict
+from engine.archs.base import Family, StateDict, build_from, count_indexed, detect_exact
 
 KERNEL_SIZE = 3
 SCALES = (2, 3, 4)
@@ -217,21 +217,7 @@ def config(variant: str, scale: int) -> CRANConfig:
 
 
 def build(cfg: CRANConfig) -> CRAN:
-    return CRAN(
-        scale=cfg.scale,
-        n_groups=cfg.n_groups,
-        n_blocks=cfg.n_blocks,
-        n_feats=cfg.n_feats,
-        crac_groups=cfg.crac_groups,
-        embed_dim=cfg.embed_dim,
-    )
-
-
-def _count(state_dict: StateDict, pattern: str) -> int:
-    n = 0
-    while pattern.format(n) in state_dict:
-        n += 1
-    return n
+    return build_from(CRAN, cfg)
 
 
 def _read_config(sd: StateDict) -> CRANConfig | None:
@@ -239,8 +225,8 @@ def _read_config(sd: StateDict) -> CRANConfig | None:
     if head is None or tuple(head.shape[1:]) != (3, KERNEL_SIZE, KERNEL_SIZE):
         return None
     n_feats = int(head.shape[0])
-    n_groups = _count(sd, "body.{}.conv.weight")
-    n_blocks = _count(sd, "body.0.blocks.{}.conv1.weight")
+    n_groups = count_indexed(sd, "body.{}.conv.weight")
+    n_blocks = count_indexed(sd, "body.0.blocks.{}.conv1.weight")
     if n_groups < 1 or n_blocks < 1:
         return None
     crab = f"body.0.blocks.{n_blocks - 1}.conv1"
@@ -268,17 +254,8 @@ def _read_config(sd: StateDict) -> CRANConfig | None:
 
 def detect(state_dict: StateDict) -> CRANConfig | None:
     """The config of a CRAN state dict (read from keys and shapes), or None if it is not one."""
-    try:
-        cfg = _read_config(state_dict)
-        if cfg is None:
-            return None
-        with torch.device("meta"):
-            expected = build(cfg).state_dict()
-    except (ValueError, RuntimeError, AttributeError, TypeError):
-        return None
-    if set(expected) != set(state_dict):
-        return None
-    if any(tuple(state_dict[k].shape) != tuple(v.shape) for k, v in expected.items()):
+    cfg = detect_exact(_read_config, build, state_dict)
+    if cfg is None:
         return None
     for name in _PRESETS:
         if replace(cfg, variant=name) == config(name, cfg.scale):

@@ -23,7 +23,7 @@ Where this module departs from the released code (none of it matters for one nor
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -31,7 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.archs.base import Family, StateDict, pad_to_multiple
+from engine.archs.base import (
+    Family,
+    StateDict,
+    build_from,
+    count_indexed,
+    detect_exact,
+    pad_to_multiple,
+)
 
 LAYERS_PER_BLOCK = 3  # one cross-attention layer, then two self-attention layers
 ATTENTION_CHUNK_ELEMENTS = 1 << 24  # attention scores held at once (64 MiB in float32)
@@ -308,23 +315,14 @@ def config(variant: str, scale: int) -> HPINetConfig:
 
 
 def build(cfg: HPINetConfig) -> HPINet:
-    kwargs = asdict(cfg)
-    del kwargs["variant"]
-    return HPINet(**kwargs)
-
-
-def _count(state_dict: StateDict, prefix: str, suffix: str) -> int:
-    i = 0
-    while f"{prefix}{i}{suffix}" in state_dict:
-        i += 1
-    return i
+    return build_from(HPINet, cfg)
 
 
 def _read_config(sd: StateDict) -> HPINetConfig | None:
     dim = sd["first_conv.weight"].shape[0]
     qk_dim = sd["blocks.0.layers.0.0.fn.to_q.weight"].shape[0]
     mlp_dim = sd["blocks.0.layers.0.1.fn.fc1.weight"].shape[0]
-    n_blocks = _count(sd, "blocks.", ".layers.0.0.norm.weight")
+    n_blocks = count_indexed(sd, "blocks.{}.layers.0.0.norm.weight")
     if "upconv1.weight" in sd:
         scale = 4
     else:
@@ -344,19 +342,7 @@ def _read_config(sd: StateDict) -> HPINetConfig | None:
 
 def detect(state_dict: StateDict) -> HPINetConfig | None:
     """The variant whose module has exactly these keys and shapes, or None."""
-    try:
-        cfg = _read_config(state_dict)
-    except (KeyError, AttributeError, IndexError, TypeError):
-        return None
-    if cfg is None:
-        return None
-    with torch.device("meta"):  # shapes only, no memory or init cost
-        expected = build(cfg).state_dict()
-    if set(expected) != set(state_dict):
-        return None
-    if any(tuple(state_dict[k].shape) != tuple(v.shape) for k, v in expected.items()):
-        return None
-    return cfg
+    return detect_exact(_read_config, build, state_dict)
 
 
 FAMILY = Family(

@@ -18,12 +18,12 @@ No authors' checkpoints exist; the state-dict key names below are ours.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
-from engine.archs.base import Family, StateDict
+from engine.archs.base import Family, StateDict, build_from, count_indexed, detect_exact
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -190,17 +190,7 @@ def config(variant: str, scale: int) -> RNANConfig:
 
 
 def build(cfg: RNANConfig) -> RNAN:
-    kwargs = asdict(cfg)
-    del kwargs["variant"]
-    return RNAN(**kwargs)
-
-
-def _count(state_dict: StateDict, prefix: str, suffix: str) -> int:
-    """How many consecutive indices i have `{prefix}{i}{suffix}` in the dict."""
-    i = 0
-    while f"{prefix}{i}{suffix}" in state_dict:
-        i += 1
-    return i
+    return build_from(RNAN, cfg)
 
 
 def _read_config(sd: StateDict) -> RNANConfig | None:
@@ -209,8 +199,8 @@ def _read_config(sd: StateDict) -> RNANConfig | None:
     if any(t is None or t.ndim != 4 for t in (head, reduce_, block_reduce, gc_down)):
         return None
     channels = head.shape[0]
-    groups = _count(sd, "groups.", ".gc.key.weight")
-    blocks = _count(sd, "groups.0.blocks.", ".conv1.weight")
+    groups = count_indexed(sd, "groups.{}.gc.key.weight")
+    blocks = count_indexed(sd, "groups.0.blocks.{}.conv1.weight")
     n_fused_groups, rem_g = divmod(reduce_.shape[1], channels)
     n_fused_blocks, rem_b = divmod(block_reduce.shape[1], channels)
     hidden = gc_down.shape[0]
@@ -244,19 +234,7 @@ def _read_config(sd: StateDict) -> RNANConfig | None:
 
 def detect(state_dict: StateDict) -> RNANConfig | None:
     """The config whose module has exactly these keys and shapes, or None."""
-    try:
-        cfg = _read_config(state_dict)
-        if cfg is None:
-            return None
-        with torch.device("meta"):  # shapes only, no memory or init cost
-            expected = build(cfg).state_dict()
-    except (KeyError, AttributeError, IndexError, TypeError, ValueError):
-        return None
-    if set(expected) != set(state_dict):
-        return None
-    if any(tuple(state_dict[k].shape) != tuple(v.shape) for k, v in expected.items()):
-        return None
-    return cfg
+    return detect_exact(_read_config, build, state_dict)
 
 
 FAMILY = Family(

@@ -10,6 +10,7 @@ from typing import TextIO
 from engine.checkpoints import load_model
 from engine.descriptor import ModelDescriptor
 from engine.errors import SRStudioError
+from engine.inference.upscaler import UpscaleOptions
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, default_model: str | None = None) -> None:
@@ -42,6 +43,18 @@ def parse_tile(text: str) -> int | None:
     if tile < 0 or 0 < tile < 8:
         raise SRStudioError(f"--tile must be 0 (whole image) or at least 8, got {tile}")
     return tile
+
+
+def upscale_options(args: argparse.Namespace, **extra: object) -> UpscaleOptions:
+    """UpscaleOptions from the options add_model_options registered (plus `extra` fields)."""
+    return UpscaleOptions(
+        tile=parse_tile(args.tile),
+        tile_overlap=args.tile_overlap,
+        ensemble=args.ensemble,
+        device=args.device,
+        precision=args.precision,
+        **extra,
+    )
 
 
 def resolve_model(args: argparse.Namespace) -> ModelDescriptor:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli.common import ProgressBar, add_model_options, parse_tile, resolve_model
+from engine.cli.common import ProgressBar, add_model_options, resolve_model, upscale_options
 from engine.errors import SRStudioError
 from engine.evaluate import evaluate, load_pairs
-from engine.inference.upscaler import UpscaleOptions, Upscaler
+from engine.inference.upscaler import Upscaler
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,14 +25,7 @@ def run(args: argparse.Namespace) -> int:
     desc = resolve_model(args)
     if args.scale is None and args.model and args.model.lower() == "bicubic":
         raise SRStudioError("bicubic needs --scale")
-    options = UpscaleOptions(
-        tile=parse_tile(args.tile),
-        tile_overlap=args.tile_overlap,
-        ensemble=args.ensemble,
-        device=args.device,
-        precision=args.precision,
-    )
-    upscaler = Upscaler(desc, options)
+    upscaler = Upscaler(desc, upscale_options(args))
     pairs = load_pairs(args.hr, args.lr, desc.scale)
     result = evaluate(
         upscaler.upscale_tensor,

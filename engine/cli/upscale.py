@@ -26,10 +26,10 @@ from engine.batch import (
     eta_seconds,
     run_batch,
 )
-from engine.cli.common import add_model_options, parse_tile, resolve_model
+from engine.cli.common import add_model_options, resolve_model, upscale_options
 from engine.errors import SRStudioError
 from engine.imaging.io import DEFAULT_MAX_PIXELS
-from engine.inference.upscaler import ALPHA_MODES, UpscaleOptions, Upscaler
+from engine.inference.upscaler import ALPHA_MODES, Upscaler
 
 FORMAT_CHOICES = ("png", "jpg", "jpeg", "webp", "tiff", "tif")
 
@@ -159,15 +159,7 @@ def _prepare(args: argparse.Namespace) -> tuple[BatchJob, Upscaler]:
         raise SRStudioError(f"{out} exists and is not a folder")
     if not collect_inputs(job):
         raise SRStudioError("no input images found in: " + " ".join(map(str, args.inputs)))
-    options = UpscaleOptions(
-        tile=parse_tile(args.tile),
-        tile_overlap=args.tile_overlap,
-        ensemble=args.ensemble,
-        device=args.device,
-        precision=args.precision,
-        outscale=args.outscale,
-        alpha=args.alpha,
-    )
+    options = upscale_options(args, outscale=args.outscale, alpha=args.alpha)
     return job, Upscaler(resolve_model(args), options)
 
 
