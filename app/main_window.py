@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.dialogs import AboutDialog, HelpDialog, MessageBar
+from app.jobs import ModelChoice
+from app.models_dialog import ModelsDialog
 from app.panels.batch_tab import BatchTab
 from app.panels.upscale_tab import UpscaleTab
 from app.settings import APPLICATION, ORGANIZATION, AppSettings, load_settings, save_settings
@@ -66,6 +68,10 @@ class MainWindow(QMainWindow):
             tab.message.connect(self.show_message)
             tab.busy_changed.connect(self._busy_changed)
         self.upscale.folder_dropped.connect(self.queue_for_batch)
+        trained = getattr(self.trainer, "model_trained", None)
+        if trained is not None:
+            trained.connect(self.offer_trained)
+        self.models_dialog: ModelsDialog | None = None
         self.upscale.recent_changed.connect(self._fill_recent)
 
         central = QWidget()
@@ -94,6 +100,11 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         for name in ("save", "copy", "reference"):
             file_menu.addAction(a[name])
+        file_menu.addSeparator()
+        self.models_action = QAction(qta.icon("fa5s.cubes"), "&Models...", self)
+        self.models_action.setToolTip("Download the authors' weights, import weights files")
+        self.models_action.triggered.connect(self.show_models)
+        file_menu.addAction(self.models_action)
         file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence("Ctrl+Q"))
@@ -201,6 +212,36 @@ class MainWindow(QMainWindow):
     def show_about(self) -> None:
         AboutDialog(self).exec()
 
+    def show_models(self) -> ModelsDialog:
+        """The Models dialog, modeless (a download goes on while the window is used)."""
+        if self.models_dialog is None:
+            self.models_dialog = ModelsDialog(self)
+            self.models_dialog.installed.connect(self.offer_installed)
+        self.models_dialog.refresh()
+        self.models_dialog.show()
+        self.models_dialog.raise_()
+        self.models_dialog.activateWindow()
+        return self.models_dialog
+
+    def offer_installed(self, choice: ModelChoice) -> None:
+        """Weights just downloaded or imported: list them everywhere; in the Upscale panel
+        select the model (its best weights, downloaded over imported over bundled)."""
+        self.batch.selector.refresh()
+        if self.upscale.busy:
+            self.upscale.panel.refresh()
+        else:
+            self.upscale.panel.refresh(select=choice)
+
+    def offer_trained(self, path: str) -> None:
+        """A training run wrote weights: list them, and select them in the Upscale panel."""
+        self.batch.selector.refresh()
+        if self.upscale.busy:
+            self.upscale.panel.refresh()
+        else:
+            self.upscale.panel.offer_file(path)
+        if self.models_dialog is not None:
+            self.models_dialog.refresh()
+
     def _busy_changed(self, busy: bool) -> None:
         self.statusBar().showMessage("Working..." if busy else "Ready")
 
@@ -261,6 +302,8 @@ class MainWindow(QMainWindow):
             log.exception("could not save the settings")
         self.upscale.shutdown()
         self.batch.shutdown()
+        if self.models_dialog is not None:
+            self.models_dialog.shutdown()
         shutdown = getattr(self.trainer, "shutdown", None)
         if callable(shutdown):
             shutdown()

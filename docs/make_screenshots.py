@@ -2,17 +2,23 @@
 
     xvfb-run -a -s "-screen 0 1920x1200x24" .venv/bin/python docs/make_screenshots.py
 
-Needs ../shared (Set5 and the A2F authors' x4 checkpoint). Uses throw-away settings and weights
-folders, so it never touches the user's own. Writes docs/screenshots/{compare,batch,trainer}.png.
+Needs ../shared (Set5/Set14 and the authors' checkpoints, served to the Models dialog from a
+loopback mirror: nothing is fetched from the internet). Uses throw-away settings and weights
+folders, so it never touches the user's own. Writes docs/screenshots/{compare,batch,trainer,
+models}.png; the trainer one after a real 60-iteration run (A2F-SD x2 from scratch on a few
+Set14 images, validated on two Set5 images every 20 iterations; about a minute on 2 CPU cores).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,14 +53,37 @@ def grab(app: QApplication, window, name: str) -> None:
     print(f"wrote {path} ({image.width()}x{image.height()})")
 
 
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def serve_mirror(root: Path) -> ThreadingHTTPServer:
+    """shared/official-weights over loopback HTTP, laid out as the releases' mirror paths."""
+    handler = functools.partial(QuietHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def download(app: QApplication, dialog, name: str) -> None:
+    if not dialog.select_release(name) or dialog.download_selected() is None:
+        raise RuntimeError(f"cannot start the download of {name}")
+    wait(app, lambda: not dialog.busy, timeout=120)
+    if f"Installed {name}" not in dialog.message_bar.text():
+        raise RuntimeError(f"{name}: {dialog.message_bar.text()}")
+
+
 def main() -> int:
     set5 = SHARED / "benchmarks" / "Set5" / "x4"
-    weights = SHARED / "official-weights" / "a2f" / "AAF_SD_x4.pt"
-    if not weights.is_file():
-        print(f"needs {weights}", file=sys.stderr)
+    official = SHARED / "official-weights"
+    if not (official / "a2f" / "AAF_SD_x4.pt").is_file():
+        print(f"needs {official}", file=sys.stderr)
         return 2
     scratch = Path(tempfile.mkdtemp(prefix="srstudio-shots-"))
     os.environ["SRSTUDIO_DATA_DIR"] = str(scratch / "data")
+    mirror = serve_mirror(official)
+    os.environ["SRSTUDIO_RELEASES_URL"] = f"http://127.0.0.1:{mirror.server_address[1]}"
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(scratch))
     app = QApplication(sys.argv)
 
@@ -69,11 +98,16 @@ def main() -> int:
     window.show()
     OUT.mkdir(parents=True, exist_ok=True)
 
+    # ---------------------------------------------------------------- models (download)
+    dialog = window.show_models()
+    download(app, dialog, "A2F-SD-x4")  # selects it in the model panel, as a user would get
+    dialog.hide()
+
     # ---------------------------------------------------------------- comparison
     tab = window.upscale
-    network = ModelChoice("A2F", "SD", 4, str(weights))
-    tab.panel.selector.add_choice(network)
-    tab.panel.selector.set_current(network)
+    network = ModelChoice("A2F", "SD", 4)
+    if tab.panel.current() != network:
+        raise RuntimeError(f"the download did not select {network.label}")
     tab.open_path(set5 / "LR" / "img_001.png")
     tab.load_reference(set5 / "HR" / "img_001.png")
     wait(app, lambda: tab.input is not None and tab.reference is not None)
@@ -104,12 +138,46 @@ def main() -> int:
 
     # ---------------------------------------------------------------- train
     if type(window.trainer).__name__ == "TrainerTab":
-        window.tabs.setCurrentWidget(window.trainer)
-        grab(app, window, "trainer.png")
+        train_shot(app, window, scratch)
+
+    # ---------------------------------------------------------------- models dialog
+    dialog = window.show_models()
+    dialog.resize(940, 660)
+    download(app, dialog, "HPINet-M-x4")
+    dialog.select_release("HPINet-M-x4")
+    grab(app, dialog, "models.png")
 
     window.close()
+    mirror.shutdown()
     shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def train_shot(app: QApplication, window, scratch: Path) -> None:
+    """A2F-SD x2 from scratch, 60 iterations, validated every 20: grabbed when it has ended."""
+    train_dir, val_dir = scratch / "train-hr", scratch / "val-hr"
+    train_dir.mkdir()
+    val_dir.mkdir()
+    for i in (3, 4, 5, 6, 8, 12):
+        shutil.copy(SHARED / "benchmarks" / "Set14" / "x2" / "HR" / f"img_{i:03d}.png", train_dir)
+    for i in (2, 3):
+        shutil.copy(SHARED / "benchmarks" / "Set5" / "x2" / "HR" / f"img_{i:03d}.png", val_dir)
+    tab = window.trainer
+    window.tabs.setCurrentWidget(tab)
+    tab.model_combo.setCurrentText("A2F-SD")
+    tab.scale_combo.setCurrentIndex(tab.scale_combo.findData(2))
+    tab.add_hr_folder(str(train_dir))
+    tab.batch_spin.setValue(8)
+    tab.iterations_spin.setValue(60)
+    tab.lr_edit.setText("5e-4")
+    tab.ema_spin.setValue(0)
+    tab.val_edit.setText(str(val_dir))
+    tab.val_every_spin.setValue(20)
+    tab.device_combo.setCurrentIndex(max(0, tab.device_combo.findData("cpu")))
+    tab.start()
+    wait(app, lambda: tab.last_result is not None and not tab.running, timeout=600)
+    window.message_bar.hide()
+    grab(app, window, "trainer.png")
 
 
 if __name__ == "__main__":

@@ -27,12 +27,14 @@ from app.workers import start_task
 from engine import (
     PRECISIONS,
     UpscaleOptions,
+    WeightsEntry,
     best_weights,
     count_params,
     get_family,
     installed_weights,
     list_devices,
     load_model,
+    published_psnr,
 )
 
 SCALES = (2, 3, 4)
@@ -40,13 +42,42 @@ WEIGHTS_FILTER = "Weights (*.safetensors *.pt *.pth *.ckpt);;All files (*)"
 
 
 def library_choices() -> list[ModelChoice]:
-    """Bicubic at every scale, then each family-variant-scale with installed weights."""
+    """Bicubic at every scale, then each family-variant-scale with installed weights (the best
+    file of each: engine.best_weights), then each trained file on its own: runs of one model
+    differ, and none should hide another or a release."""
     found = [bicubic_choice(s) for s in SCALES]
-    for entry in installed_weights():
+    entries = installed_weights()
+    for entry in entries:
         choice = ModelChoice(entry.family, entry.variant, entry.scale)
-        if choice not in found:
+        if entry.origin != "trained" and choice not in found:
             found.append(choice)
+    for entry in entries:
+        if entry.origin == "trained":
+            found.append(ModelChoice(entry.family, entry.variant, entry.scale, str(entry.path)))
     return found
+
+
+def library_entry(choice: ModelChoice) -> WeightsEntry | None:
+    """The installed file behind a choice: its own file when it has one, else the best one."""
+    if choice.family == BICUBIC:
+        return None
+    if choice.path:
+        path = Path(choice.path).resolve()
+        return next((e for e in installed_weights() if e.path.resolve() == path), None)
+    return best_weights(choice.family, choice.variant, choice.scale)
+
+
+def published_text(choice: ModelChoice) -> str:
+    """The paper's Set5 / Set14 figures for this network, on one line."""
+    parts = []
+    for dataset in ("Set5", "Set14"):
+        found = published_psnr(choice.family, choice.variant, choice.scale, dataset)
+        if found is not None:
+            psnr, ssim = found
+            parts.append(f"{dataset} {psnr:.2f} dB" + (f" / {ssim:.4f}" if ssim else ""))
+    if not parts:
+        return "Published PSNR: none (not a network from the papers)"
+    return "Published PSNR (paper, Y): " + ", ".join(parts)
 
 
 def encode_file_choice(choice: ModelChoice) -> str:
@@ -177,6 +208,19 @@ class ModelSelector(QWidget):
         self.blockSignals(False)
         self.changed.emit()
         return True
+
+    def refresh(self) -> None:
+        """Re-read the installed weights (after a download, an import or a training run), keeping
+        the weights files loaded by hand and, where it is still there, the current choice."""
+        current = self.current()
+        found = library_choices()
+        kept = [c for c in self.choices if c.path and c not in found and Path(c.path).is_file()]
+        self.choices = found + kept
+        self.blockSignals(True)
+        self._fill_families()
+        self.blockSignals(False)
+        if current not in self.choices or not self.set_current(current):
+            self.changed.emit()
 
     def add_choice(self, choice: ModelChoice) -> None:
         if choice not in self.choices:
@@ -323,6 +367,22 @@ class ModelPanel(QWidget):
         s.device = self.device.currentData()
         s.precision = self.precision.currentData()
 
+    def refresh(self, select: ModelChoice | None = None) -> bool:
+        """Re-read the installed weights; select `select` when given and available."""
+        self.selector.refresh()
+        return self.selector.set_current(select) if select is not None else False
+
+    def offer_file(self, path: str) -> None:
+        """List and select a weights file just written (a training run): from the library when
+        it was saved there, else recognised by loading it (in a worker)."""
+        self.selector.refresh()
+        target = Path(path).resolve()
+        for choice in self.selector.file_choices():
+            if Path(choice.path).resolve() == target:  # type: ignore[arg-type]
+                self.selector.set_current(choice)
+                return
+        self.selector.load_weights(path)
+
     def set_measured(self, choice: ModelChoice, psnr: float) -> None:
         self._measured[choice] = psnr
         if choice == self.current():
@@ -334,27 +394,19 @@ class ModelPanel(QWidget):
         lines = [f"<b>{choice.name} x{choice.scale}</b>"]
         lines.append(f"Parameters: {params:,}" if params is not None else "Parameters: unknown")
         meta: dict = {}
+        entry = library_entry(choice)
         if choice.family == BICUBIC:
             lines.append("Weights: none (MATLAB bicubic, built in)")
+        elif entry is not None:
+            meta = entry.metadata
+            lines.append(f"Weights: {entry.origin}, {entry.path.name}")
+            if meta.get("release"):
+                lines.append(f"Release: {meta['release']}")
         elif choice.path:
             lines.append(f"Weights: file {choice.path}")
-        else:
-            entry = _library_entry(choice)
-            if entry is not None:
-                meta = entry.metadata
-                lines.append(f"Weights: {entry.origin}, {entry.path.name}")
-                if meta.get("release"):
-                    lines.append(f"Release: {meta['release']}")
-        published = meta.get("published_psnr")
-        lines.append(
-            f"Published PSNR: {published} dB" if published else "Published PSNR: not recorded"
-        )
+        lines.append(published_text(choice))
         measured = [f"{meta['psnr']:.2f} dB (training validation)"] if meta.get("psnr") else []
         if choice in self._measured:
             measured.append(f"{self._measured[choice]:.2f} dB (this image)")
         lines.append("Measured PSNR: " + (", ".join(measured) if measured else "-"))
         self.info.setText("<br>".join(lines))
-
-
-def _library_entry(choice: ModelChoice):
-    return best_weights(choice.family, choice.variant, choice.scale)

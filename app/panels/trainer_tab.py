@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import qtawesome as qta
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -169,20 +170,39 @@ class TrainerTab(QWidget):
 
         settings = self._build_settings()
         monitor = self._build_monitor()
+        # The settings column scrolls vertically only, so it must never be narrower than what
+        # its fields need (plus the vertical scroll bar), or their right edge would be cut off.
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(settings)
-        scroll.setMinimumWidth(400)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
+        self.settings_scroll = scroll
+        self._fit_settings_column()
         splitter = QSplitter()
         splitter.addWidget(scroll)
         splitter.addWidget(monitor)
+        splitter.setCollapsible(0, False)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([420, 900])
+        splitter.setSizes([max(440, scroll.minimumWidth()), 1000])
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
         self._update_enabled()
+
+    def _fit_settings_column(self) -> None:
+        scroll = self.settings_scroll
+        scroll.setMinimumWidth(
+            scroll.widget().minimumSizeHint().width()
+            + scroll.verticalScrollBar().sizeHint().width()
+            + 2 * scroll.frameWidth()
+        )
+
+    def changeEvent(self, event) -> None:  # noqa: N802
+        # A new theme or font changes what the fields need.
+        if event.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
+            self._fit_settings_column()
+        super().changeEvent(event)
 
     # ================================================================= building
 
@@ -217,6 +237,8 @@ class TrainerTab(QWidget):
         self.folders.setRootIsDecorated(False)
         self.folders.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.folders.setMinimumHeight(90)
+        self.folders.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep the folder's name
+        self.folders.header().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         add = QPushButton(qta.icon("fa5s.folder-plus"), "Add HR...")
         add.clicked.connect(self._ask_hr)
         set_lr = QPushButton("Set LR...")
@@ -227,6 +249,14 @@ class TrainerTab(QWidget):
         self.degradation_combo = QComboBox()
         for key, text in DEGRADATION_NAMES:
             self.degradation_combo.addItem(text, key)
+            self.degradation_combo.setItemData(
+                self.degradation_combo.count() - 1, text, Qt.ItemDataRole.ToolTipRole
+            )
+        # Long item texts must not widen the whole column; the popup still shows them in full.
+        self.degradation_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.degradation_combo.setMinimumContentsLength(20)
         self.degradation_combo.currentIndexChanged.connect(self._update_enabled)
         self.noise_spin = _dspin(0, 100, d["noise_level"], 1, step=5)
         self.noise_spin.setToolTip("Noise standard deviation on the 0..255 scale")
@@ -354,6 +384,8 @@ class TrainerTab(QWidget):
 
     def add_hr_folder(self, hr: str, lr: str | None = None) -> None:
         item = QTreeWidgetItem([hr, lr or ""])
+        item.setToolTip(0, hr)
+        item.setToolTip(1, lr or "")
         self.folders.addTopLevelItem(item)
         self.folders.setCurrentItem(item)
 
@@ -370,6 +402,7 @@ class TrainerTab(QWidget):
         folder = QFileDialog.getExistingDirectory(self, f"LR images for {item.text(0)}")
         if folder:
             item.setText(1, folder)
+            item.setToolTip(1, folder)
 
     def _remove_folder(self) -> None:
         item = self.folders.currentItem()

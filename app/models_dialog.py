@@ -1,0 +1,340 @@
+"""The Models dialog: the authors' released checkpoints (download, resumable and sha256-checked,
+with progress and Cancel) and the installed weights (bundled, downloaded, imported, trained),
+plus "Import..." for a local file. Errors are shown in the dialog, never as a crash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import qtawesome as qta
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.dialogs import MessageBar
+from app.jobs import ModelChoice
+from app.workers import TaskHandle, start_task
+from engine import (
+    RELEASES,
+    Release,
+    WeightsEntry,
+    best_weights,
+    download_release,
+    import_weights,
+    installed_weights,
+    user_dir,
+)
+
+WEIGHTS_FILTER = "Weights (*.safetensors *.pt *.pth *.ckpt);;All files (*)"
+
+
+def format_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size / 2**20:.1f} MB"
+
+
+def release_status(release: Release, entries: list[WeightsEntry]) -> str:
+    """ "downloaded" / "imported" when installed, else how much a stopped download has kept."""
+    for entry in entries:
+        if entry.metadata.get("release") == release.name:
+            return entry.origin
+    part = user_dir() / (release.filename + ".part")
+    if part.is_file() and release.size:
+        return f"not installed ({part.stat().st_size / release.size:.0%} downloaded)"
+    return "not installed"
+
+
+class ModelsDialog(QDialog):
+    """Lists releases and installed weights; `installed` carries the model a download or an
+    import made available (the library choice that now resolves to the best weights)."""
+
+    installed = Signal(object)  # ModelChoice
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("SR Studio - models")
+        self.task: TaskHandle | None = None
+        self._task_release: Release | None = None
+        self.message_bar = MessageBar()
+
+        self.releases = _tree(["Release", "Network", "Scale", "Size", "Status"])
+        self.releases.itemSelectionChanged.connect(self._update_enabled)
+        self.releases.itemDoubleClicked.connect(lambda *_: self.download_selected())
+        self.download_button = QPushButton(qta.icon("fa5s.download"), "Download")
+        self.download_button.setToolTip("Download the selected release, check its sha256, install")
+        self.download_button.clicked.connect(self.download_selected)
+        self.cancel_button = QPushButton(qta.icon("fa5s.times"), "Cancel")
+        self.cancel_button.setToolTip("Stop the download; the bytes kept let Download resume it")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("")
+        release_box = QGroupBox("Released by the authors (A2F, HPINet)")
+        column = QVBoxLayout(release_box)
+        column.addWidget(self.releases)
+        column.addWidget(_row(self.download_button, self.cancel_button, self.progress))
+
+        self.installed_list = _tree(["Model", "Scale", "Origin", "Preferred", "File"])
+        self.installed_list.headerItem().setToolTip(
+            3, "The file used for this model and scale: downloaded over imported over bundled"
+        )
+        self.import_button = QPushButton(qta.icon("fa5s.file-import"), "Import...")
+        self.import_button.setToolTip(
+            "Install a local RNAN, CRAN, A2F or HPINet weights file (.safetensors, .pt, .pth)"
+        )
+        self.import_button.clicked.connect(self._ask_import)
+        self.folder_label = QLabel()
+        self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.folder_label.setWordWrap(True)
+        installed_box = QGroupBox("Installed weights")
+        column = QVBoxLayout(installed_box)
+        column.addWidget(self.installed_list)
+        column.addWidget(_row(self.import_button, self.folder_label))
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.message_bar)
+        layout.addWidget(release_box)
+        layout.addWidget(installed_box, 1)
+        layout.addWidget(buttons)
+        self.resize(860, 640)
+        self.refresh()
+
+    # ================================================================= lists
+
+    def refresh(self) -> None:
+        """Re-read what is installed; the selected release stays selected."""
+        entries = installed_weights()
+        selected = self.selected_release()
+        self.releases.clear()
+        for release in RELEASES:
+            item = QTreeWidgetItem(
+                [
+                    release.name,
+                    f"{release.family}-{release.variant}",
+                    f"x{release.scale}",
+                    format_size(release.size),
+                    release_status(release, entries),
+                ]
+            )
+            item.setData(0, Qt.ItemDataRole.UserRole, release)
+            installed = not item.text(4).startswith("not installed")
+            item.setIcon(4, _icon("fa5s.check-circle" if installed else "fa5s.circle", installed))
+            item.setToolTip(0, release.url)
+            item.setTextAlignment(3, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.releases.addTopLevelItem(item)
+            if release == selected:
+                self.releases.setCurrentItem(item)
+
+        self.installed_list.clear()
+        used: dict[tuple[str, str, int], WeightsEntry | None] = {}
+        for entry in entries:
+            key = (entry.family, entry.variant, entry.scale)
+            if key not in used:
+                used[key] = best_weights(*key)
+            best = used[key]
+            item = QTreeWidgetItem(
+                [
+                    entry.name,
+                    f"x{entry.scale}",
+                    entry.origin,
+                    "yes" if best is not None and best.path == entry.path else "",
+                    entry.path.name,
+                ]
+            )
+            item.setToolTip(4, str(entry.path))
+            self.installed_list.addTopLevelItem(item)
+        if not entries:
+            self.installed_list.addTopLevelItem(QTreeWidgetItem(["(none yet)"]))
+        for tree in (self.releases, self.installed_list):
+            _fit_columns(tree)
+        rows = self.releases.topLevelItemCount() * max(1, self.releases.sizeHintForRow(0))
+        header = self.releases.header().sizeHint().height()
+        self.releases.setMinimumHeight(rows + header + 2 * self.releases.frameWidth() + 2)
+        self.folder_label.setText(f"Installed into {user_dir()}")
+        self._update_enabled()
+
+    def release_rows(self) -> dict[str, str]:
+        """Release name -> status, as listed (for tests and the screenshot script)."""
+        items = (self.releases.topLevelItem(i) for i in range(self.releases.topLevelItemCount()))
+        return {item.text(0): item.text(4) for item in items}
+
+    def installed_rows(self) -> list[tuple[str, str, str]]:
+        """(model, scale, origin) of each installed file, as listed."""
+        items = (
+            self.installed_list.topLevelItem(i)
+            for i in range(self.installed_list.topLevelItemCount())
+        )
+        return [(item.text(0), item.text(1), item.text(2)) for item in items if item.text(1)]
+
+    def selected_release(self) -> Release | None:
+        item = self.releases.currentItem()
+        return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def select_release(self, name: str) -> bool:
+        for i in range(self.releases.topLevelItemCount()):
+            item = self.releases.topLevelItem(i)
+            if item.text(0) == name:
+                self.releases.setCurrentItem(item)
+                return True
+        return False
+
+    # ================================================================= download / import
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None and self.task.running
+
+    def download_selected(self) -> TaskHandle | None:
+        release = self.selected_release()
+        if release is None or self.busy:
+            return None
+        self._task_release = release
+        self.progress.setRange(0, 0)  # busy until the first byte count arrives
+        self.progress.setFormat(f"{release.name}: connecting...")
+        self.message_bar.hide()
+        self._start(
+            lambda ctx: download_release(
+                release, on_progress=ctx.on_progress, should_stop=ctx.should_stop
+            ),
+            self._downloaded,
+        )
+        self.task.worker.progress.connect(self._on_progress)  # type: ignore[union-attr]
+        return self.task
+
+    def import_file(self, path: str) -> TaskHandle | None:
+        if self.busy:
+            return None
+        self._task_release = None
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(f"importing {Path(path).name}...")
+        self.message_bar.hide()
+        return self._start(lambda ctx: import_weights(path), self._imported)
+
+    def cancel(self) -> None:
+        if self.busy:
+            self.task.cancel()  # type: ignore[union-attr]
+            self.cancel_button.setEnabled(False)
+
+    def _ask_import(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import weights", "", WEIGHTS_FILTER)
+        if path:
+            self.import_file(path)
+
+    def _start(self, fn, on_finished) -> TaskHandle:
+        self.task = start_task(self, fn)
+        w = self.task.worker
+        w.finished.connect(on_finished)
+        w.failed.connect(self._failed)
+        w.cancelled.connect(self._cancelled)
+        w.done.connect(self._done)
+        self._update_enabled()
+        return self.task
+
+    def _on_progress(self, done: int, total: int) -> None:
+        release = self._task_release
+        if total <= 0:
+            return
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(int(1000 * min(done, total) / total))
+        name = release.name if release is not None else ""
+        self.progress.setFormat(f"{name}: {format_size(done)} of {format_size(total)}")
+
+    def _downloaded(self, path: Path) -> None:
+        release = self._task_release
+        assert release is not None
+        self._finish_progress(f"{release.name}: installed")
+        self.refresh()
+        self.message_bar.show_message(
+            f"Installed {release.name} (sha256 verified) as {path}.", "info"
+        )
+        self.installed.emit(ModelChoice(release.family, release.variant, release.scale))
+
+    def _imported(self, entry: WeightsEntry) -> None:
+        self._finish_progress(f"imported {entry.path.name}")
+        self.refresh()
+        self.message_bar.show_message(
+            f"Imported {entry.name} x{entry.scale} as {entry.path.name}.", "info"
+        )
+        self.installed.emit(ModelChoice(entry.family, entry.variant, entry.scale))
+
+    def _failed(self, text: str) -> None:
+        self._finish_progress("failed")
+        what = "Download" if self._task_release is not None else "Import"
+        self.message_bar.show_message(f"{what} failed: {text}", "error")
+        self.refresh()
+
+    def _cancelled(self) -> None:
+        self._finish_progress("cancelled")
+        self.message_bar.show_message(
+            "Download cancelled. What was received is kept: Download resumes it.", "info"
+        )
+        self.refresh()
+
+    def _finish_progress(self, text: str) -> None:
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(1000 if text.endswith("installed") else 0)
+        self.progress.setFormat(text)
+
+    def _done(self) -> None:
+        self._update_enabled()
+
+    def _update_enabled(self) -> None:
+        busy = self.busy
+        self.download_button.setEnabled(not busy and self.selected_release() is not None)
+        self.import_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy and self._task_release is not None)
+
+    def shutdown(self, timeout_ms: int = 10_000) -> None:
+        """Cancel a download and wait for its thread (the window is closing)."""
+        if self.task is not None:
+            self.task.cancel()
+            self.task.wait(timeout_ms)
+
+
+def _tree(headers: list[str]) -> QTreeWidget:
+    tree = QTreeWidget()
+    tree.setHeaderLabels(headers)
+    tree.setRootIsDecorated(False)
+    tree.setUniformRowHeights(True)
+    tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    tree.header().setStretchLastSection(True)
+    return tree
+
+
+def _fit_columns(tree: QTreeWidget) -> None:
+    """Each column as wide as its contents, with some air (ResizeToContents packs them tight)."""
+    for column in range(tree.columnCount() - 1):
+        tree.resizeColumnToContents(column)
+        tree.setColumnWidth(column, tree.columnWidth(column) + 18)
+
+
+def _icon(name: str, installed: bool) -> QIcon:
+    return qta.icon(name, color="#2e9d4f" if installed else "#9aa0a8")
+
+
+def _row(*widgets: QWidget) -> QWidget:
+    box = QWidget()
+    layout = QHBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        layout.addWidget(w, 1 if isinstance(w, (QProgressBar, QLabel)) else 0)
+    return box

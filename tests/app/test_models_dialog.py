@@ -1,0 +1,173 @@
+"""The Models dialog: downloads of the authors' releases from a loopback mirror of
+shared/official-weights (progress, Cancel, offline), imports, and the model panels that follow."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.jobs import ModelChoice
+from engine import build_untrained, library, save_checkpoint, user_dir
+from engine.downloads import MIRROR_ENV
+
+SD_X2 = ModelChoice("A2F", "SD", 2)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Serves files under server.root; with server.gate set, holds the body after its first
+    128 KB until the gate opens (to cancel a download while it runs)."""
+
+    def do_GET(self) -> None:
+        path = self.server.root / self.path.lstrip("/")  # type: ignore[attr-defined]
+        if ".." in self.path or not path.is_file():
+            self.send_error(404)
+            return
+        body = path.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        gate: threading.Event | None = self.server.gate  # type: ignore[attr-defined]
+        try:
+            if gate is not None:
+                self.wfile.write(body[: 128 * 1024])
+                self.wfile.flush()
+                gate.wait(20)
+                body = body[128 * 1024 :]
+            self.wfile.write(body)
+        except OSError:  # the client hung up (a cancelled download)
+            pass
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def mirror(shared_dir, monkeypatch):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.root = shared_dir / "official-weights"  # type: ignore[attr-defined]
+    server.gate = None  # type: ignore[attr-defined]
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    monkeypatch.setenv(MIRROR_ENV, f"http://127.0.0.1:{server.server_address[1]}")
+    yield server
+    if server.gate is not None:  # type: ignore[attr-defined]
+        server.gate.set()  # type: ignore[attr-defined]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def bundled(tmp_path, monkeypatch) -> Path:
+    """A bundled folder holding untrained A2F-SD x2 weights (so a download has one to beat)."""
+    folder = tmp_path / "bundled"
+    folder.mkdir()
+    save_checkpoint(
+        folder / "A2F-SD-x2.safetensors",
+        build_untrained("A2F-SD", 2).model,
+        family="A2F",
+        variant="SD",
+        scale=2,
+        metadata={"origin": "bundled"},
+    )
+    monkeypatch.setattr(library, "bundled_dir", lambda: folder)
+    return folder
+
+
+def _wait_done(qtbot, dialog) -> None:
+    qtbot.waitUntil(lambda: not dialog.busy, timeout=30_000)
+    qtbot.wait(20)  # the queued outcome signals
+
+
+def test_download_through_the_dialog_installs_and_the_panels_offer_it(
+    bundled, mirror, window, qtbot
+):
+    panel = window.upscale.panel
+    assert panel.refresh(select=SD_X2)
+    assert "Weights: bundled, A2F-SD-x2.safetensors" in panel.info.text()
+    panel.selector.set_current(ModelChoice("Bicubic", "MATLAB", 4))
+
+    dialog = window.show_models()
+    qtbot.addWidget(dialog)
+    assert dialog.isVisible() and dialog.release_rows()["A2F-SD-x2"] == "not installed"
+    assert ("A2F-SD", "x2", "bundled") in dialog.installed_rows()
+    assert dialog.select_release("A2F-SD-x2")
+    qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
+    assert dialog.busy and not dialog.download_button.isEnabled()
+    assert dialog.cancel_button.isEnabled()
+    _wait_done(qtbot, dialog)
+
+    assert (user_dir() / "A2F-SD-x2.pt").is_file()
+    assert dialog.release_rows()["A2F-SD-x2"] == "downloaded"
+    assert dialog.release_rows()["A2F-SD-x3"] == "not installed"
+    rows = dialog.installed_rows()
+    assert ("A2F-SD", "x2", "downloaded") in rows and ("A2F-SD", "x2", "bundled") in rows
+    assert dialog.progress.value() == dialog.progress.maximum() == 1000
+    assert "Installed A2F-SD-x2" in dialog.message_bar.text()
+    # The model panel offers it, selected, with the downloaded file picked over the bundled one.
+    assert SD_X2 in panel.selector.choices and SD_X2 in window.batch.selector.choices
+    assert panel.current() == SD_X2
+    info = panel.info.text()
+    assert "Weights: downloaded, A2F-SD-x2.pt" in info and "Release: A2F-SD-x2" in info
+    assert panel.current().load().source == str(user_dir() / "A2F-SD-x2.pt")
+
+
+def test_offline_download_shows_the_error_in_the_dialog(window, qtbot, monkeypatch):
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv(MIRROR_ENV, f"http://127.0.0.1:{closed.getsockname()[1]}")
+        dialog = window.show_models()
+        qtbot.addWidget(dialog)
+        dialog.select_release("HPINet-M-x2")
+        assert dialog.download_selected() is not None
+        _wait_done(qtbot, dialog)
+    text = dialog.message_bar.text()
+    assert text.startswith("Download failed: cannot download HPINet-M-x2")
+    assert "could not be reached" in text and dialog.message_bar.property("level") == "error"
+    assert dialog.release_rows()["HPINet-M-x2"] == "not installed"
+    assert dialog.download_button.isEnabled() and not dialog.cancel_button.isEnabled()
+    assert not [c for c in window.upscale.panel.selector.choices if c.family == "HPINet"]
+
+
+def test_cancel_keeps_the_partial_download_to_resume(mirror, window, qtbot):
+    mirror.gate = threading.Event()
+    dialog = window.show_models()
+    qtbot.addWidget(dialog)
+    dialog.select_release("A2F-SD-x3")
+    dialog.download_selected()
+    qtbot.waitUntil(lambda: dialog.progress.value() > 0, timeout=10_000)
+    qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
+    mirror.gate.set()
+    _wait_done(qtbot, dialog)
+    assert "Download cancelled" in dialog.message_bar.text()
+    status = dialog.release_rows()["A2F-SD-x3"]
+    assert status.startswith("not installed (") and status.endswith("% downloaded)")
+    assert not (user_dir() / "A2F-SD-x3.pt").exists()
+
+
+def test_import_installs_a_file_and_reports_an_unrecognised_one(
+    shared_dir, window, qtbot, tmp_path
+):
+    dialog = window.show_models()
+    qtbot.addWidget(dialog)
+    junk = tmp_path / "notes.pt"
+    junk.write_bytes(b"not a checkpoint at all")
+    dialog.import_file(str(junk))
+    _wait_done(qtbot, dialog)
+    assert dialog.message_bar.text().startswith("Import failed:")
+    assert dialog.message_bar.property("level") == "error"
+    assert dialog.installed_rows() == []
+
+    dialog.import_file(str(shared_dir / "official-weights" / "a2f" / "AAF_SD_x4.pt"))
+    _wait_done(qtbot, dialog)
+    assert "Imported A2F-SD x4" in dialog.message_bar.text()
+    assert dialog.installed_rows() == [("A2F-SD", "x4", "imported")]
+    assert dialog.release_rows()["A2F-SD-x4"] == "imported"  # same sha256 as the release
+    panel = window.upscale.panel
+    assert panel.current() == ModelChoice("A2F", "SD", 4)
+    assert "Weights: imported, A2F-SD-x4-imported-" in panel.info.text()
