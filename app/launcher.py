@@ -1,17 +1,19 @@
-"""The `srstudio` entry point: subcommands go to the engine's CLI; no arguments opens the app
-(Qt is imported only then)."""
+"""The `srstudio` entry point: subcommands and options go to the engine's CLI; no arguments, or
+image/folder paths ("Open with"), open the app (Qt is imported only then)."""
 
 from __future__ import annotations
 
 import sys
 
+from engine.cli import SUBCOMMANDS
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv:
-        from engine import run_cli as cli_main
+    if argv and (argv[0].startswith("-") or argv[0] in SUBCOMMANDS):
+        from engine import run_cli
 
-        return cli_main(argv)
+        return run_cli(argv)
     try:
         from app.main_window import run_app
     except ImportError as exc:
@@ -21,8 +23,4 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    return run_app()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return run_app(["srstudio", *argv])

@@ -59,12 +59,18 @@ def test_console_script_runs():
 
 
 # (model or weights file, scale, set, float-Y PSNR, SSIM) from shared/specs/evaluation.md
+# (A2F-S/-M and SD x3: the published figures, shared/benchmarks/published.json)
 REFERENCE = [
     ("bicubic", 2, "Set5", 33.68, 0.9304),
     ("bicubic", 4, "Set5", 28.43, 0.8113),
     ("a2f/AAF_SD_x2.pt", 2, "Set5", 37.91, 0.9602),
     ("a2f/AAF_SD_x4.pt", 4, "Set5", 32.06, 0.8928),
     ("a2f/AAF_SD_x2.pt", 2, "Set14", 33.46, 0.9164),
+    ("a2f/AAF_SD_x3.pt", 3, "Set5", 34.23, 0.9259),
+    ("a2f/AAF_S_x3.pt", 3, "Set5", 34.06, 0.9241),
+    ("a2f/AAF_S_x4.pt", 4, "Set5", 31.87, 0.8900),
+    ("a2f/AAF_M_x3.pt", 3, "Set5", 34.50, 0.9278),
+    ("a2f/AAF_M_x4.pt", 4, "Set5", 32.28, 0.8955),
     ("hpinet/HPINet-M-x2.pth", 2, "Set5", 38.21, 0.9615),
     ("hpinet/HPINet-M-x3.pth", 3, "Set5", 34.74, 0.9300),
     ("hpinet/HPINet-M-x4.pth", 4, "Set5", 32.63, 0.8998),
