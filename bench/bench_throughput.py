@@ -12,21 +12,8 @@ import time
 
 import torch
 
+from engine.archs.registry import model_names
 from engine.checkpoints import bicubic, build_untrained
-
-MODELS = [
-    "RNAN-light",
-    "RNAN-paper",
-    "CRAN-light",
-    "CRAN-paper",
-    "A2F-S",
-    "A2F-SD",
-    "A2F-M",
-    "A2F-L",
-    "HPINet-S",
-    "HPINet-M",
-    "HPINet-L",
-]
 
 
 def main() -> None:
@@ -35,7 +22,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--models", nargs="*", default=MODELS)
+    parser.add_argument("--models", nargs="*", default=model_names())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

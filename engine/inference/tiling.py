@@ -135,9 +135,14 @@ def _split(start: int, stop: int, tile: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def _split_rect(rect: Rect, tile: int) -> list[Rect]:
-    rows = _split(rect.top, rect.bottom, tile)
-    cols = _split(rect.left, rect.right, tile)
+def _split_rect(rect: Rect, tile: int, reach: int, height: int, width: int) -> list[Rect]:
+    """Tiles of at most `tile` over `rect`. An image side no longer than a tile with its context
+    (tile + 2 * overlap = `reach`) is not cut at all: every piece would read the whole side anyway,
+    so cutting it would only repeat the same work."""
+    whole_rows = (rect.top, rect.bottom) == (0, height) and height <= reach
+    whole_cols = (rect.left, rect.right) == (0, width) and width <= reach
+    rows = [(0, height)] if whole_rows else _split(rect.top, rect.bottom, tile)
+    cols = [(0, width)] if whole_cols else _split(rect.left, rect.right, tile)
     return [Rect(t, l, b, r) for t, b in rows for l, r in cols]
 
 
@@ -216,7 +221,7 @@ def upscale_tiled(
     height, width = x.shape[-2:]
     side = max(height, width) if tile is None else tile
     half = overlap // 2
-    pending = deque(_split_rect(Rect(0, 0, height, width), side))
+    pending = deque(_split_rect(Rect(0, 0, height, width), side, side + 2 * overlap, height, width))
     out: Tensor | None = None
     weight: Tensor | None = None
     done = 0
@@ -240,7 +245,10 @@ def upscale_tiled(
                     "programs, choose a lower precision or run on the CPU"
                 ) from None
             side //= 2
-            pending = deque(r for rect in pending for r in _split_rect(rect, side))
+            reach = side + 2 * overlap
+            pending = deque(
+                r for rect in pending for r in _split_rect(rect, side, reach, height, width)
+            )
             continue
         pending.popleft()
         expected = ((bottom - top) * scale, (right - left) * scale)

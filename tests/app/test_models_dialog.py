@@ -3,9 +3,7 @@ shared/official-weights (progress, Cancel, offline), imports, and the model pane
 
 from __future__ import annotations
 
-import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,52 +12,16 @@ from PySide6.QtCore import Qt
 from app.jobs import ModelChoice
 from engine import build_untrained, library, save_checkpoint, user_dir
 from engine.downloads import MIRROR_ENV
+from tests.mirror import serve_mirror, unreachable_url
 
 SD_X2 = ModelChoice("A2F", "SD", 2)
 
 
-class Handler(BaseHTTPRequestHandler):
-    """Serves files under server.root; with server.gate set, holds the body after its first
-    128 KB until the gate opens (to cancel a download while it runs)."""
-
-    def do_GET(self) -> None:
-        path = self.server.root / self.path.lstrip("/")  # type: ignore[attr-defined]
-        if ".." in self.path or not path.is_file():
-            self.send_error(404)
-            return
-        body = path.read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        gate: threading.Event | None = self.server.gate  # type: ignore[attr-defined]
-        try:
-            if gate is not None:
-                self.wfile.write(body[: 128 * 1024])
-                self.wfile.flush()
-                gate.wait(20)
-                body = body[128 * 1024 :]
-            self.wfile.write(body)
-        except OSError:  # the client hung up (a cancelled download)
-            pass
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def mirror(shared_dir, monkeypatch):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.root = shared_dir / "official-weights"  # type: ignore[attr-defined]
-    server.gate = None  # type: ignore[attr-defined]
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    monkeypatch.setenv(MIRROR_ENV, f"http://127.0.0.1:{server.server_address[1]}")
-    yield server
-    if server.gate is not None:  # type: ignore[attr-defined]
-        server.gate.set()  # type: ignore[attr-defined]
-    server.shutdown()
-    server.server_close()
+    with serve_mirror(shared_dir / "official-weights") as m:
+        monkeypatch.setenv(MIRROR_ENV, m.url)
+        yield m
 
 
 @pytest.fixture
@@ -118,9 +80,8 @@ def test_download_through_the_dialog_installs_and_the_panels_offer_it(
 
 
 def test_offline_download_shows_the_error_in_the_dialog(window, qtbot, monkeypatch):
-    with socket.socket() as closed:  # bound, never listening: connections are refused
-        closed.bind(("127.0.0.1", 0))
-        monkeypatch.setenv(MIRROR_ENV, f"http://127.0.0.1:{closed.getsockname()[1]}")
+    with unreachable_url() as url:
+        monkeypatch.setenv(MIRROR_ENV, url)
         dialog = window.show_models()
         qtbot.addWidget(dialog)
         dialog.select_release("HPINet-M-x2")

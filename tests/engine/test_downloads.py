@@ -6,9 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,66 +18,15 @@ from engine.cli import main
 from engine.downloads import MIRROR_ENV, download_release, import_weights, sha256_file
 from engine.errors import Cancelled, CheckpointError, SRStudioError
 from engine.releases import RELEASES, find_releases
+from tests.mirror import serve_mirror, unreachable_url
 
 SD_X2 = find_releases("A2F-SD-x2")[0]
 
 
-class Mirror:
-    """What the loopback server serves and how it misbehaves; it records each request's Range."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.url = ""
-        self.requests: list[tuple[str, str | None]] = []
-        self.corrupt = False  # flip one byte of every file
-        self.drop_after: int | None = None  # next response: hang up after this many body bytes
-        self.ignore_range = False  # answer 200 with the whole file, as some servers do
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        mirror: Mirror = self.server.mirror  # type: ignore[attr-defined]
-        rng = self.headers.get("Range")
-        mirror.requests.append((self.path, rng))
-        path = mirror.root / self.path.lstrip("/")
-        if ".." in self.path or not path.is_file():
-            self.send_error(404)
-            return
-        data = bytearray(path.read_bytes())
-        if mirror.corrupt:
-            data[len(data) // 2] ^= 0xFF
-        start = 0
-        if rng and not mirror.ignore_range:
-            start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))
-            if start >= len(data):
-                self.send_error(416)
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = bytes(data[start:])
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if mirror.drop_after is not None:
-            body, mirror.drop_after = body[: mirror.drop_after], None
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def mirror(shared_dir):
-    m = Mirror(shared_dir / "official-weights")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.mirror = m  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    m.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield m
-    server.shutdown()
-    server.server_close()
+    with serve_mirror(shared_dir / "official-weights") as m:
+        yield m
 
 
 @pytest.fixture(autouse=True)
@@ -180,9 +126,7 @@ def test_cancel_keeps_the_part_and_a_server_ignoring_range_restarts(mirror):
 
 
 def test_offline_gives_a_clear_message(capsys, monkeypatch):
-    with socket.socket() as closed:  # bound, never listening: connections are refused
-        closed.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    with unreachable_url() as url:
         with pytest.raises(SRStudioError) as err:
             download_release(SD_X2, base_url=url, timeout=5)
         monkeypatch.setenv(MIRROR_ENV, url)

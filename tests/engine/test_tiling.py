@@ -70,6 +70,24 @@ def test_global_operation_stays_close_with_overlap() -> None:
     assert 0 < diff.max() < 0.05 and diff.mean() < 0.01
 
 
+def test_a_side_within_one_tile_and_its_context_is_not_cut() -> None:
+    """Cutting a side that a tile's context covers entirely would only repeat the same work."""
+    shapes: list[tuple[int, int]] = []
+    model = net()
+
+    def forward(t: Tensor) -> Tensor:
+        shapes.append(tuple(t.shape[-2:]))
+        return model(t)
+
+    x = torch.rand(1, 3, 72, 200)
+    with torch.no_grad():
+        run(forward, x[..., :72], scale=2, tile=48, overlap=16)  # 72 <= 48 + 2 * 16
+        assert shapes == [(72, 72)]
+        shapes.clear()
+        run(forward, x, scale=2, tile=48, overlap=16)  # rows kept whole, columns cut
+    assert [h for h, _ in shapes] == [72] * 5 and all(w <= 80 for _, w in shapes)
+
+
 def test_progress_reports_every_tile() -> None:
     calls: list[tuple[int, int]] = []
     run(

@@ -32,13 +32,13 @@ def _eval(capsys, shared_dir, weights: str, dataset: str, *extra: str) -> float:
 
 # Mean PSNR of tiles of 48 LR pixels (the family's own overlap) minus the whole-image pass.
 # Set5 stays within the 0.01 dB. On Set14 the global operations (A2F's channel attention,
-# HPINet's patch matching) see different statistics per tile: overlap alone does not close the gap
-# (A2F: +0.019 dB at overlap 16 down to +0.011 at 48, almost all from img_011); measured and pinned.
+# HPINet's patch matching) see different statistics per tile, and more overlap alone does not close
+# the gap (most of A2F's comes from img_011, 128x192); measured and pinned.
 TILE_DELTA = [
-    (A2F, "Set5", 0.0007),
-    (HPINET, "Set5", 0.0046),
-    (A2F, "Set14", 0.0149),
-    (HPINET, "Set14", 0.0169),
+    (A2F, "Set5", -0.0020),
+    (HPINET, "Set5", -0.0002),
+    (A2F, "Set14", 0.0125),
+    (HPINET, "Set14", 0.0103),
 ]
 
 
