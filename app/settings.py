@@ -20,8 +20,8 @@ MAX_RECENT = 10
 @dataclass
 class AppSettings:
     # model panel
-    family: str = "Bicubic"
-    variant: str = "MATLAB"
+    family: str = "A2F"  # bundled in weights/; bicubic when those are missing
+    variant: str = "SD"
     scale: int = 4
     weights_path: str = ""  # a weights file chosen with "Load weights..." ("" = library/bicubic)
     loaded_weights: list[str] = field(default_factory=list)

@@ -5,7 +5,13 @@ Tensor contract for every network: float32 RGB in [0, 1], NCHW (engine/archs/bas
 
 from __future__ import annotations
 
-from engine.archs.registry import FAMILIES, get_family, model_names, parse_model_name
+from engine.archs.registry import (
+    FAMILIES,
+    get_family,
+    model_names,
+    parse_model_name,
+    variant_note,
+)
 from engine.batch import (
     DEFAULT_TEMPLATE,
     BatchJob,
@@ -120,5 +126,6 @@ __all__ = [
     "train",
     "uint8_to_tensor",
     "user_dir",
+    "variant_note",
     "write_image",
 ]

@@ -8,6 +8,7 @@ the key "srstudio" (family, variant, scale, provenance, measured figures...).
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -128,6 +129,7 @@ def _descriptor(
         size_multiple=1,
         tiling_safe=family.tiling_safe,
         tile_overlap=family.tile_overlap,
+        shared_pooling=family.shared_pooling,
         source=source,
         metadata=dict(metadata),
         model=model.eval(),
@@ -215,6 +217,14 @@ def load_model(source: str | Path, *, scale: int | None = None) -> ModelDescript
     return load_file_model(entry.path)
 
 
+def _default_permissions(path: Path) -> None:
+    """safetensors creates files readable by their owner only; give them the mode any other new
+    file gets (0666 less the umask), so that bundled and shared weights stay readable."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def save_checkpoint(
     path: str | Path,
     model: nn.Module,
@@ -237,4 +247,5 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
+        _default_permissions(tmp)
     return path

@@ -20,6 +20,7 @@ class ModelDescriptor:
     tiling_safe: bool  # False: global operations, tiles differ slightly from a whole-image pass
     tile_overlap: int  # LR pixels of overlap the tiler should use on each side
     source: str  # file path, "bundled:<file>", "untrained" or "builtin"
+    shared_pooling: bool = False  # tiles share image-wide pooled values (engine.archs.pooling)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     model: nn.Module = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 

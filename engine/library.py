@@ -55,7 +55,9 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _scan(folder: Path, default_origin: str) -> list[WeightsEntry]:
+def _scan(folder: Path, default_origin: str, *, forced: bool = False) -> list[WeightsEntry]:
+    """Weights files under `folder`; their origin is the one their metadata names (downloaded,
+    trained...) unless `forced` (what ships in weights/ is bundled, whoever trained it)."""
     entries = []
     if not folder.is_dir():
         return entries
@@ -65,7 +67,7 @@ def _scan(folder: Path, default_origin: str) -> list[WeightsEntry]:
         meta = _read_meta(path)
         if not meta or not {"family", "variant", "scale"} <= meta.keys():
             continue
-        origin = meta.get("origin", default_origin)
+        origin = default_origin if forced else meta.get("origin", default_origin)
         entries.append(
             WeightsEntry(meta["family"], meta["variant"], int(meta["scale"]), path, origin, meta)
         )
@@ -73,7 +75,7 @@ def _scan(folder: Path, default_origin: str) -> list[WeightsEntry]:
 
 
 def installed_weights() -> list[WeightsEntry]:
-    return _scan(user_dir(), "imported") + _scan(bundled_dir(), "bundled")
+    return _scan(user_dir(), "imported") + _scan(bundled_dir(), "bundled", forced=True)
 
 
 def best_weights(family: str, variant: str, scale: int) -> WeightsEntry | None:

@@ -2,7 +2,8 @@
 degradation), copied from shared/benchmarks/published.json (itself from shared/specs/papers).
 
 Keys are the papers' model names; `published_psnr` maps this project's family-variant names onto
-them. Only networks the papers report appear: the "light" RNAN and CRAN variants are ours.
+them. Only networks the papers report appear: the "light" and "tiny" RNAN and CRAN
+variants and HPINet-T are ours.
 """
 
 from __future__ import annotations

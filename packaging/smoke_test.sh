@@ -66,6 +66,16 @@ out="$work/out/in_Bicubic_x2.png"
 [ "$(png_size "$out")" = 48x32 ] || fail "output is $(png_size "$out"), expected 48x32"
 ok "24x16 -> 48x32, $(since "$t")"
 
+step "srstudio upscale with the bundled weights of each network"
+t=$(now)
+for model in A2F-SD RNAN-tiny CRAN-tiny HPINet-T; do
+  "$EXE" upscale "$work/in.png" -o "$work/bundled" --model "$model" --scale 3 \
+    >"$work/bundled.txt" 2>&1 || fail "upscale --model $model exited $?: $(cat "$work/bundled.txt")"
+  out="$work/bundled/in_${model}_x3.png"
+  [ "$(png_size "$out")" = 72x48 ] || fail "$model: $(png_size "$out"), expected 72x48"
+done
+ok "A2F-SD, RNAN-tiny, CRAN-tiny, HPINet-T x3: 72x48 each, $(since "$t")"
+
 step "srstudio train A2F-SD x2, 2 iterations"
 t=$(now)
 mkdir -p "$work/hr"

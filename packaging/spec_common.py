@@ -142,7 +142,9 @@ def version() -> str:
 def datas() -> list[tuple[str, str]]:
     """weights/ and resources/ at the bundle's root (where engine.library and app.theme look
     under sys._MEIPASS), qtawesome's icon fonts, and srstudio's metadata for --version."""
-    found = [(str(ROOT / "weights"), "weights"), (str(ROOT / "resources"), "resources")]
+    weights = sorted((ROOT / "weights").glob("*.safetensors"))  # not scripts or resume states
+    found = [(str(path), "weights") for path in weights + [ROOT / "weights" / "README.md"]]
+    found.append((str(ROOT / "resources"), "resources"))
     found += collect_data_files("qtawesome")
     found += copy_metadata(NAME)
     return found

@@ -35,6 +35,7 @@ from engine import (
     list_devices,
     load_model,
     published_psnr,
+    variant_note,
 )
 
 SCALES = (2, 3, 4)
@@ -393,6 +394,8 @@ class ModelPanel(QWidget):
         params = param_count(choice)
         lines = [f"<b>{choice.name} x{choice.scale}</b>"]
         lines.append(f"Parameters: {params:,}" if params is not None else "Parameters: unknown")
+        if choice.family != BICUBIC:
+            lines.append(f"Variant: {variant_note(choice.family, choice.variant)}")
         meta: dict = {}
         entry = library_entry(choice)
         if choice.family == BICUBIC:
@@ -405,7 +408,9 @@ class ModelPanel(QWidget):
         elif choice.path:
             lines.append(f"Weights: file {choice.path}")
         lines.append(published_text(choice))
-        measured = [f"{meta['psnr']:.2f} dB (training validation)"] if meta.get("psnr") else []
+        measured = []
+        if meta.get("psnr"):
+            measured.append(f"{meta['psnr']:.2f} dB (its training run's validation images)")
         if choice in self._measured:
             measured.append(f"{self._measured[choice]:.2f} dB (this image)")
         lines.append("Measured PSNR: " + (", ".join(measured) if measured else "-"))

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.archs.base import Family, StateDict, build_from, detect_exact
+from engine.archs.pooling import mean_pool
 
 SCALES = (2, 3, 4)
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
@@ -89,7 +90,7 @@ class ChannelAttention(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.conv_du(F.adaptive_avg_pool2d(x, 1))
+        return x * self.conv_du(mean_pool(x))
 
 
 class ResBlock(nn.Module):
@@ -199,5 +200,6 @@ FAMILY = Family(
     input_range=255.0,
     tiling_safe=False,  # the channel attention of every block pools the whole feature map
     tile_overlap=24,
+    shared_pooling=True,
     scales=SCALES,
 )

@@ -9,7 +9,7 @@ and one that needs a size multiple or a minimum size pads internally and crops b
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -36,7 +36,12 @@ class Family:
     input_range: float  # the range the authors' checkpoints were trained on (1.0 or 255.0)
     tiling_safe: bool  # False when the network has image-global operations (pooling, matching)
     tile_overlap: int  # LR pixels of overlap the tiler should give each side of a tile
+    # True when every global operation is an engine.archs.pooling function, so that the tiles of
+    # one image can share the image-wide values (two passes over the tiles)
+    shared_pooling: bool = False
     scales: tuple[int, ...] = (2, 3, 4)
+    # variants that are ours, not the paper's, and how they differ (shown in the model info)
+    own_variants: Mapping[str, str] = field(default_factory=dict)
 
 
 def pad_to_multiple(

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.archs.base import Family, StateDict, build_from, count_indexed, detect_exact
+from engine.archs.pooling import grid_pool
 
 KERNEL_SIZE = 3
 SCALES = (2, 3, 4)
@@ -47,6 +48,7 @@ class CRANConfig:
 _PRESETS: dict[str, dict[str, int]] = {
     "paper": {"n_groups": 10, "n_blocks": 20, "n_feats": 64, "crac_groups": 16, "embed_dim": 64},
     "light": {"n_groups": 3, "n_blocks": 6, "n_feats": 64, "crac_groups": 16, "embed_dim": 64},
+    "tiny": {"n_groups": 2, "n_blocks": 4, "n_feats": 32, "crac_groups": 8, "embed_dim": 32},
 }
 
 
@@ -82,7 +84,7 @@ class CRAC(nn.Module):
         """W* = W * F_A for each image: (N, c_out, c_in, k, k)."""
         n, c_in = x.shape[:2]
         k = self.kernel_size
-        pooled = F.adaptive_avg_pool2d(x, k).flatten(2)  # (N, c_in, k*k)
+        pooled = grid_pool(x, k).flatten(2)  # (N, c_in, k*k)
         ctx = self.encode(pooled)  # F_C: (N, c_in, e)
         desc = ctx.transpose(1, 2)  # F_C^T: (N, e, c_in), row i is descriptor f_i
         affinity = self.phi(desc) @ self.theta(desc).transpose(1, 2)  # R: (N, e, e)
@@ -272,5 +274,10 @@ FAMILY = Family(
     input_range=1.0,
     tiling_safe=False,  # every CRAC pools the whole input to build its kernels
     tile_overlap=16,
+    shared_pooling=True,
+    own_variants={
+        "light": "3 groups x 6 blocks (paper: 10 x 20)",
+        "tiny": "2 groups x 4 blocks, 32 channels (paper: 10 x 20, 64)",
+    },
     scales=SCALES,
 )

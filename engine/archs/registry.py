@@ -38,6 +38,17 @@ def parse_model_name(name: str) -> tuple[Family, str, int | None]:
     )
 
 
+def variant_note(family: str, variant: str) -> str:
+    """Whether a variant is the paper's configuration or one of ours, and how it differs."""
+    try:
+        own = get_family(family).own_variants
+    except ValueError:
+        return "unknown"
+    if variant in own:
+        return f"ours, lighter than the paper's: {own[variant]}"
+    return "the paper's configuration"
+
+
 def detect(state_dict: StateDict) -> tuple[Family, object] | None:
     """The family and config whose detector recognises this state dict, or None."""
     for family in FAMILIES:

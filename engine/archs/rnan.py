@@ -2,7 +2,8 @@
 
 Parameter counts (sum of p.numel()): paper 17,135,557 (x2), 17,320,197 (x3), 17,283,269 (x4);
 light 2,333,047 (x2), 2,517,687 (x3), 2,480,759 (x4). Paper Table 2: 17.30M.
-"paper": C=64, G=10, B=20, M=1, N=2, r=16; "light" (CPU): C=64, G=4, B=6, M=1, N=2, r=16.
+"paper": C=64, G=10, B=20, M=1, N=2, r=16; "light" (CPU): C=64, G=4, B=6, M=1, N=2, r=16;
+"tiny" (the bundled weights, trained on a 2-core CPU): C=32, G=2, B=4, M=1, N=2, r=16.
 
 Choices where the paper is silent:
 - Input mean shift: subtract the DIV2K RGB mean at the input and add it back at the output, as in
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from engine.archs.base import Family, StateDict, build_from, count_indexed, detect_exact
+from engine.archs.pooling import softmax_pool
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -43,6 +45,7 @@ class RNANConfig:
 _VARIANTS: dict[str, RNANConfig] = {
     "paper": RNANConfig(variant="paper", scale=4),
     "light": RNANConfig(variant="light", scale=4, n_groups=4, n_blocks=6),
+    "tiny": RNANConfig(variant="tiny", scale=4, channels=32, n_groups=2, n_blocks=4),
 }
 _SCALES = (2, 3, 4)
 
@@ -86,9 +89,7 @@ class GlobalContext(nn.Module):
         nn.init.zeros_(self.up.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c = x.shape[:2]
-        weights = torch.softmax(self.key(x).flatten(1), dim=1)  # (N, H*W)
-        context = torch.bmm(x.flatten(2), weights.unsqueeze(2)).view(n, c, 1, 1)
+        context = softmax_pool(x, self.key(x))  # (N, C, 1, 1)
         return x + self.up(torch.relu(self.norm(self.down(context))))
 
 
@@ -246,4 +247,9 @@ FAMILY = Family(
     input_range=1.0,
     tiling_safe=False,  # the GC blocks pool over the whole image
     tile_overlap=16,
+    shared_pooling=True,
+    own_variants={
+        "light": "C=64, G=4, B=6 (paper: G=10, B=20)",
+        "tiny": "C=32, G=2, B=4 (paper: C=64, G=10, B=20)",
+    },
 )

@@ -41,6 +41,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="start from these weights: a file, or an installed model name",
     )
     p.add_argument(
+        "--init",
+        metavar="WEIGHTS",
+        help="with --model: start from the tensors of these weights whose names and shapes "
+        "match, e.g. x2 weights for a x3/x4 network",
+    )
+    p.add_argument(
         "--hr",
         action="append",
         required=True,
@@ -124,6 +130,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         model=args.model,
         scale=args.scale,
         base=args.base,
+        init=args.init,
         hr_dirs=tuple(args.hr),
         lr_dirs=tuple(args.lr_dir) if args.lr_dir else None,
         degradation=args.degradation,

@@ -9,6 +9,11 @@ core boundary; the ramps of two neighbours add up to 1, and the accumulated weig
 out at the end. So a network whose receptive field reaches at most ceil(overlap / 2) LR pixels
 gives exactly its whole-image output, and a flat image stays flat: no seam.
 
+Image-wide pooling (A2F's channel attention, RNAN's global context, CRAN's CRAC kernels) would
+see only the tile: for those networks (shared_pooling) the tiles run twice, the first pass
+gathering each pooling's image-wide value (engine.archs.pooling) and the second, the one kept,
+using it in every tile. HPINet's patch matching cannot be shared this way; it relies on overlap.
+
 Out of memory (CUDA, MPS, or a failed CPU allocation): the cache is emptied, the tile side is
 halved and every tile not done yet, the failed one included, is cut into tiles of the new side;
 finished tiles keep their results.
@@ -20,14 +25,16 @@ redone in float32.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from engine.archs.pooling import ImagePooling
 from engine.descriptor import ModelDescriptor
 from engine.errors import Cancelled, ProgressFn, SRStudioError, StopFn, never_stop, no_progress
 from engine.inference.devices import free_memory_bytes
@@ -49,8 +56,10 @@ HALF_FACTOR = 0.75  # fp16/bf16 autocast versus float32: measured 0.64-0.73 (bf1
 _COST: dict[tuple[str, str], dict[int, int]] = {
     ("RNAN", "paper"): {2: 20300, 3: 20000, 4: 23000},
     ("RNAN", "light"): {2: 8200, 3: 11100, 4: 17400},
+    ("RNAN", "tiny"): {2: 2900, 3: 4600, 4: 7100},
     ("CRAN", "paper"): {2: 3000, 3: 6900, 4: 12300},
     ("CRAN", "light"): {2: 3300, 3: 6900, 4: 12000},
+    ("CRAN", "tiny"): {2: 2700, 3: 3700, 4: 7300},
     ("A2F", "S"): {2: 4600, 3: 4800, 4: 4600},
     ("A2F", "SD"): {2: 5200, 3: 4500, 4: 4600},
     ("A2F", "M"): {2: 8500, 3: 10200, 4: 10400},
@@ -58,6 +67,7 @@ _COST: dict[tuple[str, str], dict[int, int]] = {
     ("HPINet", "S"): {2: 12000, 3: 14800, 4: 15700},
     ("HPINet", "M"): {2: 13300, 3: 13200, 4: 15400},
     ("HPINet", "L"): {2: 21600, 3: 20700, 4: 29800},
+    ("HPINet", "T"): {2: 5100, 3: 4800, 4: 9500},
     ("Bicubic", "MATLAB"): {s: 4 * 4 * 3 * s * s for s in (2, 3, 4)},
 }
 UNKNOWN_COST = 60_000  # a network not calibrated: assume a heavy one
@@ -203,78 +213,159 @@ def upscale_tiled(
     overlap: int,
     device: torch.device,
     dtype: torch.dtype = torch.float32,
+    shared_pooling: bool = False,
     on_progress: ProgressFn = no_progress,
     should_stop: StopFn = never_stop,
 ) -> Tensor:
     """x: (1, C, H, W) float32 on the CPU -> (1, C', H * scale, W * scale) float32 on the CPU.
-    tile: LR core side, None = the whole image in one pass. on_progress(done, total) after each
-    tile (total grows when an out-of-memory error splits the remaining tiles); should_stop() is
-    asked before each tile and raises Cancelled."""
+    tile: LR core side, None = the whole image in one pass. shared_pooling: the network pools
+    only through engine.archs.pooling; when the image takes several tiles, a first pass over them
+    gathers the image-wide pooled values that the second pass, the one kept, uses in every tile.
+    on_progress(done, total) after each tile (total grows when an out-of-memory error splits the
+    remaining tiles); should_stop() is asked before each tile and raises Cancelled."""
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"expected a (1, C, H, W) tensor, got {tuple(x.shape)}")
     if tile is not None and tile < 1:
         raise ValueError(f"tile must be None or >= 1, got {tile}")
     if overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
-    device = torch.device(device)
     x = x.detach().to(device="cpu", dtype=torch.float32)
     height, width = x.shape[-2:]
-    side = max(height, width) if tile is None else tile
+    tiler = _Tiler(
+        forward,
+        x,
+        side=max(height, width) if tile is None else tile,
+        overlap=overlap,
+        scale=scale,
+        device=torch.device(device),
+        dtype=dtype,
+        should_stop=should_stop,
+    )
+    pooling = None
+    if shared_pooling and len(tiler.layout()) > 1:
+        pooling = ImagePooling(height, width)
+        for _ in tiler.tiles(part_progress(on_progress, 0, 2), pooling):
+            pass  # the recording pass: its outputs are not kept
+        pooling.share()
+        on_progress = part_progress(on_progress, 1, 2)
+    whole = Rect(0, 0, height, width)
     half = overlap // 2
-    pending = deque(_split_rect(Rect(0, 0, height, width), side, side + 2 * overlap, height, width))
     out: Tensor | None = None
     weight: Tensor | None = None
-    done = 0
-    while pending:
-        if should_stop():
-            raise Cancelled()
-        core = pending[0]
-        top, left = max(0, core.top - overlap), max(0, core.left - overlap)
-        bottom, right = min(height, core.bottom + overlap), min(width, core.right + overlap)
-        try:
-            y = _run(forward, x[:, :, top:bottom, left:right], device, dtype)
-        except RuntimeError as exc:
-            if not is_out_of_memory(exc):
-                raise
-            y = None  # leave the except block first, so the failed tile's tensors are freed
-        if y is None:
-            _release(device)
-            if side // 2 < MIN_OOM_TILE:
-                raise SRStudioError(
-                    f"out of memory on {device} even with {side}-pixel tiles; close other "
-                    "programs, choose a lower precision or run on the CPU"
-                ) from None
-            side //= 2
-            reach = side + 2 * overlap
-            pending = deque(
-                r for rect in pending for r in _split_rect(rect, side, reach, height, width)
-            )
-            continue
-        pending.popleft()
-        expected = ((bottom - top) * scale, (right - left) * scale)
-        if y.dim() != 4 or tuple(y.shape[-2:]) != expected:
-            raise SRStudioError(
-                f"the network returned {tuple(y.shape)} for a {bottom - top}x{right - left} "
-                f"input; expected {expected} at x{scale}"
-            )
-        if out is None and not pending and (bottom - top, right - left) == (height, width):
+    for core, window, y in tiler.tiles(on_progress, pooling):
+        if core == whole and window == whole:
             on_progress(1, 1)
             return y  # the whole image in one pass: nothing to blend
-        wy = _ramp(top, bottom, (core.top, core.bottom), height, half, scale)
-        wx = _ramp(left, right, (core.left, core.right), width, half, scale)
+        wy = _ramp(window.top, window.bottom, (core.top, core.bottom), height, half, scale)
+        wx = _ramp(window.left, window.right, (core.left, core.right), width, half, scale)
         ys, xs = _support(wy), _support(wx)
         w = wy[ys, None] * wx[None, xs]
         if out is None or weight is None:
             out = torch.zeros(1, y.shape[1], height * scale, width * scale)
             weight = torch.zeros(1, 1, height * scale, width * scale)
-        oy = slice(top * scale + ys.start, top * scale + ys.stop)
-        ox = slice(left * scale + xs.start, left * scale + xs.stop)
+        oy = slice(window.top * scale + ys.start, window.top * scale + ys.stop)
+        ox = slice(window.left * scale + xs.start, window.left * scale + xs.stop)
         out[:, :, oy, ox].addcmul_(y[:, :, ys, xs], w)
         weight[:, :, oy, ox] += w
-        done += 1
-        on_progress(done, done + len(pending))
     assert out is not None and weight is not None
     return out.div_(weight)
+
+
+class _Tiler:
+    """The tiles of one image and the network's output for each, the tile side halved after an
+    out-of-memory error (for the rest of this image, later passes included)."""
+
+    def __init__(
+        self,
+        forward: Forward,
+        x: Tensor,
+        *,
+        side: int,
+        overlap: int,
+        scale: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        should_stop: StopFn,
+    ) -> None:
+        self.forward, self.x, self.side, self.overlap, self.scale = forward, x, side, overlap, scale
+        self.device, self.dtype, self.should_stop = device, dtype, should_stop
+        self.height, self.width = x.shape[-2:]
+
+    def layout(self, rects: list[Rect] | None = None) -> list[Rect]:
+        h, w = self.height, self.width
+        reach = self.side + 2 * self.overlap
+        rects = rects or [Rect(0, 0, h, w)]
+        return [r for rect in rects for r in _split_rect(rect, self.side, reach, h, w)]
+
+    def tiles(
+        self, on_progress: ProgressFn, pooling: ImagePooling | None = None
+    ) -> Iterator[tuple[Rect, Rect, Tensor]]:
+        """(core, window, output) for every tile; the window is the core plus its context."""
+        pending = deque(self.layout())
+        done, ov = 0, self.overlap
+        while pending:
+            if self.should_stop():
+                raise Cancelled()
+            core = pending[0]
+            window = Rect(
+                max(0, core.top - ov),
+                max(0, core.left - ov),
+                min(self.height, core.bottom + ov),
+                min(self.width, core.right + ov),
+            )
+            records: list = []
+            run = self.forward
+            if pooling is not None:
+                run = functools.partial(self._recorded, pooling, window, core, records)
+            patch = self.x[:, :, window.top : window.bottom, window.left : window.right]
+            try:
+                y = _run(run, patch, self.device, self.dtype)
+            except RuntimeError as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                y = None  # leave the except block first, so the failed tile's tensors are freed
+            if y is None:
+                _release(self.device)
+                if self.side // 2 < MIN_OOM_TILE:
+                    raise SRStudioError(
+                        f"out of memory on {self.device} even with {self.side}-pixel tiles; close "
+                        "other programs, choose a lower precision or run on the CPU"
+                    ) from None
+                self.side //= 2
+                pending = deque(self.layout(list(pending)))
+                continue
+            pending.popleft()
+            rows, cols = window.bottom - window.top, window.right - window.left
+            expected = (rows * self.scale, cols * self.scale)
+            if y.dim() != 4 or tuple(y.shape[-2:]) != expected:
+                raise SRStudioError(
+                    f"the network returned {tuple(y.shape)} for a {rows}x{cols} input; "
+                    f"expected {expected} at x{self.scale}"
+                )
+            if pooling is not None and records:
+                pooling.commit(records[-1])
+            yield core, window, y
+            done += 1
+            on_progress(done, done + len(pending))
+
+    def _recorded(
+        self, pooling: ImagePooling, window: Rect, core: Rect, records: list, patch: Tensor
+    ) -> Tensor:
+        box = (window.top, window.left, window.bottom, window.right)
+        with pooling.tile(box, (core.top, core.left, core.bottom, core.right)) as record:
+            records[:] = [record]  # a float32 redo replaces the half-precision try
+            return self.forward(patch)
+
+
+def part_progress(on_progress: ProgressFn, index: int, count: int) -> ProgressFn:
+    """Report pass `index` of `count` equal passes as part of one overall progress."""
+    if count == 1:
+        return on_progress
+
+    def report(done: int, total: int) -> None:
+        on_progress(index * total + done, count * total)
+
+    return report
 
 
 def _support(w: Tensor) -> slice:

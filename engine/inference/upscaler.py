@@ -7,6 +7,7 @@ of each input tile, so the tiler can redo a tile that came out non-finite in pla
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -17,8 +18,8 @@ from engine.errors import ProgressFn, SRStudioError, StopFn, never_stop, no_prog
 from engine.imaging.io import ImageData
 from engine.imaging.resize import imresize
 from engine.inference.devices import resolve_device, resolve_dtype
-from engine.inference.ensemble import ensemble_forward
-from engine.inference.tiling import auto_tile_size, upscale_tiled
+from engine.inference.ensemble import TRANSFORMS, ensemble, ensemble_forward
+from engine.inference.tiling import auto_tile_size, part_progress, upscale_tiled
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 ALPHA_MODES = ("bicubic", "network")
@@ -113,17 +114,26 @@ class Upscaler:
             raise ValueError(f"expected a (1, 3, H, W) tensor, got {tuple(x.shape)}")
         x = x.detach().to(device="cpu", dtype=torch.float32).contiguous()
         overlap = self.options.tile_overlap
-        y = upscale_tiled(
-            self._run,
-            x,
+        tile = self._tile(*x.shape[-2:])
+        tiled = functools.partial(
+            upscale_tiled,
             scale=self.descriptor.scale,
-            tile=self._tile(*x.shape[-2:]),
+            tile=tile,
             overlap=self.descriptor.tile_overlap if overlap is None else overlap,
             device=self.device,
             dtype=self.dtype,
-            on_progress=on_progress,
+            shared_pooling=self.descriptor.shared_pooling,
             should_stop=should_stop,
         )
+        if self.options.ensemble and self.descriptor.shared_pooling and tile is not None:
+            # each flip / rotation of the image gets its own tiles sharing their pooled values
+            n = len(TRANSFORMS)
+            y = ensemble(
+                lambda t, i: tiled(self._forward, t, on_progress=part_progress(on_progress, i, n)),
+                x,
+            )
+        else:
+            y = tiled(self._run, x, on_progress=on_progress)
         size = self.output_size(*x.shape[-2:])
         if tuple(y.shape[-2:]) != size:
             y = imresize(y.float(), size=size)
@@ -141,7 +151,9 @@ class Upscaler:
         by_network = img.alpha is not None and self.options.alpha == "network"
         passes = 2 if by_network else 1
         rgb = self.upscale_tensor(
-            img.rgb.unsqueeze(0), on_progress=_part(on_progress, 0, passes), should_stop=should_stop
+            img.rgb.unsqueeze(0),
+            on_progress=part_progress(on_progress, 0, passes),
+            should_stop=should_stop,
         )[0]
         if img.grayscale:
             rgb = rgb.mean(dim=0, keepdim=True).expand(3, -1, -1).contiguous()
@@ -149,7 +161,7 @@ class Upscaler:
         alpha = None
         if img.alpha is not None and by_network:
             gray = img.alpha.float().expand(3, -1, -1).unsqueeze(0)
-            progress = _part(on_progress, 1, passes)
+            progress = part_progress(on_progress, 1, passes)
             alpha = self.upscale_tensor(gray, on_progress=progress, should_stop=should_stop)[0]
             alpha = alpha.mean(dim=0, keepdim=True)
         elif img.alpha is not None:
@@ -158,14 +170,3 @@ class Upscaler:
         if img.dpi is not None:
             dpi = (img.dpi[0] * out_w / img.width, img.dpi[1] * out_h / img.height)
         return dataclasses.replace(img, rgb=rgb, alpha=alpha, dpi=dpi)
-
-
-def _part(on_progress: ProgressFn, index: int, count: int) -> ProgressFn:
-    """Report pass `index` of `count` equal passes as part of one overall progress."""
-    if count == 1:
-        return on_progress
-
-    def report(done: int, total: int) -> None:
-        on_progress(index * total + done, count * total)
-
-    return report

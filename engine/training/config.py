@@ -19,6 +19,8 @@ SCHEDULES = ("cosine", "step")
 class TrainConfig:
     """One training run. `model` (e.g. "A2F-SD") is needed when training from scratch; with
     `base` (a weights file, or an installed model name) the network comes from the weights.
+    `init` (with `model`): start from the tensors of these weights whose names and shapes match,
+    e.g. x2 weights for a x3 or x4 network (the upsampler then starts fresh).
 
     Data: `hr_dirs` are folders of HR images; LR patches are made on the fly by `degradation`:
     "BI" (MATLAB bicubic), "BD" (7x7 Gaussian blur, sigma 1.6, then bicubic) or "DN" (bicubic, then
@@ -34,6 +36,7 @@ class TrainConfig:
     model: str | None = None
     scale: int | None = None
     base: str | None = None
+    init: str | None = None
     hr_dirs: tuple[str, ...] = ()
     lr_dirs: tuple[str, ...] | None = None
     degradation: str = "BI"
@@ -67,6 +70,8 @@ class TrainConfig:
             raise SRStudioError("give a model name (to train from scratch) or base weights")
         if not self.hr_dirs:
             raise SRStudioError("give at least one folder of HR training images")
+        if self.init and (self.base or not self.model):
+            raise SRStudioError("initial weights go with --model (from scratch), not --base")
         if self.lr_dirs is not None and len(self.lr_dirs) != len(self.hr_dirs):
             raise SRStudioError("give one LR folder per HR folder")
         if self.degradation not in DEGRADATIONS:

@@ -8,7 +8,9 @@ Sharding follows torch's DistributedSampler: rank r takes every world-th image o
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -151,17 +153,21 @@ class ImageCache:
         self.limit = limit_mb * 2**20
         self.size = 0
         self.items: OrderedDict[Path, np.ndarray] = OrderedDict()
+        self.lock = threading.Lock()  # the data thread preloads while the trainer reads
 
     def get(self, path: Path) -> np.ndarray:
-        if path in self.items:
-            self.items.move_to_end(path)
-            return self.items[path]
+        with self.lock:
+            if path in self.items:
+                self.items.move_to_end(path)
+                return self.items[path]
         img = read_uint8(path)
-        self.items[path] = img
-        self.size += img.nbytes
-        while self.size > self.limit and len(self.items) > 1:
-            _, old = self.items.popitem(last=False)
-            self.size -= old.nbytes
+        with self.lock:
+            if path not in self.items:
+                self.items[path] = img
+                self.size += img.nbytes
+            while self.size > self.limit and len(self.items) > 1:
+                _, old = self.items.popitem(last=False)
+                self.size -= old.nbytes
         return img
 
 
@@ -178,6 +184,11 @@ def _augment(img: np.ndarray, hflip: bool, vflip: bool, transpose: bool) -> np.n
 def _to_tensor(patches: list[np.ndarray]) -> torch.Tensor:
     arr = np.stack([np.ascontiguousarray(p) for p in patches])
     return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+@functools.lru_cache(maxsize=4)
+def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, 7, epoch]).permutation(n)
 
 
 class PatchSampler:
@@ -206,16 +217,12 @@ class PatchSampler:
         self.cache = ImageCache(cache_mb)
         self.warn = warn
         self.bad: set[int] = set()
-        self._epoch: tuple[int, np.ndarray] | None = None
 
     def _image_index(self, k: int) -> int:
         """DistributedSampler order: epoch permutation, padded by wrapping, rank-strided."""
         n = len(self.entries)
-        per_rank = math.ceil(n / self.world)
-        epoch, pos = divmod(k, per_rank)
-        if self._epoch is None or self._epoch[0] != epoch:
-            self._epoch = (epoch, np.random.default_rng([self.seed, 7, epoch]).permutation(n))
-        return int(self._epoch[1][(pos * self.world + self.rank) % n])
+        epoch, pos = divmod(k, math.ceil(n / self.world))
+        return int(_permutation(self.seed, epoch, n)[(pos * self.world + self.rank) % n])
 
     def _load(self, index: int) -> tuple[int, np.ndarray, np.ndarray | None]:
         """Images of entry `index`, or of the next readable entry when it fails to decode (a
@@ -264,6 +271,13 @@ class PatchSampler:
             lr_patch = lr_region[y - y0 : y - y0 + p, x - x0 : x - x0 + p]
         flips = rng.random(3) < 0.5
         return _augment(lr_patch, *flips), _augment(hr_patch, *flips)
+
+    def preload(self, iteration: int, batch_size: int) -> None:
+        """Decode the images of batch `iteration` into the cache. Pillow only, so it can run in
+        a second thread while the network trains; the resizing in batch() uses torch, and two
+        threads sharing torch's CPU thread pool oversubscribe it (a batch took 40x longer)."""
+        for b in range(batch_size):
+            self._load(self._image_index(iteration * batch_size + b))
 
     def batch(self, iteration: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         samples = [self.sample(iteration * batch_size + b) for b in range(batch_size)]

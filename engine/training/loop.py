@@ -131,7 +131,26 @@ def _network(config: TrainConfig) -> _Network:
     except ValueError as exc:
         raise SRStudioError(str(exc)) from None
     torch.manual_seed(config.seed)
-    return _Network(family.name, variant, scale, family.build(arch), None)
+    model = family.build(arch)
+    base = _init_from(model, family.name, config.init) if config.init else None
+    return _Network(family.name, variant, scale, model, base)
+
+
+def _init_from(model: nn.Module, family: str, source: str) -> dict[str, Any]:
+    """Copy into `model` every tensor of `source` whose name and shape match (x2 weights give a
+    x3/x4 run all but its upsampler); the rest keeps its fresh initialisation."""
+    desc = load_model(source)
+    if desc.family != family:
+        raise SRStudioError(f"{source} holds {desc.name}, not a {family} network")
+    theirs = desc.model.state_dict()
+    ours = model.state_dict()
+    same = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
+    model.load_state_dict(same, strict=False)
+    path = Path(desc.source)
+    base = {"name": desc.label, "path": str(path), "tensors": f"{len(same)} of {len(ours)}"}
+    if path.is_file():
+        base["sha256"] = _sha256(path)
+    return base
 
 
 def _network_from_state(saved: dict[str, Any]) -> _Network:
@@ -207,7 +226,11 @@ class _Trainer:
         self.progress = _Progress()
         if saved is not None:
             self._restore(saved)
-        what = f"from {self.net.base['name']}" if self.net.base else "from scratch"
+        what = "from scratch"
+        if self.net.base:
+            what = f"from {self.net.base['name']}"
+            if "tensors" in self.net.base:
+                what += f" ({self.net.base['tensors']} tensors)"
         self.log(
             f"training {self.net.family}-{self.net.variant} x{self.net.scale} {what} on "
             f"{len(self.sampler.entries)} images ({cfg.degradation}), "
@@ -396,11 +419,11 @@ class _Trainer:
     # ----------------------------------------------------------------------------- training
 
     def _prefetch(self, iteration: int) -> Future | None:
-        """Make the batch of `iteration` in the data thread while the network trains (batches
-        depend only on the iteration, so this changes nothing but the speed)."""
+        """Decode the images of batch `iteration` in the data thread while the network trains
+        (batches depend only on the iteration, so this changes nothing but the speed)."""
         if iteration >= self.total:
             return None
-        return self.pool.submit(self.sampler.batch, iteration, self.config.batch_size)
+        return self.pool.submit(self.sampler.preload, iteration, self.config.batch_size)
 
     def step(self, iteration: int) -> float:
         cfg = self.config
@@ -408,10 +431,11 @@ class _Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = rate
         torch.manual_seed(_step_seed(cfg.seed, self.info.rank, iteration))
-        batch = self.next_batch or self._prefetch(iteration)
-        assert batch is not None
-        lr, hr = batch.result()
-        self.next_batch = self._prefetch(iteration + 1)
+        loading = self.next_load or self._prefetch(iteration)
+        assert loading is not None
+        loading.result()
+        self.next_load = self._prefetch(iteration + 1)
+        lr, hr = self.sampler.batch(iteration, cfg.batch_size)
         lr, hr = lr.to(self.device), hr.to(self.device)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             sr = self.ddp(lr)
@@ -429,12 +453,12 @@ class _Trainer:
 
     def run(self, on_progress: ProgressFn, should_stop: StopFn) -> TrainResult:
         with ThreadPoolExecutor(1, thread_name_prefix="srstudio-data") as self.pool:
-            self.next_batch: Future | None = None
+            self.next_load: Future | None = None
             try:
                 return self._run(on_progress, should_stop)
             finally:
-                if self.next_batch is not None:
-                    self.next_batch.cancel()
+                if self.next_load is not None:
+                    self.next_load.cancel()
 
     def _run(self, on_progress: ProgressFn, should_stop: StopFn) -> TrainResult:
         cfg, p = self.config, self.progress

@@ -1,5 +1,6 @@
 """Qt tests run offscreen, each with its own QSettings file and weights folder, so they never
-touch the user's settings or installed weights."""
+touch the user's settings or installed weights, and with an empty bundled weights folder (a test
+that wants the real weights/ restores it: `bundled_weights`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 
+from engine import library  # noqa: E402
+
+REAL_BUNDLED_DIR = library.bundled_dir
+
 
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -23,7 +28,17 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
         QSettings.setPath(QSettings.Format.IniFormat, scope, str(folder))
     monkeypatch.setenv("SRSTUDIO_DATA_DIR", str(tmp_path / "data"))
+    empty = tmp_path / "no-bundled-weights"
+    empty.mkdir()
+    monkeypatch.setattr(library, "bundled_dir", lambda: empty)
     return folder
+
+
+@pytest.fixture
+def bundled_weights(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The project's real weights/ folder."""
+    monkeypatch.setattr(library, "bundled_dir", REAL_BUNDLED_DIR)
+    return REAL_BUNDLED_DIR()
 
 
 def write_png(path: Path, height: int, width: int, seed: int = 0) -> Path:

@@ -51,7 +51,7 @@ def test_a_finished_training_run_is_offered_by_the_model_panels(window, qtbot, t
     assert panel.selector.variant.currentText() == f"SD ({Path(path).name})"
     info = panel.info.text()
     assert f"Weights: trained, {Path(path).name}" in info
-    assert "(training validation)" in info  # the run's measured PSNR, from the file's metadata
+    assert "(its training run's validation images)" in info  # from the file's metadata
     assert "Set5 37.91 dB / 0.9602" in info  # the A2F paper's figure for A2F-SD x2
 
     # Stays listed after another refresh (and the current choice is kept).
@@ -105,3 +105,21 @@ def test_train_settings_column_is_never_cut_off(window, qtbot):
             if isinstance(field, FIELDS) and field.isVisible():
                 right = field.mapTo(panel, field.rect().topRight()).x()
                 assert right < scroll.viewport().width(), field
+
+
+def test_a_fresh_window_picks_the_bundled_a2f_and_says_which_variants_are_ours(
+    bundled_weights, window
+):
+    panel = window.upscale.panel
+    assert panel.current() == ModelChoice("A2F", "SD", 4)  # the default, bundled
+    info = panel.info.text()
+    assert "Weights: bundled, A2F-SD-x4.safetensors" in info
+    assert "Variant: the paper's configuration" in info
+    assert "(its training run's validation images)" in info
+    families = {c.family for c in panel.selector.choices}
+    assert families == {"Bicubic", "RNAN", "CRAN", "A2F", "HPINet"}
+    panel.selector.set_current(ModelChoice("RNAN", "tiny", 3))
+    info = panel.info.text()
+    assert "Weights: bundled, RNAN-tiny-x3.safetensors" in info
+    assert "Variant: ours, lighter than the paper's: C=32, G=2, B=4" in info
+    assert "Published PSNR: none" in info

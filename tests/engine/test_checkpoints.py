@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -82,7 +84,19 @@ def test_unrecognised_state_dict_says_what_was_found_and_expected(tmp_path):
 
 @pytest.mark.parametrize(
     "name",
-    ["RNAN-light", "CRAN-light", "A2F-S", "A2F-SD", "A2F-M", "A2F-L", "HPINet-S", "HPINet-M"],
+    [
+        "RNAN-light",
+        "RNAN-tiny",
+        "CRAN-light",
+        "CRAN-tiny",
+        "A2F-S",
+        "A2F-SD",
+        "A2F-M",
+        "A2F-L",
+        "HPINet-S",
+        "HPINet-M",
+        "HPINet-T",
+    ],
 )
 def test_project_format_round_trip(tmp_path, name):
     desc = build_untrained(name, 3)
@@ -96,6 +110,9 @@ def test_project_format_round_trip(tmp_path, name):
         metadata=meta,
     )
     assert not list(tmp_path.glob("*.tmp"))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not safetensors' 0600
     loaded = load_model(path)
     assert (loaded.family, loaded.variant, loaded.scale) == (desc.family, desc.variant, 3)
     assert loaded.params == desc.params

@@ -17,6 +17,9 @@ EXPECTED_PARAMS = {
     ("light", 2): 1_728_843,
     ("light", 3): 1_913_483,
     ("light", 4): 1_876_555,
+    ("tiny", 2): 231_795,
+    ("tiny", 3): 278_035,
+    ("tiny", 4): 268_787,
 }
 CRAC_PARAMS = ("encode", "phi", "theta", "gcn", "res", "channel", "spatial_out", "spatial_in")
 
@@ -39,7 +42,7 @@ def _n_params(model: nn.Module) -> int:
 
 def test_family_fields() -> None:
     assert FAMILY.name == "CRAN"
-    assert FAMILY.variants == ("paper", "light")
+    assert FAMILY.variants == ("paper", "light", "tiny")
     assert FAMILY.input_range == 1.0
     assert FAMILY.tiling_safe is False
     assert FAMILY.config is cran.config and FAMILY.build is cran.build

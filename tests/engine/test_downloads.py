@@ -145,8 +145,10 @@ def test_downloaded_release_beats_bundled_weights(mirror, isolated_dirs):
         family="A2F",
         variant="SD",
         scale=2,
+        metadata={"origin": "trained"},  # as the project's trainer writes it
     )
     assert library.best_weights("A2F", "SD", 2).path == bundled
+    assert library.best_weights("A2F", "SD", 2).origin == "bundled"  # what ships is bundled
     path = download_release(SD_X2, base_url=mirror.url)
     best = library.best_weights("A2F", "SD", 2)
     assert (best.path, best.origin) == (path, "downloaded")

@@ -70,7 +70,7 @@ def test_family() -> None:
     assert isinstance(fam, Family)
     assert (fam.name, fam.variants, fam.input_range, fam.tiling_safe) == (
         "HPINet",
-        ("S", "M", "L"),
+        ("S", "M", "L", "T"),
         1.0,
         False,
     )
@@ -88,6 +88,13 @@ def test_param_counts(variant: str, scale: int) -> None:
 
 def test_param_count_large() -> None:
     assert _n_params(hpinet.build(hpinet.config("L", 4))) == 1_435_587  # paper: 1.44M
+
+
+@pytest.mark.parametrize(("scale", "count"), [(2, 152_419), (3, 198_659), (4, 189_411)])
+def test_our_tiny_variant_is_recognised_from_its_weights(scale: int, count: int) -> None:
+    model = hpinet.build(hpinet.config("T", scale))
+    assert _n_params(model) == count
+    assert hpinet.detect(model.state_dict()) == hpinet.config("T", scale)
 
 
 @pytest.mark.parametrize(("variant", "scale"), list(CHECKPOINTS))

@@ -16,6 +16,9 @@ PARAM_COUNTS = {
     ("light", 2): 2_333_047,
     ("light", 3): 2_517_687,
     ("light", 4): 2_480_759,
+    ("tiny", 2): 235_185,
+    ("tiny", 3): 281_425,
+    ("tiny", 4): 272_177,
 }
 CASES = sorted(PARAM_COUNTS)
 
@@ -33,7 +36,7 @@ def _n_params(model: nn.Module) -> int:
 def test_family_fields() -> None:
     fam = rnan.FAMILY
     assert fam.name == "RNAN"
-    assert fam.variants == ("paper", "light")
+    assert fam.variants == ("paper", "light", "tiny")
     assert fam.input_range == 1.0
     assert fam.tiling_safe is False
     assert fam.tile_overlap > 0

@@ -184,6 +184,28 @@ def test_ranks_take_disjoint_shards_of_each_epoch(tmp_path):
     )
 
 
+def test_preloading_in_another_thread_leaves_the_batches_unchanged(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = _folder(tmp_path / "hr", 6, size=(40, 44))
+    entries = scan([folder], None, 2, 8, print)
+
+    def sampler() -> PatchSampler:
+        return PatchSampler(
+            entries, scale=2, patch_size=8, degradation="BI", noise_level=0, seed=3, cache_mb=0
+        )
+
+    plain = [sampler().batch(i, 3) for i in range(5)]
+    overlapped, s = [], sampler()
+    with ThreadPoolExecutor(1) as pool:
+        for i in range(5):
+            ahead = pool.submit(s.preload, i + 1, 3)  # as the trainer does, cache of one image
+            overlapped.append(s.batch(i, 3))
+            ahead.result()
+    for (lr_a, hr_a), (lr_b, hr_b) in zip(plain, overlapped, strict=True):
+        assert torch.equal(lr_a, lr_b) and torch.equal(hr_a, hr_b)
+
+
 def test_truncated_image_is_skipped_with_a_warning_and_replaced(tmp_path):
     hr = _folder(tmp_path / "hr", 2)
     data = (hr / "im0.png").read_bytes()
@@ -289,6 +311,31 @@ def test_fine_tuning_starts_from_the_base_weights(images, tmp_path):
     assert meta["base_weights"]["path"] == str(first)
     assert len(meta["base_weights"]["sha256"]) == 64
     assert result.iterations == 2
+
+
+def test_init_copies_the_tensors_that_fit_and_leaves_the_upsampler_fresh(images, tmp_path):
+    x2 = tmp_path / "x2.safetensors"
+    train(_config(images, x2, iterations=3, ema=0.0))
+    out = tmp_path / "x4.safetensors"
+    events: list[object] = []
+    cfg = _config(images, out, scale=4, init=str(x2), iterations=1, lr=1e-9, ema=0.0)
+    train(cfg, on_event=events.append)
+    theirs, _ = read_state_dict(x2)
+    ours, _ = read_state_dict(out)
+    same = [k for k in ours if k in theirs and ours[k].shape == theirs[k].shape]
+    differ = [k for k in ours if k not in same]
+    assert same and differ  # the x4 upsampler has other shapes than the x2 one
+    assert all(torch.allclose(ours[k], theirs[k], atol=1e-6) for k in same)
+    meta = load_model(out).metadata["base_weights"]
+    assert meta["path"] == str(x2) and meta["tensors"] == f"{len(same)} of {len(ours)}"
+    assert any(isinstance(e, LogEvent) and f"{len(same)} of" in e.text for e in events)
+
+    from engine.errors import SRStudioError
+
+    with pytest.raises(SRStudioError, match="not a HPINet"):
+        train(_config(images, tmp_path / "h.safetensors", model="HPINet-S", init=str(x2)))
+    with pytest.raises(SRStudioError, match="with --model"):
+        _config(images, out, model=None, base=str(x2), init=str(x2))
 
 
 def test_default_output_lands_in_the_library(images, tmp_path, monkeypatch):

@@ -1,0 +1,81 @@
+"""The weights shipped in weights/: one per family and scale, made by the project's trainer from
+shared/train only, under 60 MB in all, each beating MATLAB bicubic on Set5 (float Y) by the
+issue's margins. The figures are measured with `srstudio eval` and pinned (weights/README.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.checkpoints import load_model
+from engine.cli import main
+from engine.library import bundled_dir, installed_weights
+
+MARGIN_OVER_BICUBIC = {2: 2.0, 3: 1.5, 4: 1.2}
+# (model, scale): Set5 float-Y (PSNR, SSIM), measured by `bash weights/evaluate.sh`
+SET5 = {
+    ("A2F-SD", 2): (36.3697, 0.9527),
+    ("A2F-SD", 3): (32.2231, 0.9009),
+    ("A2F-SD", 4): (30.0343, 0.8500),
+    ("CRAN-tiny", 2): (36.6205, 0.9540),
+    ("CRAN-tiny", 3): (32.7495, 0.9098),
+    ("CRAN-tiny", 4): (30.5591, 0.8643),
+    ("HPINet-T", 2): (35.7008, 0.9481),
+    ("HPINet-T", 3): (32.3475, 0.9050),
+    ("HPINet-T", 4): (30.6820, 0.8707),
+    ("RNAN-tiny", 2): (36.4802, 0.9532),
+    ("RNAN-tiny", 3): (32.7012, 0.9092),
+    ("RNAN-tiny", 4): (30.5020, 0.8628),
+}
+FAMILIES = {"RNAN", "CRAN", "A2F", "HPINet"}
+
+
+def _files() -> list[Path]:
+    return sorted(bundled_dir().glob("*.safetensors"))
+
+
+def test_every_family_and_scale_is_bundled_under_60_mb():
+    found = {(load_model(p).family, load_model(p).scale) for p in _files()}
+    assert found == {(f, s) for f in FAMILIES for s in (2, 3, 4)}
+    assert sum(p.stat().st_size for p in _files()) < 60e6
+    bundled = {(e.family, e.variant, e.scale) for e in installed_weights() if e.origin == "bundled"}
+    assert {(m.split("-")[0], m.split("-")[1], s) for m, s in SET5} <= bundled
+
+
+@pytest.mark.parametrize("path", _files(), ids=lambda p: p.stem)
+def test_trained_by_the_project_on_shared_train_only(path):
+    meta = load_model(path).metadata
+    assert meta["origin"] == "trained"
+    dirs = [Path(d) for d in meta["data"]["hr_dirs"]]
+    assert [d.name for d in dirs] == ["T91", "BSD200", "SunHays80"]
+    assert all(d.parent.name == "train" for d in dirs)
+    assert meta["data"]["validation"] == "10 held-out images"
+    base = meta["base_weights"]
+    if base is not None:  # x3 / x4 start from the same network's bundled x2 weights
+        assert Path(base["path"]).name == path.name.replace(path.stem[-2:], "x2")
+
+
+def _eval_set5(capsys, shared_dir: Path, scale: int, source: list[str]) -> tuple[float, float]:
+    bench = shared_dir / "benchmarks" / "Set5" / f"x{scale}"
+    argv = ["eval", *source, "--scale", str(scale), "--hr", str(bench / "HR")]
+    argv += ["--lr", str(bench / "LR"), "--tile", "0", "--device", "cpu", "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    return result["psnr"], result["ssim"]
+
+
+@pytest.mark.parametrize(("model", "scale"), sorted(SET5))
+def test_beats_bicubic_on_set5_by_the_issues_margin(
+    capsys, shared_dir, tmp_path, monkeypatch, model, scale
+):
+    monkeypatch.setenv("SRSTUDIO_DATA_DIR", str(tmp_path))  # nothing downloaded or imported
+    bicubic, _ = _eval_set5(capsys, shared_dir, scale, ["--model", "bicubic"])
+    weights = bundled_dir() / f"{model}-x{scale}.safetensors"
+    psnr, ssim = _eval_set5(capsys, shared_dir, scale, ["--weights", str(weights)])
+    assert psnr - bicubic >= MARGIN_OVER_BICUBIC[scale]
+    assert psnr == pytest.approx(SET5[model, scale][0], abs=0.002)
+    assert ssim == pytest.approx(SET5[model, scale][1], abs=0.0002)
+    # the name resolves to these weights when nothing better is installed
+    assert load_model(model, scale=scale).source == str(weights)

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Re-trains the bundled weights exactly as they were made: `bash weights/train.sh [MODEL...]`
+# from the repository root with ../shared beside it (MODEL: A2F-SD, RNAN-tiny, CRAN-tiny,
+# HPINet-T; default all four, one after the other). One thread per run, as the shipped files were
+# made (two runs at a time on a 2-core CPU; a run's result does not depend on what else runs).
+# x2 trains from scratch; x3 and x4 start from the x2 weights (--init: all but the upsampler).
+# Training images: ../shared/train only (T91, BSD200, SunHays80), 10 of them held out to validate.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+train=../shared/train
+
+run() { # MODEL SCALE ITERATIONS [more srstudio train options]
+  local model=$1 scale=$2 iterations=$3
+  shift 3
+  ./run train --model "$model" --scale "$scale" --patch 32 --batch 8 --learning-rate 1e-3 \
+    --ema 0.998 --val-split 10 --val-max 4 --seed 0 --device cpu \
+    --hr "$train/T91" --hr "$train/BSD200" --hr "$train/SunHays80" \
+    --iterations "$iterations" --output "weights/$model-x$scale.safetensors" "$@"
+}
+
+family() { # MODEL X2_ITERATIONS X3_X4_ITERATIONS [X2_RESUMED_TO]
+  local model=$1
+  run "$model" 2 "$2" --val-every $(($2 / 2))
+  if [ -n "${4:-}" ]; then # HPINet-T x2: 2500 iterations fell short of +2 dB, resumed to 5000
+    run "$model" 2 "$4" --val-every 1250 --resume
+  fi
+  for scale in 3 4; do
+    run "$model" "$scale" "$3" --val-every $(($3 / 2)) --init "weights/$model-x2.safetensors"
+  done
+}
+
+models=("$@")
+[ ${#models[@]} -gt 0 ] || models=(A2F-SD RNAN-tiny CRAN-tiny HPINet-T)
+for model in "${models[@]}"; do
+  case $model in
+    A2F-SD | RNAN-tiny | CRAN-tiny) family "$model" 3000 2000 ;;
+    HPINet-T) family HPINet-T 2500 1500 5000 ;;
+    *) echo "unknown model $model" >&2 && exit 2 ;;
+  esac
+done
+rm -f weights/*.resume.pt
