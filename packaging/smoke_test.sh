@@ -66,7 +66,7 @@ out="$work/out/in_Bicubic_x2.png"
 [ "$(png_size "$out")" = 48x32 ] || fail "output is $(png_size "$out"), expected 48x32"
 ok "24x16 -> 48x32, $(since "$t")"
 
-step "srstudio upscale with the bundled weights of each network"
+step "srstudio upscale, bundled weights"
 t=$(now)
 for model in A2F-SD RNAN-tiny CRAN-tiny HPINet-T; do
   "$EXE" upscale "$work/in.png" -o "$work/bundled" --model "$model" --scale 3 \
