@@ -97,25 +97,6 @@ def _core(tile: _Tile, x: Tensor) -> Tensor:
     return x[:, :, top:bottom, left:right]
 
 
-# ------------------------------------------------------------------------------ mean
-
-
-def mean_pool(x: Tensor) -> Tensor:
-    """(N, C, H, W) -> (N, C, 1, 1) mean over H and W."""
-    tile = _ACTIVE.get()
-    shared = tile.owner._call(tile, "mean", x) if tile is not None else None
-    return F.adaptive_avg_pool2d(x, 1) if shared is None else shared
-
-
-def _mean_partial(tile: _Tile, x: Tensor) -> Partial:
-    return (_core(tile, x).sum((2, 3), dtype=torch.float64),)
-
-
-def _mean_final(image: ImagePooling, total: Partial) -> Tensor:
-    (s,) = total
-    return (s / (image.height * image.width)).float()[:, :, None, None]
-
-
 # ------------------------------------------------------------------------------ grid
 
 
@@ -124,6 +105,11 @@ def grid_pool(x: Tensor, k: int) -> Tensor:
     tile = _ACTIVE.get()
     shared = tile.owner._call(tile, "grid", x, k) if tile is not None else None
     return F.adaptive_avg_pool2d(x, k) if shared is None else shared
+
+
+def mean_pool(x: Tensor) -> Tensor:
+    """(N, C, H, W) -> (N, C, 1, 1) mean over H and W: the one-cell grid."""
+    return grid_pool(x, 1)
 
 
 def _cells(length: int, k: int) -> list[tuple[int, int]]:
@@ -193,6 +179,6 @@ def _add(a: Partial, b: Partial) -> Partial:
     return tuple(x + y for x, y in zip(a, b, strict=True))
 
 
-_PARTIAL = {"mean": _mean_partial, "grid": _grid_partial, "softmax": _softmax_partial}
-_MERGE = {"mean": _add, "grid": _add, "softmax": _softmax_merge}
-_FINAL = {"mean": _mean_final, "grid": _grid_final, "softmax": _softmax_final}
+_PARTIAL = {"grid": _grid_partial, "softmax": _softmax_partial}
+_MERGE = {"grid": _add, "softmax": _softmax_merge}
+_FINAL = {"grid": _grid_final, "softmax": _softmax_final}
