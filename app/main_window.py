@@ -217,6 +217,7 @@ class MainWindow(QMainWindow):
         if self.models_dialog is None:
             self.models_dialog = ModelsDialog(self)
             self.models_dialog.installed.connect(self.offer_installed)
+            self.models_dialog.removed.connect(self.weights_removed)
         self.models_dialog.refresh()
         self.models_dialog.show()
         self.models_dialog.raise_()
@@ -231,6 +232,11 @@ class MainWindow(QMainWindow):
             self.upscale.panel.refresh()
         else:
             self.upscale.panel.refresh(select=choice)
+
+    def weights_removed(self) -> None:
+        """Weights moved to the trash: the panels fall back to the next best weights."""
+        self.batch.selector.refresh()
+        self.upscale.panel.refresh()
 
     def offer_trained(self, path: str) -> None:
         """A training run wrote weights: list them, and select them in the Upscale panel."""

@@ -1,13 +1,14 @@
 """The Models dialog: the authors' released checkpoints (download, resumable and sha256-checked,
 with progress and Cancel) and the installed weights (bundled, downloaded, imported, trained),
-plus "Import..." for a local file. Errors are shown in the dialog, never as a crash."""
+plus "Import..." for a local file and "Move to trash" for the user's own weights. Errors are
+shown in the dialog, never as a crash."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import qtawesome as qta
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QDir, QFile, QStandardPaths, Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QTreeWidget,
@@ -66,6 +68,7 @@ class ModelsDialog(QDialog):
     import made available (the library choice that now resolves to the best weights)."""
 
     installed = Signal(object)  # ModelChoice
+    removed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -78,7 +81,6 @@ class ModelsDialog(QDialog):
         self.releases.itemSelectionChanged.connect(self._update_enabled)
         self.releases.itemDoubleClicked.connect(lambda *_: self.download_selected())
         self.download_button = QPushButton(qta.icon("fa5s.download"), "Download")
-        self.download_button.setToolTip("Download the selected release, check its sha256, install")
         self.download_button.clicked.connect(self.download_selected)
         self.cancel_button = QPushButton(qta.icon("fa5s.times"), "Cancel")
         self.cancel_button.setToolTip("Stop the download; the bytes kept let Download resume it")
@@ -95,18 +97,25 @@ class ModelsDialog(QDialog):
         self.installed_list.headerItem().setToolTip(
             3, "The file used for this model and scale: downloaded over imported over bundled"
         )
+        self.installed_list.itemSelectionChanged.connect(self._update_enabled)
         self.import_button = QPushButton(qta.icon("fa5s.file-import"), "Import...")
         self.import_button.setToolTip(
             "Install a local RNAN, CRAN, A2F or HPINet weights file (.safetensors, .pt, .pth)"
         )
         self.import_button.clicked.connect(self._ask_import)
+        self.trash_button = QPushButton(qta.icon("fa5s.trash-alt"), "Move to trash")
+        self.trash_button.setToolTip(
+            "Move the selected downloaded, imported or trained weights to the trash "
+            "(the weights that ship with SR Studio stay)"
+        )
+        self.trash_button.clicked.connect(self._ask_trash)
         self.folder_label = QLabel()
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.folder_label.setWordWrap(True)
         installed_box = QGroupBox("Installed weights")
         column = QVBoxLayout(installed_box)
         column.addWidget(self.installed_list)
-        column.addWidget(_row(self.import_button, self.folder_label))
+        column.addWidget(_row(self.import_button, self.trash_button, self.folder_label))
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
@@ -161,6 +170,7 @@ class ModelsDialog(QDialog):
                 ]
             )
             item.setToolTip(4, str(entry.path))
+            item.setData(0, Qt.ItemDataRole.UserRole, entry)
             self.installed_list.addTopLevelItem(item)
         if not entries:
             self.installed_list.addTopLevelItem(QTreeWidgetItem(["(none yet)"]))
@@ -185,6 +195,19 @@ class ModelsDialog(QDialog):
         )
         return [(item.text(0), item.text(1), item.text(2)) for item in items if item.text(1)]
 
+    def selected_entry(self) -> WeightsEntry | None:
+        item = self.installed_list.currentItem()
+        return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def select_entry(self, path: Path) -> bool:
+        for i in range(self.installed_list.topLevelItemCount()):
+            item = self.installed_list.topLevelItem(i)
+            entry = item.data(0, Qt.ItemDataRole.UserRole)
+            if entry is not None and entry.path == path:
+                self.installed_list.setCurrentItem(item)
+                return True
+        return False
+
     def selected_release(self) -> Release | None:
         item = self.releases.currentItem()
         return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
@@ -203,9 +226,13 @@ class ModelsDialog(QDialog):
     def busy(self) -> bool:
         return self.task is not None and self.task.running
 
+    def _selected_release_installed(self) -> bool:
+        item = self.releases.currentItem()
+        return item is not None and not item.text(4).startswith("not installed")
+
     def download_selected(self) -> TaskHandle | None:
         release = self.selected_release()
-        if release is None or self.busy:
+        if release is None or self.busy or self._selected_release_installed():
             return None
         self._task_release = release
         self.progress.setRange(0, 0)  # busy until the first byte count arrives
@@ -233,6 +260,47 @@ class ModelsDialog(QDialog):
         if self.busy:
             self.task.cancel()  # type: ignore[union-attr]
             self.cancel_button.setEnabled(False)
+
+    def trash(self, entry: WeightsEntry) -> bool:
+        """Move the entry's files to the system trash (nothing is deleted outright); say what
+        happened in the message bar."""
+        if not entry.removable or self.busy:
+            return False
+        # Qt's freedesktop trash gives up when ~/.local/share is missing (a fresh account).
+        QDir().mkpath(QStandardPaths.writableLocation(QStandardPaths.GenericDataLocation))
+        moved = []
+        for path in entry.files:
+            if not path.exists():
+                continue
+            if not QFile(str(path)).moveToTrash():
+                kept = f"{moved[0].name} was moved" if moved else "nothing was moved"
+                self.message_bar.show_message(
+                    f"Could not move {path} to the trash ({kept}). Remove it yourself if you "
+                    "no longer want it.",
+                    "error",
+                )
+                self.refresh()
+                return False
+            moved.append(path)
+        self.refresh()
+        self.message_bar.show_message(
+            f"Moved {entry.name} x{entry.scale} ({entry.origin}, {entry.path.name}) to the trash.",
+            "info",
+        )
+        self.removed.emit()
+        return True
+
+    def _ask_trash(self) -> None:
+        entry = self.selected_entry()
+        if entry is None or not entry.removable:
+            return
+        answer = QMessageBox.question(
+            self,
+            "Move to trash",
+            f"Move {entry.name} x{entry.scale} ({entry.origin}) to the trash?\n\n{entry.path}",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.trash(entry)
 
     def _ask_import(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import weights", "", WEIGHTS_FILTER)
@@ -299,8 +367,18 @@ class ModelsDialog(QDialog):
 
     def _update_enabled(self) -> None:
         busy = self.busy
-        self.download_button.setEnabled(not busy and self.selected_release() is not None)
+        installed = self._selected_release_installed()
+        self.download_button.setEnabled(
+            not busy and self.selected_release() is not None and not installed
+        )
+        self.download_button.setToolTip(
+            "Installed: this release is already in the library"
+            if installed
+            else "Download the selected release, check its sha256, install"
+        )
         self.import_button.setEnabled(not busy)
+        entry = self.selected_entry()
+        self.trash_button.setEnabled(not busy and entry is not None and entry.removable)
         self.cancel_button.setEnabled(busy and self._task_release is not None)
 
     def shutdown(self, timeout_ms: int = 10_000) -> None:

@@ -32,6 +32,18 @@ class WeightsEntry:
     def name(self) -> str:
         return f"{self.family}-{self.variant}"
 
+    @property
+    def files(self) -> list[Path]:
+        """The files that make up this entry: the weights and, for a .pt/.pth, its sidecar."""
+        sidecar = self.path.with_suffix(".json")
+        return [self.path] + ([sidecar] if self.path.suffix != ".safetensors" else [])
+
+    @property
+    def removable(self) -> bool:
+        """The user's own (downloaded, imported, trained): under the user's data directory.
+        What ships in weights/ stays."""
+        return self.path.resolve().is_relative_to(user_dir().resolve())
+
 
 def bundled_dir() -> Path:
     base = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[1]))

@@ -1,6 +1,6 @@
-"""Qt tests run offscreen, each with its own QSettings file and weights folder, so they never
-touch the user's settings or installed weights, and with an empty bundled weights folder (a test
-that wants the real weights/ restores it: `bundled_weights`)."""
+"""Qt tests run offscreen, each with its own QSettings file, weights folder and trash, so they
+never touch the user's settings, installed weights or trash, and with an empty bundled weights
+folder (a test that wants the real weights/ restores it: `bundled_weights`)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
         QSettings.setPath(QSettings.Format.IniFormat, scope, str(folder))
     monkeypatch.setenv("SRSTUDIO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))  # Qt's trash, among others
     empty = tmp_path / "no-bundled-weights"
     empty.mkdir()
     monkeypatch.setattr(library, "bundled_dir", lambda: empty)

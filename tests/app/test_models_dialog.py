@@ -3,10 +3,12 @@ shared/official-weights (progress, Cancel, offline), imports, and the model pane
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
 import pytest
+import torch
 from PySide6.QtCore import Qt
 
 from app.jobs import ModelChoice
@@ -132,3 +134,61 @@ def test_import_installs_a_file_and_reports_an_unrecognised_one(
     panel = window.upscale.panel
     assert panel.current() == ModelChoice("A2F", "SD", 4)
     assert "Weights: imported, A2F-SD-x4-imported-" in panel.info.text()
+
+
+def test_move_to_trash_takes_the_users_weights_and_leaves_the_bundled_ones(
+    bundled, window, qtbot, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # where Qt's trash lives
+    user_dir().mkdir(parents=True)
+    released = user_dir() / "A2F-SD-x2.pt"  # as a download leaves it: .pt + sidecar
+    torch.save(build_untrained("A2F-SD", 2).model.state_dict(), released)
+    meta = {"family": "A2F", "variant": "SD", "scale": 2, "origin": "downloaded"}
+    released.with_suffix(".json").write_text(json.dumps({**meta, "release": "A2F-SD-x2"}))
+    panel = window.upscale.panel
+    assert panel.refresh(select=SD_X2)
+    assert "Weights: downloaded, A2F-SD-x2.pt" in panel.info.text()
+
+    dialog = window.show_models()
+    qtbot.addWidget(dialog)
+    assert dialog.select_release("A2F-SD-x2") and not dialog.download_button.isEnabled()
+    assert dialog.download_selected() is None  # installed: nothing to download
+    assert dialog.select_release("A2F-SD-x3") and dialog.download_button.isEnabled()
+
+    assert dialog.select_entry(bundled / "A2F-SD-x2.safetensors")
+    assert not dialog.trash_button.isEnabled()
+    assert not dialog.trash(dialog.selected_entry())
+    assert (bundled / "A2F-SD-x2.safetensors").is_file()
+
+    assert dialog.select_entry(released) and dialog.trash_button.isEnabled()
+    with qtbot.waitSignal(dialog.removed):
+        assert dialog.trash(dialog.selected_entry())
+    assert not released.exists() and not released.with_suffix(".json").exists()
+    trashed = tmp_path / "xdg" / "Trash" / "files"
+    assert sorted(p.name for p in trashed.iterdir()) == ["A2F-SD-x2.json", "A2F-SD-x2.pt"]
+    assert "Moved A2F-SD x2 (downloaded, A2F-SD-x2.pt) to the trash" in dialog.message_bar.text()
+    assert dialog.installed_rows() == [("A2F-SD", "x2", "bundled")]
+    assert dialog.release_rows()["A2F-SD-x2"] == "not installed"
+    # The panel falls back to the bundled weights of the same model.
+    assert panel.current() == SD_X2
+    assert "Weights: bundled, A2F-SD-x2.safetensors" in panel.info.text()
+
+
+def test_a_file_that_cannot_go_to_the_trash_stays_and_the_dialog_says_so(
+    window, qtbot, tmp_path, monkeypatch
+):
+    user_dir().mkdir(parents=True)
+    mine = user_dir() / "mine.safetensors"
+    model = build_untrained("A2F-SD", 3).model
+    save_checkpoint(mine, model, family="A2F", variant="SD", scale=3, metadata={})
+    dialog = window.show_models()
+    qtbot.addWidget(dialog)
+    assert dialog.select_entry(mine)
+    blocker = tmp_path / "a-file"  # the trash would have to be made under a file: it cannot
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_DATA_HOME", str(blocker / "share"))
+    assert not dialog.trash(dialog.selected_entry())
+    assert mine.is_file() and dialog.installed_rows() == [("A2F-SD", "x3", "imported")]
+    text = dialog.message_bar.text()
+    assert text.startswith(f"Could not move {mine} to the trash (nothing was moved)")
+    assert dialog.message_bar.property("level") == "error"
