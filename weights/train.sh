@@ -3,20 +3,25 @@
 # from the repository root with ../shared beside it (MODEL: A2F-SD, RNAN-tiny, CRAN-tiny,
 # HPINet-T; default all four, one after the other). One thread per run, as the shipped files were
 # made (two runs at a time on a 2-core CPU; a run's result does not depend on what else runs).
-# x2 trains from scratch; x3 and x4 start from the x2 weights (--init: all but the upsampler).
+# x2 trains from scratch; x3 and x4 start from the x2 weights (--init: all but the upsampler);
+# x4, the scale most used, then trains 6000 iterations more from its own weights (--base).
 # Training images: ../shared/train only (T91, BSD200, SunHays80), 10 of them held out to validate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 train=../shared/train
 
-run() { # MODEL SCALE ITERATIONS [more srstudio train options]
-  local model=$1 scale=$2 iterations=$3
+common() { # ITERATIONS LEARNING_RATE OUTPUT [more srstudio train options]
+  local iterations=$1 rate=$2 output=$3
   shift 3
-  ./run train --model "$model" --scale "$scale" --patch 32 --batch 8 --learning-rate 1e-3 \
-    --ema 0.998 --val-split 10 --val-max 4 --seed 0 --device cpu \
+  ./run train --patch 32 --batch 8 --learning-rate "$rate" --ema 0.998 --val-split 10 \
+    --val-max 4 --seed 0 --device cpu \
     --hr "$train/T91" --hr "$train/BSD200" --hr "$train/SunHays80" \
-    --iterations "$iterations" --output "weights/$model-x$scale.safetensors" "$@"
+    --iterations "$iterations" --output "$output" "$@"
+}
+
+run() { # MODEL SCALE ITERATIONS [more srstudio train options]
+  common "$3" 1e-3 "weights/$1-x$2.safetensors" --model "$1" --scale "$2" "${@:4}"
 }
 
 family() { # MODEL X2_ITERATIONS X3_X4_ITERATIONS [X2_RESUMED_TO]
@@ -28,6 +33,12 @@ family() { # MODEL X2_ITERATIONS X3_X4_ITERATIONS [X2_RESUMED_TO]
   for scale in 3 4; do
     run "$model" "$scale" "$3" --val-every $(($3 / 2)) --init "weights/$model-x2.safetensors"
   done
+  refine "$model"
+}
+
+refine() { # MODEL: x4, 6000 more iterations from its own weights, at half the first rate
+  local weights="weights/$1-x4.safetensors"
+  common 6000 5e-4 "$weights" --base "$weights" --val-every 1500
 }
 
 models=("$@")

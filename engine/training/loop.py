@@ -29,6 +29,7 @@ from torch import nn
 
 from engine.archs import registry
 from engine.checkpoints import load_model, save_checkpoint
+from engine.descriptor import ModelDescriptor
 from engine.errors import ProgressFn, SRStudioError, StopFn, never_stop, no_progress
 from engine.evaluate import Pair, evaluate
 from engine.imaging.color import tensor_to_uint8
@@ -112,11 +113,7 @@ def _network(config: TrainConfig) -> _Network:
             raise SRStudioError("bicubic has nothing to train")
         if config.model and config.model.lower() not in (desc.name.lower(), desc.family.lower()):
             raise SRStudioError(f"{config.base} holds {desc.name}, not {config.model}")
-        source = Path(desc.source)
-        base = {"name": desc.label, "path": str(source)}
-        if source.is_file():
-            base["sha256"] = _sha256(source)
-        return _Network(desc.family, desc.variant, desc.scale, desc.model, base)
+        return _Network(desc.family, desc.variant, desc.scale, desc.model, _provenance(desc))
     try:
         family, variant, name_scale = registry.parse_model_name(config.model or "")
     except ValueError as exc:
@@ -146,10 +143,22 @@ def _init_from(model: nn.Module, family: str, source: str) -> dict[str, Any]:
     ours = model.state_dict()
     same = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
     model.load_state_dict(same, strict=False)
-    path = Path(desc.source)
-    base = {"name": desc.label, "path": str(path), "tensors": f"{len(same)} of {len(ours)}"}
-    if path.is_file():
-        base["sha256"] = _sha256(path)
+    return _provenance(desc, tensors=f"{len(same)} of {len(ours)}")
+
+
+# What a weights file says of its own making. It goes into the weights trained from it, so that
+# a chain (x2 -> x4 -> x4 trained further) stays traceable to its data when a file is replaced.
+_LINEAGE = ("origin", "release", "data", "iterations", "training", "base_weights", "created")
+
+
+def _provenance(desc: ModelDescriptor, **extra: str) -> dict[str, Any]:
+    source = Path(desc.source)
+    base: dict[str, Any] = {"name": desc.label, "path": str(source), **extra}
+    if source.is_file():
+        base["sha256"] = _sha256(source)
+    made = {key: desc.metadata[key] for key in _LINEAGE if key in desc.metadata}
+    if made:
+        base["metadata"] = made
     return base
 
 

@@ -313,6 +313,23 @@ def test_fine_tuning_starts_from_the_base_weights(images, tmp_path):
     assert result.iterations == 2
 
 
+def test_weights_trained_further_in_place_keep_their_whole_lineage(images, tmp_path):
+    x2 = tmp_path / "x2.safetensors"
+    train(_config(images, x2, iterations=2, ema=0.0))
+    x4 = tmp_path / "x4.safetensors"
+    train(_config(images, x4, scale=4, init=str(x2), iterations=2, ema=0.0))
+    first_sha = load_model(x4).metadata["base_weights"]["sha256"]
+    # Trained further into the same file: the first x4 run's own record survives inside.
+    train(_config(images, x4, model=None, base=str(x4), scale=4, iterations=1, lr=1e-6, ema=0.0))
+    base = load_model(x4).metadata["base_weights"]
+    assert base["path"] == str(x4) and base["sha256"] != first_sha
+    made = base["metadata"]
+    assert made["iterations"] == 2 and made["training"]["init"] == str(x2)
+    assert made["data"]["hr_dirs"] == [str(images[0].resolve())]
+    assert made["base_weights"]["path"] == str(x2) and made["base_weights"]["sha256"] == first_sha
+    assert made["base_weights"]["metadata"]["base_weights"] is None  # x2: from scratch
+
+
 def test_init_copies_the_tensors_that_fit_and_leaves_the_upsampler_fresh(images, tmp_path):
     x2 = tmp_path / "x2.safetensors"
     train(_config(images, x2, iterations=3, ema=0.0))
