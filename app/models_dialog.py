@@ -5,7 +5,9 @@ shown in the dialog, never as a crash."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import qtawesome as qta
 from PySide6.QtCore import QDir, QFile, QStandardPaths, Qt, Signal
@@ -184,41 +186,24 @@ class ModelsDialog(QDialog):
 
     def release_rows(self) -> dict[str, str]:
         """Release name -> status, as listed (for tests and the screenshot script)."""
-        items = (self.releases.topLevelItem(i) for i in range(self.releases.topLevelItemCount()))
-        return {item.text(0): item.text(4) for item in items}
+        return {item.text(0): item.text(4) for item in _items(self.releases)}
 
     def installed_rows(self) -> list[tuple[str, str, str]]:
         """(model, scale, origin) of each installed file, as listed."""
-        items = (
-            self.installed_list.topLevelItem(i)
-            for i in range(self.installed_list.topLevelItemCount())
-        )
+        items = _items(self.installed_list)
         return [(item.text(0), item.text(1), item.text(2)) for item in items if item.text(1)]
 
     def selected_entry(self) -> WeightsEntry | None:
-        item = self.installed_list.currentItem()
-        return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+        return _data(self.installed_list.currentItem())
 
     def select_entry(self, path: Path) -> bool:
-        for i in range(self.installed_list.topLevelItemCount()):
-            item = self.installed_list.topLevelItem(i)
-            entry = item.data(0, Qt.ItemDataRole.UserRole)
-            if entry is not None and entry.path == path:
-                self.installed_list.setCurrentItem(item)
-                return True
-        return False
+        return _select(self.installed_list, lambda item: getattr(_data(item), "path", 0) == path)
 
     def selected_release(self) -> Release | None:
-        item = self.releases.currentItem()
-        return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+        return _data(self.releases.currentItem())
 
     def select_release(self, name: str) -> bool:
-        for i in range(self.releases.topLevelItemCount()):
-            item = self.releases.topLevelItem(i)
-            if item.text(0) == name:
-                self.releases.setCurrentItem(item)
-                return True
-        return False
+        return _select(self.releases, lambda item: item.text(0) == name)
 
     # ================================================================= download / import
 
@@ -396,6 +381,23 @@ def _tree(headers: list[str]) -> QTreeWidget:
     tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     tree.header().setStretchLastSection(True)
     return tree
+
+
+def _items(tree: QTreeWidget) -> list[QTreeWidgetItem]:
+    return [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+
+
+def _data(item: QTreeWidgetItem | None) -> Any:
+    """What a row stands for (a Release or a WeightsEntry)."""
+    return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+
+
+def _select(tree: QTreeWidget, matches: Callable[[QTreeWidgetItem], bool]) -> bool:
+    for item in _items(tree):
+        if matches(item):
+            tree.setCurrentItem(item)
+            return True
+    return False
 
 
 def _fit_columns(tree: QTreeWidget) -> None:
