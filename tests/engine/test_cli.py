@@ -16,21 +16,19 @@ def run_json(capsys, argv: list[str]) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+VARIANTS = {  # every registered network variant
+    "RNAN": ("paper", "light", "tiny"),
+    "CRAN": ("paper", "light", "tiny"),
+    "A2F": ("S", "SD", "M", "L"),
+    "HPINet": ("S", "M", "L", "T"),
+}
+
+
 def test_models_lists_every_variant_with_parameter_counts(capsys):
     rows = {r["name"]: r for r in run_json(capsys, ["models", "--json"])["models"]}
-    for name in [
-        "RNAN-paper",
-        "RNAN-light",
-        "CRAN-paper",
-        "CRAN-light",
-        "A2F-S",
-        "A2F-SD",
-        "A2F-M",
-        "A2F-L",
-        "HPINet-S",
-        "HPINet-M",
-        "HPINet-L",
-    ]:
+    every = {f"{family}-{v}" for family, variants in VARIANTS.items() for v in variants}
+    assert every <= set(rows)
+    for name in every:
         assert set(rows[name]["params"]) == {"2", "3", "4"}
     assert rows["A2F-SD"]["params"] == {"2": 313_372, "3": 315_997, "4": 319_672}
     assert rows["HPINet-M"]["params"] == {"2": 782_539, "3": 923_939, "4": 895_659}
