@@ -1,8 +1,12 @@
 """Batch upscaling: files, folders and globs in; one output folder; a report.
 
 Guarantees: an input file is never written to; every output is written atomically (temporary file,
-then rename), so a cancel or a crash leaves no partial file; a file that cannot be read, upscaled
-or written is recorded with its reason and the batch goes on.
+then rename), so a cancel or a crash leaves no partial file, and a run first removes what a killed
+run left (engine.atomic); a file that cannot be read, upscaled or written is recorded with its
+reason and the batch goes on. Paths are compared resolved ('..', symlinks): an output folder inside
+an input tree is not scanned, and files found by scanning that are this run's own output names are
+left out, so a rerun into the same folder settles instead of upscaling its outputs again. The
+output folder is created and test-written before the first image is read.
 
 Progress: on_progress(done, total) counts in hundredths of a file (PROGRESS_STEPS per file to
 process; skipped files are not counted), so ETA = eta_seconds(elapsed, done, total).
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import remove_stale_temporaries, temporary_name
 from engine.errors import (
     Cancelled,
     ProgressFn,
@@ -36,7 +42,10 @@ from engine.imaging.io import (
     read_image,
     write_image,
 )
+from engine.imaging.safe_open import reason
 from engine.inference.upscaler import Upscaler
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = "{stem}_{model}_x{scale}.{ext}"
 TEMPLATE_FIELDS = ("stem", "ext", "model", "family", "variant", "scale", "index")
@@ -79,6 +88,7 @@ class FileRecord:
     input_bytes: int | None = None
     output_size: tuple[int, int] | None = None
     output_bytes: int | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. metadata the format cannot hold
 
 
 @dataclass
@@ -126,20 +136,71 @@ class BatchReport:
             if r.reason:
                 line += f"  ({r.reason})"
             lines.append(line)
+            lines.extend(f"          warning: {w}" for w in r.warnings)
         return "\n".join(lines) + "\n"
 
     def write(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
-        """Write PATH.json and PATH.txt (any suffix of `path` replaced); returns both paths."""
-        path = Path(path)
-        json_path, text_path = path.with_suffix(".json"), path.with_suffix(".txt")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise SRStudioError(f"cannot write the report to {path.parent}: {e}") from None
+        """Write PATH.json and PATH.txt (see report_paths); returns both paths."""
+        json_path, text_path = report_paths(path)
+        prepare_folder(json_path.parent, "the report")
         for target, text in ((json_path, self.to_json()), (text_path, self.to_text())):
             with atomic_file(target) as f:
                 f.write(text.encode("utf-8"))  # type: ignore[attr-defined]
         return json_path, text_path
+
+
+def report_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """PATH.json and PATH.txt (any suffix of PATH replaced); inside PATH when it is a folder."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / "report"
+    return path.with_suffix(".json"), path.with_suffix(".txt")
+
+
+def make_folders(folder: Path) -> None:
+    """mkdir -p without recursion (pathlib's and os.makedirs recurse once per level)."""
+    missing = []
+    while not folder.is_dir():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+
+
+def prepare_folder(folder: Path, what: str) -> None:
+    """Create `folder` and prove it writable with a temporary file, before any work is done."""
+    try:
+        make_folders(folder)
+    except FileExistsError:
+        raise SRStudioError(
+            f"cannot write {what} to {folder}: a file of that name exists"
+        ) from None
+    except OSError as e:
+        raise SRStudioError(f"cannot create the folder for {what}, {folder}: {reason(e)}") from None
+    probe = temporary_name(folder / "write-test")
+    try:
+        with open(probe, "xb") as f:
+            f.write(b"srstudio")
+    except OSError as e:
+        raise SRStudioError(f"cannot write {what} to {folder}: {reason(e)}") from None
+    finally:
+        if probe.exists():
+            probe.unlink()
+
+
+def check_report_target(path: str | os.PathLike[str], inputs: Sequence[Path]) -> None:
+    """Fail now, not after the batch, when the report cannot be written or would replace an
+    input file."""
+    targets = report_paths(path)
+    keys = {_key(p) for p in inputs}
+    for target in targets:
+        if _key(target) in keys:
+            raise SRStudioError(f"the report {target} would replace an input file; choose another")
+        if target.is_dir():
+            raise SRStudioError(f"cannot write the report to {target}: it is a folder")
+    prepare_folder(targets[0].parent, "the report")
 
 
 def eta_seconds(elapsed: float, done: float, total: float) -> float | None:
@@ -150,47 +211,92 @@ def eta_seconds(elapsed: float, done: float, total: float) -> float | None:
 
 
 def collect_inputs(job: BatchJob) -> list[Path]:
-    return [path for path, _ in _collect(job)]
+    return [item.path for item in _collect(job)]
 
 
-def _collect(job: BatchJob) -> list[tuple[Path, Path]]:
-    """(file, subfolder of the output folder to write it to), in order, without duplicates."""
-    out_dir = Path(job.output_dir).expanduser().absolute()
-    found: list[tuple[Path, Path]] = []
-    seen: set[str] = set()
+def missing_inputs(job: BatchJob) -> list[str]:
+    """Inputs named on their own (not glob patterns) that do not exist."""
+    missing = []
+    for item in job.inputs:
+        text = os.path.expanduser(str(item))
+        if not os.path.lexists(text) and not (_GLOB_CHARS & set(text)):
+            missing.append(str(item))
+    return missing
 
-    def add(path: Path, rel: Path) -> None:
-        key = os.path.normcase(os.path.realpath(path))
+
+@dataclass(frozen=True)
+class _Input:
+    path: Path
+    rel: Path  # subfolder of the output folder to write it to
+    explicit: bool  # named on its own, not found by scanning a folder or glob
+
+
+def _key(path: str | os.PathLike[str]) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _identity(path: str | os.PathLike[str]) -> tuple[int, int] | str:
+    """Which file or folder a path names, whatever the spelling ('..', symlinks, hard links);
+    one stat, where resolving the path would cost one per level."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _key(path)
+    return (st.st_dev, st.st_ino) if st.st_ino else _key(path)
+
+
+def _collect(job: BatchJob) -> list[_Input]:
+    """Every input file, in order, without duplicates."""
+    out_id = _identity(Path(job.output_dir).expanduser())
+    found: list[_Input] = []
+    seen: set[tuple[int, int] | str] = set()
+
+    def add(path: Path, rel: Path, explicit: bool) -> None:
+        key = _identity(path)
         if key not in seen:
             seen.add(key)
-            found.append((path, rel))
+            found.append(_Input(path, rel, explicit))
 
     for item in job.inputs:
         text = os.path.expanduser(str(item))
         path = Path(text)
         if path.is_dir():
-            for f in _scan(path, job.recursive, out_dir):
-                add(f, f.parent.relative_to(path))
-        elif not path.exists() and _GLOB_CHARS & set(text):
+            for f in _scan(path, job.recursive, out_id):
+                add(f, f.parent.relative_to(path), False)
+        elif not os.path.lexists(text) and _GLOB_CHARS & set(text):
             for match in sorted(glob.glob(text, recursive=job.recursive)):
                 f = Path(match)
                 if f.is_file() and _is_image_name(f):
-                    add(f, Path())
+                    add(f, Path(), False)
         else:
-            add(path, Path())
+            add(path, Path(), True)
     return found
 
 
-def _scan(folder: Path, recursive: bool, out_dir: Path) -> list[Path]:
-    # An output folder strictly inside an input folder holds results, not inputs.
-    skip = out_dir if out_dir != folder.absolute() else None
-    files = []
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
-        if skip is not None and Path(root).absolute() == skip:
-            dirs[:] = []
+def _scan(folder: Path, recursive: bool, out_id: tuple[int, int] | str) -> list[Path]:
+    """Image files under `folder`: a folder's files (sorted) before its subfolders' (sorted).
+    Hidden entries and symlinked folders are left out, and so is the output folder when it lies
+    inside `folder` (it holds results, not inputs). A loop, not recursion: any depth works."""
+    files: list[Path] = []
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = sorted(os.scandir(current), key=lambda e: e.name)
+        except OSError as e:
+            log.warning("cannot list %s: %s", current, reason(e))
             continue
-        files.extend(Path(root) / n for n in sorted(names) if _is_image_name(Path(n)))
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                if recursive and _identity(path) != out_id:
+                    subfolders.append(path)
+            elif _is_image_name(path) and entry.is_file():
+                files.append(path)
+        stack.extend(reversed(subfolders))
     return files
 
 
@@ -239,28 +345,47 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _plan(job: BatchJob, upscaler: Upscaler) -> list[tuple[FileRecord, Path, Path | None, str]]:
-    """One (record, input, output or None, format) per input; records that are already decided
-    (skipped, or refused) get their status here."""
+def _output_paths(job: BatchJob, upscaler: Upscaler, inputs: Sequence[_Input]) -> list[Path]:
     desc = upscaler.descriptor
-    files = _collect(job)
     out_dir = Path(job.output_dir).expanduser()
-    input_keys = {os.path.normcase(os.path.realpath(f)) for f, _ in files}
-    input_ids = {i for f, _ in files if (i := _file_id(f)) is not None}
-    claimed: dict[str, str] = {}
-    plan = []
-    for index, (path, rel) in enumerate(files, start=1):
-        record = FileRecord(input=str(path))
-        if path.is_file():
-            record.input_bytes = path.stat().st_size
-        fmt, ext = _output_format(job, path)
+    outputs = []
+    for index, item in enumerate(inputs, start=1):
+        _, ext = _output_format(job, item.path)
         fields = {
-            "stem": path.stem, "ext": ext, "model": desc.name, "family": desc.family,
+            "stem": item.path.stem, "ext": ext, "model": desc.name, "family": desc.family,
             "variant": desc.variant, "scale": _scale_text(upscaler), "index": index,
         }  # fmt: skip
-        out = out_dir / rel / render_name(job.name_template, fields)
-        record.output = str(out)
-        key = os.path.normcase(os.path.realpath(out))
+        outputs.append(out_dir / item.rel / render_name(job.name_template, fields))
+    return outputs
+
+
+def _without_own_outputs(job: BatchJob, upscaler: Upscaler, inputs: list[_Input]) -> list[_Input]:
+    """Leave out files found by scanning that this run would write (earlier runs' results in
+    an output folder that is also an input folder); files named on their own stay."""
+    outputs = _output_paths(job, upscaler, inputs)
+    producer = {_key(out): item for item, out in zip(inputs, outputs, strict=True)}
+    kept = [item for item in inputs if item.explicit or producer.get(_key(item.path), item) is item]
+    if len(kept) < len(inputs):
+        log.info("left out %d files that are this run's own outputs", len(inputs) - len(kept))
+    return kept
+
+
+def _plan(job: BatchJob, upscaler: Upscaler) -> list[tuple[FileRecord, Path, Path, str]]:
+    """One (record, input, output, format) per input; records that are already decided
+    (skipped, or refused) get their status here."""
+    inputs = _without_own_outputs(job, upscaler, _collect(job))
+    outputs = _output_paths(job, upscaler, inputs)
+    input_keys = {_key(item.path) for item in inputs}
+    input_ids = {i for item in inputs if (i := _file_id(item.path)) is not None}
+    claimed: dict[str, str] = {}
+    plan = []
+    for item, out in zip(inputs, outputs, strict=True):
+        path = item.path
+        record = FileRecord(input=str(path), output=str(out))
+        if path.is_file():
+            record.input_bytes = path.stat().st_size
+        fmt, _ = _output_format(job, path)
+        key = _key(out)
         if key in input_keys or _file_id(out) in input_ids:
             record.status, record.reason = "failed", "the output name is an input file; refused"
         elif key in claimed:
@@ -271,6 +396,14 @@ def _plan(job: BatchJob, upscaler: Upscaler) -> list[tuple[FileRecord, Path, Pat
         claimed.setdefault(key, str(path))
         plan.append((record, path, out, fmt))
     return plan
+
+
+def _clean_output_folders(plan: Sequence[tuple[FileRecord, Path, Path, str]]) -> None:
+    """What a killed earlier run left: its temporary files in the folders this run writes to."""
+    for folder in sorted({out.parent for _, _, out, _ in plan}):
+        if folder.is_dir():
+            for path in remove_stale_temporaries(folder):
+                log.warning("removed %s, left by an interrupted earlier run", path.name)
 
 
 def run_batch(
@@ -295,10 +428,8 @@ def run_batch(
             emit(record)
     todo = [(r, i, o, f) for r, i, o, f in plan if r.status == "pending"]
     if todo:
-        try:
-            Path(job.output_dir).expanduser().mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise SRStudioError(f"cannot create the output folder {job.output_dir}: {e}") from None
+        prepare_folder(Path(job.output_dir).expanduser(), "the outputs")
+    _clean_output_folders(plan)
     total = len(todo) * PROGRESS_STEPS
     on_progress(0, total)
     for k, (record, path, out, fmt) in enumerate(todo):
@@ -332,11 +463,11 @@ def _process(
 
     t0 = time.perf_counter()
     try:
-        img = read_image(path, max_pixels=job.max_pixels)
+        img = read_image(path, max_pixels=job.max_pixels, should_stop=should_stop)
         record.input_size = (img.width, img.height)
         result = upscaler.upscale_image(img, on_progress=progress, should_stop=should_stop)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_image(out, result, format=fmt, quality=job.quality)
+        make_folders(out.parent)
+        record.warnings = write_image(out, result, format=fmt, quality=job.quality)
         record.status = "done"
         record.output_size = (result.width, result.height)
         record.output_bytes = out.stat().st_size
@@ -350,7 +481,7 @@ def _process(
     record.seconds = time.perf_counter() - t0
 
 
-def _cancel_rest(rest: Sequence[tuple[FileRecord, Path, Path | None, str]], emit: Callable) -> None:
+def _cancel_rest(rest: Sequence[tuple[FileRecord, Path, Path, str]], emit: Callable) -> None:
     for record, *_ in rest:
         record.status, record.reason = "cancelled", "not started"
         emit(record)

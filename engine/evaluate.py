@@ -9,14 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from engine.errors import Cancelled, ProgressFn, SRStudioError, StopFn, never_stop, no_progress
 from engine.imaging.color import tensor_to_uint8, uint8_to_tensor
+from engine.imaging.io import READ_EXTENSIONS, read_rgb_uint8
 from engine.imaging.resize import imresize
-from engine.metrics import psnr, ssim
-
-IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+from engine.metrics import SSIM_WINDOW, psnr, ssim
 
 
 @dataclass(frozen=True)
@@ -56,24 +54,29 @@ def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
     return lr.permute(1, 2, 0).numpy().astype(np.uint8)
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except OSError as exc:
-        raise SRStudioError(f"cannot read {path}: {exc}") from None
+def _check_measurable(name: str, hr: np.ndarray, scale: int) -> None:
+    """PSNR/SSIM shave `scale` pixels a side and SSIM's window needs SSIM_WINDOW more."""
+    need = SSIM_WINDOW + 2 * scale
+    if min(hr.shape[:2]) < need:
+        raise SRStudioError(
+            f"{name}: HR {hr.shape[1]}x{hr.shape[0]} is too small to measure at x{scale} "
+            f"(needs at least {need}x{need}: SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window after "
+            f"shaving {scale} pixels a side)"
+        )
 
 
 def load_pairs(hr_dir: str | Path, lr_dir: str | Path | None, scale: int) -> list[Pair]:
     hr_dir = Path(hr_dir)
     if not hr_dir.is_dir():
         raise SRStudioError(f"HR folder not found: {hr_dir}")
-    files = sorted(p for p in hr_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(
+        p for p in hr_dir.iterdir() if p.suffix.lower() in READ_EXTENSIONS and p.is_file()
+    )
     if not files:
         raise SRStudioError(f"no images in {hr_dir}")
     pairs = []
     for hr_path in files:
-        hr = _read_rgb(hr_path)
+        hr = read_rgb_uint8(hr_path)
         if lr_dir is None:
             hr = hr[: hr.shape[0] // scale * scale, : hr.shape[1] // scale * scale]
             lr = make_lr(hr, scale)
@@ -81,13 +84,14 @@ def load_pairs(hr_dir: str | Path, lr_dir: str | Path | None, scale: int) -> lis
             lr_path = Path(lr_dir) / hr_path.name
             if not lr_path.is_file():
                 raise SRStudioError(f"no LR image for {hr_path.name} in {lr_dir}")
-            lr = _read_rgb(lr_path)
+            lr = read_rgb_uint8(lr_path)
             if hr.shape[0] < lr.shape[0] * scale or hr.shape[1] < lr.shape[1] * scale:
                 raise SRStudioError(
                     f"{hr_path.name}: HR {hr.shape[1]}x{hr.shape[0]} is smaller than LR "
                     f"{lr.shape[1]}x{lr.shape[0]} times {scale}"
                 )
             hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
+        _check_measurable(hr_path.name, hr, scale)
         pairs.append(Pair(hr_path.name, hr, lr))
     return pairs
 

@@ -45,7 +45,10 @@ def psnr(
     return float(10.0 * np.log10(255.0**2 / mse))
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+SSIM_WINDOW = 11
+
+
+def _gaussian_window(size: int = SSIM_WINDOW, sigma: float = 1.5) -> torch.Tensor:
     coords = torch.arange(size, dtype=torch.float64) - size // 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     g = g / g.sum()
@@ -82,8 +85,11 @@ def ssim(
     _check(img, img2)
     a = _prepare(img, crop_border, y_channel, round_y)
     b = _prepare(img2, crop_border, y_channel, round_y)
-    if min(a.shape[:2]) < 11:
-        raise ValueError(f"SSIM needs at least 11x11 pixels after cropping, got {a.shape[:2]}")
+    if min(a.shape[:2]) < SSIM_WINDOW:
+        raise ValueError(
+            f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels after cropping, "
+            f"got {a.shape[1]}x{a.shape[0]}"
+        )
     window = _gaussian_window()
     ta, tb = torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))
     return float(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
+from types import FrameType
 from typing import TextIO
 
 from engine.checkpoints import load_model
@@ -94,3 +97,39 @@ class ProgressBar:
         elif done >= total:
             self.stream.write(line + "\n")
         self.stream.flush()
+
+
+class StopOnSignal:
+    """First Ctrl+C or SIGTERM (what `kill`, schedulers and torchrun send): ask the work to
+    stop at its next check, which leaves no partial file and still writes the report. A second
+    one interrupts at once. Callable as should_stop(). Outside the main thread (where Python
+    cannot install handlers) it only stops when stop() is called."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, message: str = "stopping after the current step (again to abort)") -> None:
+        self.message = message
+        self.event = threading.Event()
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self.previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+        print(f"\n{self.message}", file=sys.stderr)
+
+    def stop(self) -> None:
+        self.event.set()
+
+    def __call__(self) -> bool:
+        return self.event.is_set()

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-from types import FrameType
 
-from engine.cli.common import ProgressBar
+from engine.cli.common import ProgressBar, StopOnSignal
 from engine.training import (
     DEGRADATIONS,
     SCHEDULES,
@@ -158,33 +156,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-class _StopOnSignal:
-    """First Ctrl-C (or SIGTERM, which torchrun forwards): stop after this iteration and save.
-    A second one interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def __enter__(self) -> _StopOnSignal:
-        for s in self.previous:
-            signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nstopping after this iteration (again to abort)...", file=sys.stderr)
-
-    def __call__(self) -> bool:
-        return self.requested
-
-
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     main_rank = from_env().is_main
@@ -205,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
             prefix = "\r\033[K" if bar.interactive else ""
             print(prefix + text, file=sys.stderr, flush=True)
 
-    with _StopOnSignal() as stop:
+    with StopOnSignal("stopping after this iteration (again to abort)...") as stop:
         result = train(config, on_progress=progress, should_stop=stop, on_event=on_event)
     if not main_rank:
         return 0

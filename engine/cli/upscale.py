@@ -1,19 +1,17 @@
 """srstudio upscale INPUT... -o OUT: batch upscaling from the command line.
 
 Exit status: 0 every file done (or skipped), 1 some failed (they are listed), 2 usage errors (bad
-arguments, unknown model, unreadable weights), 130 cancelled (Ctrl+C: the first one stops after
-the current tile, leaving no partial file; a second one interrupts at once).
+arguments, an input that does not exist, unknown model, unreadable weights, an output or report
+path that cannot be written: all found before the first image is read), 130 cancelled (Ctrl+C or
+SIGTERM: the first one stops after the current tile, leaving no partial file and still writing
+the report; a second one interrupts at once).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -22,11 +20,13 @@ from engine.batch import (
     PROGRESS_STEPS,
     BatchJob,
     FileRecord,
+    check_report_target,
     collect_inputs,
     eta_seconds,
+    missing_inputs,
     run_batch,
 )
-from engine.cli.common import add_model_options, resolve_model, upscale_options
+from engine.cli.common import StopOnSignal, add_model_options, resolve_model, upscale_options
 from engine.errors import SRStudioError
 from engine.imaging.io import DEFAULT_MAX_PIXELS
 from engine.inference.upscaler import ALPHA_MODES, Upscaler
@@ -114,10 +114,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     progress = BatchProgress(sys.stderr, label=upscaler.descriptor.label)
-    with _cancel_on_sigint() as stop:
+    with StopOnSignal() as stop:
         try:
             report = run_batch(
-                job, upscaler, on_progress=progress, should_stop=stop.is_set, on_file=progress.file
+                job, upscaler, on_progress=progress, should_stop=stop, on_file=progress.file
             )
         except SRStudioError as e:
             progress.clear()
@@ -157,31 +157,20 @@ def _prepare(args: argparse.Namespace) -> tuple[BatchJob, Upscaler]:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise SRStudioError(f"{out} exists and is not a folder")
-    if not collect_inputs(job):
+    missing = missing_inputs(job)
+    if missing:
+        raise SRStudioError(f"{missing[0]}: no such file or folder" + _more(len(missing) - 1))
+    inputs = collect_inputs(job)
+    if not inputs:
         raise SRStudioError("no input images found in: " + " ".join(map(str, args.inputs)))
+    if args.report:
+        check_report_target(args.report, inputs)
     options = upscale_options(args, outscale=args.outscale, alpha=args.alpha)
     return job, Upscaler(resolve_model(args), options)
 
 
-@contextlib.contextmanager
-def _cancel_on_sigint() -> Iterator[threading.Event]:
-    """The first Ctrl+C sets the event (the batch stops cleanly), a second one interrupts."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        print("\nstopping after the current step (Ctrl+C again to abort)", file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
+def _more(count: int) -> str:
+    return f" (and {count} more)" if count else ""
 
 
 class BatchProgress:
@@ -228,6 +217,7 @@ class BatchProgress:
             line += f" -> {record.output} ({record.seconds:.1f} s)"
         elif record.reason:
             line += f": {record.reason}"
+        line += "".join(f"\n  warning: {w}" for w in record.warnings)
         print(line, file=self.stream, flush=True)
         if self.interactive and self.last[1] > 0:
             self._draw(*self.last)

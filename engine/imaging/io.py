@@ -17,12 +17,12 @@ space matches the written pixels. Every write is atomic.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
+import math
 import os
 import struct
 import sys
-import threading
-import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,20 +30,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageCms, UnidentifiedImageError, features
+from PIL import Image, ImageCms, features
 
 from engine.atomic import atomic_open
-from engine.errors import ImageError
+from engine.errors import ImageError, StopFn, never_stop
+from engine.imaging.safe_open import (  # noqa: F401 - READ_EXTENSIONS is re-exported
+    DEFAULT_MAX_PIXELS,
+    READ_EXTENSIONS,
+    open_image,
+    reason,
+)
 
-DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels; Pillow's own default is about 89 MP
-READ_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jfif", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "tiff": "TIFF"}
 FORMAT_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "tiff": "tiff"}
 _FORMAT_ALIASES = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "jfif": "jpeg", "webp": "webp"}
 _FORMAT_ALIASES.update({"tif": "tiff", "tiff": "tiff"})
 _ORIENTATION = 0x0112
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error, IndexError)
-_pillow_limit_lock = threading.Lock()
 
 
 @dataclass
@@ -86,79 +88,45 @@ def format_for_path(path: str | os.PathLike[str]) -> str:
 
 
 def read_image(
-    path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike[str],
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    should_stop: StopFn = never_stop,
 ) -> ImageData:
-    """Decode the first frame of an image file. max_pixels (None: no limit) is checked against the
-    header before any pixel is decoded, to refuse decompression bombs."""
-    path = Path(path)
-    name = path.name
-    if not path.exists():
-        raise ImageError(f"{path}: file not found")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a folder, not an image")
-    try:
-        if path.stat().st_size == 0:
-            raise ImageError(f"{name}: empty file (0 bytes)")
-        with _pillow_limit(max_pixels):
-            im = Image.open(path)
-    except ImageError:
-        raise
-    except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image, or a format Pillow cannot read") from None
-    except Image.DecompressionBombError:
-        raise ImageError(_bomb_message(name, None, max_pixels)) from None
-    except _DECODE_ERRORS as e:
-        raise ImageError(f"{name}: cannot read: {_reason(e)}") from None
-    with im:
-        width, height = im.size
-        if max_pixels is not None and width * height > max_pixels:
-            raise ImageError(_bomb_message(name, (width, height), max_pixels))
-        try:
-            with _pillow_limit(max_pixels):
-                return _decode(im, path)
-        except ImageError:
-            raise
-        except _DECODE_ERRORS as e:
-            raise ImageError(f"{name}: corrupt or truncated image ({_reason(e)})") from None
+    """Decode the first frame of a supported image file (engine.imaging.safe_open). max_pixels
+    (None: no limit) is checked against the header before any pixel is decoded, to refuse
+    decompression bombs; should_stop() is polled between reads (Cancelled)."""
+    source = _Source(Path(path), max_pixels, should_stop)
+    with source.open() as im:
+        return _decode(im, source)
 
 
-def _reason(e: BaseException) -> str:
-    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+@dataclass(frozen=True)
+class _Source:
+    path: Path
+    max_pixels: int | None
+    should_stop: StopFn
+
+    def open(self) -> contextlib.AbstractContextManager[Image.Image]:
+        return open_image(self.path, max_pixels=self.max_pixels, should_stop=self.should_stop)
 
 
-def _bomb_message(name: str, size: tuple[int, int] | None, limit: int | None) -> str:
-    what = f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels" if size else "too many pixels"
-    return (
-        f"{name}: image is too large ({what}, limit {limit or Image.MAX_IMAGE_PIXELS:,}); "
-        "refused as a possible decompression bomb (raise the limit with --max-pixels)"
-    )
+def read_rgb_uint8(
+    path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """HxWx3 uint8 RGB, decoded as read_image does (EXIF orientation applied, 16-bit and
+    grayscale converted, alpha left out): the pixels eval and train measure and learn from."""
+    rgb = read_image(path, max_pixels=max_pixels).rgb
+    return (rgb * 255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-@contextlib.contextmanager
-def _pillow_limit(max_pixels: int | None) -> Iterator[None]:
-    """Silence Pillow's own bomb warning (we check ourselves) and lift its limit only when ours is
-    higher. Pillow's limit is a module global, hence the lock."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        pillow_max = Image.MAX_IMAGE_PIXELS
-        if pillow_max is None or (max_pixels is not None and max_pixels <= pillow_max):
-            yield
-            return
-        with _pillow_limit_lock:
-            Image.MAX_IMAGE_PIXELS = None
-            try:
-                yield
-            finally:
-                Image.MAX_IMAGE_PIXELS = pillow_max
-
-
-def _decode(im: Image.Image, path: Path) -> ImageData:
+def _decode(im: Image.Image, source: _Source) -> ImageData:
     source_format = im.format
-    color, alpha, bit_depth, gray, icc = _pixels(im, path, im.info.get("icc_profile") or None)
+    color, alpha, bit_depth, gray, icc = _pixels(im, source, _bytes_or_none(im.info, "icc_profile"))
     if _icc_space(icc) != (b"GRAY" if gray else b"RGB "):
         icc = None  # a profile for another colour space would misdescribe these pixels
     # Only now: a PNG's eXIf chunk may follow its pixel data, so it is known after decoding.
-    exif_raw = im.info.get("exif") or None
+    exif_raw = _bytes_or_none(im.info, "exif")
     orientation = _orientation(im)
     if orientation in range(2, 9):
         color = _orient(color, orientation)
@@ -170,6 +138,11 @@ def _decode(im: Image.Image, path: Path) -> ImageData:
     rgb = torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1)))
     a = None if alpha is None else torch.from_numpy(np.ascontiguousarray(alpha[None, :, :]))
     return ImageData(rgb, a, bit_depth, gray, icc, exif, dpi, source_format)
+
+
+def _bytes_or_none(info: dict, key: str) -> bytes | None:
+    value = info.get(key)
+    return value if isinstance(value, bytes) and value else None
 
 
 def _orientation(im: Image.Image) -> int:
@@ -232,13 +205,13 @@ def _icc_space(icc: bytes | None) -> bytes | None:
 
 
 def _pixels(
-    im: Image.Image, path: Path, icc: bytes | None
+    im: Image.Image, source: _Source, icc: bytes | None
 ) -> tuple[np.ndarray, np.ndarray | None, int, bool, bytes | None]:
     """-> (HxWxC float32 colour (C = 1 or 3), HxW alpha or None, bit depth, grayscale, icc)."""
     mode = im.mode
     transparency = im.info.get("transparency")
     if mode in ("RGB", "RGBA") and _is_16bit(im):
-        return (*_decode_16bit_color(im, path), icc)
+        return (*_decode_16bit_color(im, source), icc)
     if mode.startswith("I"):  # I;16, I;16B, I;16L, I;16N and I (16-bit PNGs in older Pillow)
         arr = np.asarray(im).astype(np.float64)
         alpha = None
@@ -247,7 +220,7 @@ def _pixels(
         color = (np.clip(arr, 0, 65535) / 65535.0).astype(np.float32)[..., None]
         return color, alpha, 16, True, icc
     if mode == "F":
-        raise ImageError(f"{path.name}: 32-bit floating-point images are not supported")
+        raise ImageError(f"{source.path.name}: 32-bit floating-point images are not supported")
     if mode == "CMYK":
         return _cmyk_to_rgb(im, icc)
     if mode == "P" or mode == "PA":
@@ -260,7 +233,7 @@ def _pixels(
     elif mode in ("RGBa", "RGBX", "YCbCr", "HSV"):
         im = im.convert("RGBA" if mode == "RGBa" else "RGB")
     elif mode not in ("L", "LA", "RGB", "RGBA"):
-        raise ImageError(f"{path.name}: unsupported image mode {mode!r}")
+        raise ImageError(f"{source.path.name}: unsupported image mode {mode!r}")
     arr = np.asarray(im)
     gray = im.mode in ("L", "LA")
     arr = arr[..., None] if arr.ndim == 2 else arr
@@ -294,13 +267,13 @@ def _with_rawmode(tile: object, rawmode: str) -> object:
 
 
 def _decode_16bit_color(
-    im: Image.Image, path: Path
+    im: Image.Image, source: _Source
 ) -> tuple[np.ndarray, np.ndarray | None, int, bool]:
     """16-bit RGB, RGBA or gray+alpha that Pillow would cut to 8 bits: decode twice, once for the
     high bytes (Pillow's own raw mode) and once for the low ones (the opposite byte order)."""
     rawmode = _rawmode(im.tile[0])
     if rawmode.startswith("LA;16"):  # 4 bytes a pixel: read them unchanged as 8-bit RGBA
-        pairs = _decode_with(path, "RGBA").astype(np.uint16)
+        pairs = _decode_with(source, "RGBA").astype(np.uint16)
         hi_first = rawmode.endswith("B")
         lum = (
             pairs[..., 0] * 256 + pairs[..., 1] if hi_first else pairs[..., 1] * 256 + pairs[..., 0]
@@ -312,7 +285,7 @@ def _decode_16bit_color(
     order = native if order == "N" else order
     low_mode = rawmode.split(";16")[0] + (";16B" if order == "L" else ";16L")
     hi = np.asarray(im).astype(np.uint16)
-    full = hi * 256 + _decode_with(path, low_mode).astype(np.uint16)
+    full = hi * 256 + _decode_with(source, low_mode).astype(np.uint16)
     color = _u16(full[..., :3])
     alpha = _u16(full[..., 3]) if full.shape[2] == 4 else None
     transparency = im.info.get("transparency")
@@ -321,8 +294,8 @@ def _decode_16bit_color(
     return color, alpha, 16, False
 
 
-def _decode_with(path: Path, rawmode: str) -> np.ndarray:
-    with Image.open(path) as again:
+def _decode_with(source: _Source, rawmode: str) -> np.ndarray:
+    with source.open() as again:
         again.tile = [_with_rawmode(t, rawmode) for t in again.tile]
         again.load()
         return np.asarray(again)
@@ -351,6 +324,42 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> tuple[np.ndarray, None, 
 # ----------------------------------------------------------------------------------- writing
 
 
+@dataclass(frozen=True)
+class _Metadata:
+    """What is written beside the pixels; a piece the format cannot hold is dropped."""
+
+    icc: bytes | None
+    exif: bytes | None
+    dpi: tuple[float, float] | None
+
+    def without(self, piece: str) -> _Metadata:
+        return dataclasses.replace(self, **{piece: None})
+
+    def pieces(self) -> list[str]:
+        return [p for p in ("exif", "dpi", "icc") if getattr(self, p)]
+
+
+_PIECE_NAMES = {"exif": "EXIF", "dpi": "the resolution (DPI)", "icc": "the ICC colour profile"}
+# Per format: (largest EXIF block, largest DPI value) the encoders can store.
+_JPEG_EXIF_MAX = 65533  # one APP1 segment
+_DPI_MAX = {"jpeg": 65535, "png": (2**32 - 1) * 0.0254, "tiff": 2**32 / 1000, "webp": math.inf}
+
+
+def _fitting(meta: _Metadata, fmt: str) -> tuple[_Metadata, list[str]]:
+    """Drop, with a warning each, the pieces known to exceed what `fmt` can store."""
+    warnings = []
+    name = OUTPUT_FORMATS[fmt]
+    if meta.exif and fmt == "jpeg" and len(meta.exif) > _JPEG_EXIF_MAX:
+        warnings.append(
+            f"EXIF left out: {len(meta.exif):,} bytes, more than {name} holds ({_JPEG_EXIF_MAX:,})"
+        )
+        meta = meta.without("exif")
+    if meta.dpi and max(meta.dpi) > _DPI_MAX[fmt]:
+        warnings.append(f"resolution left out: {meta.dpi[0]:g} DPI is out of range for {name}")
+        meta = meta.without("dpi")
+    return meta, warnings
+
+
 def write_image(
     path: str | os.PathLike[str],
     img: ImageData,
@@ -359,8 +368,10 @@ def write_image(
     quality: int = 95,
     compress_level: int = 6,
     lossless: bool = False,
-) -> None:
-    """Write atomically (temporary file in the same folder, then os.replace).
+) -> list[str]:
+    """Write atomically (temporary file in the same folder, then os.replace); returns warnings
+    about metadata (EXIF, DPI, ICC) the format could not hold and that was left out: the image
+    itself is always written.
 
     format: png, jpg/jpeg, webp or tiff/tif (None: from the suffix). quality: JPEG/WebP 1..100
     (JPEG at 90 and above keeps full chroma resolution). compress_level: PNG zlib level 0..9.
@@ -369,8 +380,28 @@ def write_image(
     fmt = normalize_format(format) if format else format_for_path(path)
     if not 1 <= quality <= 100:
         raise ImageError(f"quality must be between 1 and 100, got {quality}")
+    meta, warnings = _fitting(_Metadata(img.icc_profile, img.exif, img.dpi), fmt)
     with atomic_file(path) as f:
-        _encode(f, img, fmt, quality=quality, compress_level=compress_level, lossless=lossless)
+        while True:
+            try:
+                _encode(f, img, meta, fmt, quality=quality, level=compress_level, lossless=lossless)
+                return warnings
+            except Exception as e:
+                if _is_disk_error(e) or not meta.pieces():
+                    raise
+                piece = meta.pieces()[0]
+                warnings.append(
+                    f"{_PIECE_NAMES[piece]} left out: {OUTPUT_FORMATS[fmt]} "
+                    f"could not store it ({reason(e)})"
+                )
+                meta = meta.without(piece)
+                f.seek(0)  # type: ignore[attr-defined]
+                f.truncate()  # type: ignore[attr-defined]
+
+
+def _is_disk_error(e: BaseException) -> bool:
+    """An error of the file system (full disk, permissions), not of the metadata."""
+    return isinstance(e, OSError) and e.errno is not None
 
 
 @contextlib.contextmanager
@@ -381,11 +412,18 @@ def atomic_file(path: Path) -> Iterator[object]:
         with atomic_open(path) as f:
             yield f
     except OSError as e:
-        raise ImageError(f"cannot write {path}: {_reason(e)}") from None
+        raise ImageError(f"cannot write {path}: {reason(e)}") from None
 
 
 def _encode(
-    f: object, img: ImageData, fmt: str, *, quality: int, compress_level: int, lossless: bool
+    f: object,
+    img: ImageData,
+    meta: _Metadata,
+    fmt: str,
+    *,
+    quality: int,
+    level: int,
+    lossless: bool,
 ) -> None:
     deep = img.bit_depth == 16 and fmt in ("png", "tiff")
     alpha = img.alpha if fmt != "jpeg" else None
@@ -396,11 +434,11 @@ def _encode(
         color = color * img.alpha + (1.0 - img.alpha)
     planes = color if alpha is None else torch.cat([color, alpha], dim=0)
     arr = _quantize(planes, 65535 if deep else 255)
-    icc = img.icc_profile if _icc_space(img.icc_profile) == (b"GRAY" if gray else b"RGB ") else None
-    dpi = img.dpi
+    icc = meta.icc if _icc_space(meta.icc) == (b"GRAY" if gray else b"RGB ") else None
+    dpi = meta.dpi
     if deep and (fmt == "png" or arr.shape[2] > 1):
         if fmt == "png":
-            f.write(_png16(arr, icc=icc, exif=img.exif, dpi=dpi, level=compress_level))  # type: ignore[attr-defined]
+            f.write(_png16(arr, icc=icc, exif=meta.exif, dpi=dpi, level=level))  # type: ignore[attr-defined]
         else:
             f.write(_tiff16(arr, icc=icc, dpi=dpi))  # type: ignore[attr-defined]
         return
@@ -408,12 +446,12 @@ def _encode(
     options: dict[str, object] = {}
     if icc:
         options["icc_profile"] = icc
-    if img.exif:
-        options["exif"] = img.exif
+    if meta.exif:
+        options["exif"] = meta.exif
     if dpi and fmt != "webp":
         options["dpi"] = dpi
     if fmt == "png":
-        options["compress_level"] = compress_level
+        options["compress_level"] = level
     elif fmt == "jpeg":
         options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
     elif fmt == "webp":

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from engine.errors import ImageError, SRStudioError
 from engine.evaluate import Pair
-from engine.imaging.io import READ_EXTENSIONS, read_image
+from engine.imaging.io import READ_EXTENSIONS, read_rgb_uint8
 from engine.imaging.resize import imresize
+from engine.imaging.safe_open import DEFAULT_MAX_PIXELS, image_size
+from engine.metrics import SSIM_WINDOW
 
 Warn = Callable[[str], None]
 BLUR_SIZE, BLUR_SIGMA = 7, 1.6
@@ -39,12 +40,6 @@ def list_images(folder: str | Path) -> list[Path]:
         raise SRStudioError(f"image folder not found: {folder}")
     files = (p for p in folder.iterdir() if p.is_file())
     return sorted(p for p in files if p.suffix.lower() in READ_EXTENSIONS)
-
-
-def read_uint8(path: Path) -> np.ndarray:
-    """HxWx3 uint8 RGB (EXIF orientation applied; 16-bit and grayscale converted)."""
-    rgb = read_image(path).rgb
-    return (rgb * 255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def gaussian_kernel(size: int = BLUR_SIZE, sigma: float = BLUR_SIGMA) -> torch.Tensor:
@@ -91,11 +86,6 @@ class ImageEntry:
     lr: Path | None  # paired LR image, or None to degrade on the fly
 
 
-def _header_size(path: Path) -> tuple[int, int]:
-    with Image.open(path) as im:
-        return im.size
-
-
 def _lr_index(folder: Path) -> dict[str, Path]:
     return {p.stem.lower(): p for p in list_images(folder)}
 
@@ -115,9 +105,9 @@ def scan(
         index = _lr_index(Path(lr_dirs[i])) if lr_dirs else None
         for path in list_images(hr_dir):
             try:
-                w, h = _header_size(path)
-            except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-                warn(f"skipped {path}: unreadable ({exc})")
+                w, h = image_size(path, max_pixels=DEFAULT_MAX_PIXELS)
+            except SRStudioError as exc:
+                warn(f"skipped {path}: {exc}")
                 continue
             lr = None
             if index is not None:
@@ -160,7 +150,7 @@ class ImageCache:
             if path in self.items:
                 self.items.move_to_end(path)
                 return self.items[path]
-        img = read_uint8(path)
+        img = read_rgb_uint8(path)
         with self.lock:
             if path not in self.items:
                 self.items[path] = img
@@ -300,9 +290,9 @@ def validation_pairs(
         if len(pairs) >= limit:
             break
         try:
-            hr = read_uint8(entry.hr)
+            hr = read_rgb_uint8(entry.hr)
             if entry.lr is not None:
-                lr = read_uint8(entry.lr)
+                lr = read_rgb_uint8(entry.lr)
                 hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
                 if hr.shape[:2] != (lr.shape[0] * scale, lr.shape[1] * scale):
                     raise SRStudioError(f"HR is smaller than LR {entry.lr} times {scale}")
@@ -313,7 +303,7 @@ def validation_pairs(
         except (ImageError, SRStudioError) as exc:
             warn(f"skipped validation image {entry.hr}: {exc}")
             continue
-        if min(hr.shape[:2]) < 11 + 2 * scale:  # SSIM's window after shaving `scale` pixels
+        if min(hr.shape[:2]) < SSIM_WINDOW + 2 * scale:  # the window after shaving `scale` pixels
             warn(f"skipped validation image {entry.hr}: too small to measure SSIM")
             continue
         pairs.append(Pair(entry.hr.name, hr, lr))
