@@ -227,8 +227,9 @@ def bicubic_preview(ctx, image: ImageData, scale: int) -> np.ndarray:
 
 
 def save_output(img: ImageData, path: str | Path, fmt: str, quality: int) -> str:
-    write_image(path, img, format=fmt, quality=quality)
-    return str(path)
+    """The path written, followed by what metadata the format could not hold, if any."""
+    warnings = write_image(path, img, format=fmt, quality=quality)
+    return str(path) + (f" ({'; '.join(warnings)})" if warnings else "")
 
 
 def run_batch_job(

@@ -390,7 +390,7 @@ class BatchTab(QWidget):
             size = "x".join(map(str, record.input_size))
             if record.output_size:
                 size += " -> " + "x".join(map(str, record.output_size))
-        details = record.reason or (record.output or "")
+        details = "; ".join([record.reason or (record.output or ""), *record.warnings])
         seconds = f"{record.seconds:.2f}" if record.seconds else ""
         self._set_row(row, record.status, seconds, size, details)
 
