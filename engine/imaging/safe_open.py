@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import mmap
 import os
 import threading
 import warnings
@@ -33,6 +34,10 @@ ACCEPTED_MODES = frozenset(
     + ("I", "I;16", "I;16B", "I;16L", "I;16N")
 )
 _HEAD = 64
+# A JPEG's decoding time grows with its number of scans, and a crafted progressive JPEG can hold
+# thousands of tiny scans that each walk the whole image (libjpeg-turbo's advice is a scan
+# limit). Real files hold at most a few dozen, thumbnails and MPO pictures included.
+MAX_JPEG_SCANS = 1000
 _pillow_limit_lock = threading.RLock()
 
 # Never let Pillow start Ghostscript in this process, whatever opens a file.
@@ -140,6 +145,8 @@ def open_image(
                 f"{name}: not an image SR Studio reads ({describe_unsupported(head)}); "
                 f"supported: {supported_text()}"
             )
+        if fmt == "JPEG":
+            _check_jpeg_scans(f.raw, name)  # type: ignore[arg-type]
         im = _open_with(f, fmt, name, max_pixels)
         with im:
             _check_header(im, name, max_pixels)
@@ -150,6 +157,22 @@ def open_image(
                     raise
                 except Exception as e:  # whatever a crafted file makes a decoder raise
                     raise ImageError(f"{name}: corrupt or truncated image ({reason(e)})") from None
+
+
+def _check_jpeg_scans(raw: io.FileIO, name: str) -> None:
+    """Count start-of-scan markers (0xFFDA cannot occur inside entropy-coded data, where every
+    0xFF is followed by 0x00 or a restart marker)."""
+    size = os.fstat(raw.fileno()).st_size
+    with mmap.mmap(raw.fileno(), size, access=mmap.ACCESS_READ) as data:
+        scans, at = 0, data.find(b"\xff\xda")
+        while at >= 0 and scans <= MAX_JPEG_SCANS:
+            scans += 1
+            at = data.find(b"\xff\xda", at + 2)
+    if scans > MAX_JPEG_SCANS:
+        raise ImageError(
+            f"{name}: a JPEG of more than {MAX_JPEG_SCANS} scans (real photos have a few dozen "
+            "at most); refused as a possible decoding bomb"
+        )
 
 
 def _open_with(f: io.BufferedReader, fmt: str, name: str, max_pixels: int | None) -> Image.Image:

@@ -5,6 +5,7 @@ the header claims is checked before anything is decoded."""
 from __future__ import annotations
 
 import contextlib
+import io
 import time
 from pathlib import Path
 
@@ -106,6 +107,20 @@ def test_headers_claiming_huge_images_are_refused_before_decoding(tmp_path: Path
         read_rgb_uint8(path)
     # nothing of 1.2 gigapixels was decoded: the refusal comes from the header
     assert time.perf_counter() - t0 < 30
+
+
+def test_a_jpeg_of_thousands_of_scans_is_refused(tmp_path: Path):
+    """Each scan of a progressive JPEG walks the image again: a scan bomb is small and slow."""
+    buf = io.BytesIO()
+    Image.fromarray(noise((64, 64, 3))).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    last_scan = data[data.rindex(b"\xff\xda") : -2]
+    path = tmp_path / "scans.jpg"
+    path.write_bytes(data[:-2] + last_scan * 1200 + b"\xff\xd9")
+    with pytest.raises(ImageError, match="more than 1000 scans"):
+        read_image(path)
+    (tmp_path / "normal.jpg").write_bytes(data)
+    assert read_image(tmp_path / "normal.jpg").width == 64
 
 
 @pytest.mark.parametrize("make", [png_with_size, tiff_with_size])
