@@ -88,6 +88,22 @@ def test_a_bad_file_shows_a_message_and_nothing_breaks(qtbot, window, tmp_path):
     wait_idle(qtbot, window.upscale, 1)
 
 
+def test_a_postscript_photo_runs_nothing_in_the_app(qtbot, window, tmp_path, monkeypatch):
+    from PIL import EpsImagePlugin
+
+    from tests.engine.hostile import POSTSCRIPT, Trap
+
+    trap = Trap(tmp_path / "bin")
+    monkeypatch.setenv("PATH", trap.path)
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)
+    crafted = tmp_path / "holiday.jpg"
+    crafted.write_bytes(POSTSCRIPT)
+    drop(window, [crafted])
+    qtbot.waitUntil(lambda: "holiday.jpg" in window.message_bar.text(), timeout=5000)
+    assert "PostScript" in window.message_bar.text()
+    assert window.upscale.input is None and not trap.sprung
+
+
 def test_wrong_checkpoint_is_reported_in_the_window(qtbot, window, tmp_path):
     wrong = tmp_path / "notes.pt"
     wrong.write_bytes(b"these are not weights")
