@@ -63,9 +63,16 @@ class MessageBar(QFrame):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.hide)
+        self.source: object | None = None  # who said it (a tab), for clear_from
         self.hide()
 
-    def show_message(self, text: str, level: str = "error") -> None:
+    def clear_from(self, source: object) -> None:
+        """`source`'s message no longer applies: hide it (another's stays)."""
+        if self.source is source:
+            self.hide()
+
+    def show_message(self, text: str, level: str = "error", source: object | None = None) -> None:
+        self.source = source
         self.setProperty("level", level)
         self.style().unpolish(self)
         self.style().polish(self)
@@ -95,12 +102,18 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("Drag", "Pan (all panes together)"),
     ("W", "Side by side / before-after wipe"),
     ("D", "Difference heat-map"),
-    ("B", "Input pane: nearest / bicubic"),
+    ("B", "Input pane: square pixels (nearest) / smooth (bicubic)"),
     ("Ctrl+Tab", "Next tab"),
     ("Ctrl+T", "Light / dark theme"),
     ("F1", "This help"),
     ("Ctrl+Q", "Quit"),
 )
+
+
+def close_buttons() -> QDialogButtonBox:
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+    buttons.button(QDialogButtonBox.StandardButton.Close).setToolTip("Close this window")
+    return buttons
 
 
 class HelpDialog(QDialog):
@@ -114,6 +127,7 @@ class HelpDialog(QDialog):
         for row, (keys, action) in enumerate(SHORTCUTS):
             table.setItem(row, 0, QTableWidgetItem(keys))
             table.setItem(row, 1, QTableWidgetItem(action))
+        table.setToolTip("Keyboard shortcuts of the main window")
         table.resizeColumnsToContents()
         table.horizontalHeader().setStretchLastSection(True)
         tips = QLabel(
@@ -121,7 +135,7 @@ class HelpDialog(QDialog):
             "the Batch tab. Hover over the panes to read pixel values."
         )
         tips.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons = close_buttons()
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(table)
@@ -150,7 +164,7 @@ class AboutDialog(QDialog):
         self.setWindowTitle("About SR Studio")
         self.label = QLabel(about_text())
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons = close_buttons()
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.label)
@@ -177,10 +191,15 @@ class CompareDialog(QDialog):
                 Qt.CheckState.Checked if choice in checked else Qt.CheckState.Unchecked
             )
             self.list.addItem(item)
+        self.list.setToolTip("Tick the models to run; each output gets its own pane")
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Run")
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setToolTip(
+            "Run the ticked models on the current image"
+        )
+        buttons.button(QDialogButtonBox.StandardButton.Cancel).setToolTip("Run nothing")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)

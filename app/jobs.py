@@ -32,6 +32,7 @@ from engine import (
 )
 
 BICUBIC = "Bicubic"
+ENSEMBLE_SUFFIX = " + ensemble"
 log = logging.getLogger(__name__)
 
 
@@ -84,6 +85,12 @@ class ModelResult:
     output: ImageData  # what gets saved (alpha, bit depth, ICC... carried over)
     pixels: np.ndarray = field(repr=False)  # HxWx3 uint8 for display and metrics
     metrics: Metrics = Metrics()
+    ensemble: bool = False  # x8 self-ensemble: an entry of its own, beside the plain run
+
+    @property
+    def key(self) -> str:
+        """What tells this result from the others of one comparison."""
+        return self.choice.label + (ENSEMBLE_SUFFIX if self.ensemble else "")
 
 
 @dataclass(frozen=True)
@@ -192,7 +199,7 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
         ctx.emit(
             ModelResult(
                 choice=choice,
-                label=desc.label,
+                label=desc.label + (ENSEMBLE_SUFFIX if request.options.ensemble else ""),
                 params=desc.params,
                 source=desc.source,
                 device=str(upscaler.device),
@@ -200,6 +207,7 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
                 output=out,
                 pixels=pixels,
                 metrics=measure(pixels, reference, desc.scale),
+                ensemble=request.options.ensemble,
             )
         )
         done += 1

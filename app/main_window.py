@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from pathlib import Path
 
-import qtawesome as qta
-from PySide6.QtCore import QByteArray, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QByteArray, QRect, Qt, QTimer
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QLabel,
     QMainWindow,
     QMenu,
     QTabWidget,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -25,8 +24,9 @@ from app.jobs import ModelChoice
 from app.models_dialog import ModelsDialog
 from app.panels.batch_tab import BatchTab
 from app.panels.upscale_tab import UpscaleTab
+from app.screen_fit import default_geometry, fit_to_screen
 from app.settings import APPLICATION, ORGANIZATION, AppSettings, load_settings, save_settings
-from app.theme import app_icon, apply_theme
+from app.theme import app_icon, apply_theme, icon
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,13 @@ class MainWindow(QMainWindow):
         self.batch = BatchTab(self.settings, self.upscale.panel.options)
         self.trainer = _trainer_tab(self)
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.upscale, qta.icon("fa5s.search-plus"), "Upscale/Compare")
-        self.tabs.addTab(self.batch, qta.icon("fa5s.layer-group"), "Batch")
-        self.tabs.addTab(self.trainer, qta.icon("fa5s.graduation-cap"), "Train")
+        self.tabs.addTab(self.upscale, icon("fa5s.search-plus"), "Upscale/Compare")
+        self.tabs.addTab(self.batch, icon("fa5s.layer-group"), "Batch")
+        self.tabs.addTab(self.trainer, icon("fa5s.graduation-cap"), "Train")
 
         for tab in (self.upscale, self.batch):
-            tab.message.connect(self.show_message)
+            tab.message.connect(functools.partial(self.show_message, source=tab))
+            tab.stale.connect(functools.partial(self.message_bar.clear_from, tab))
             tab.busy_changed.connect(self._busy_changed)
         self.upscale.folder_dropped.connect(self.queue_for_batch)
         trained = getattr(self.trainer, "model_trained", None)
@@ -82,7 +83,6 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         self._build_menus()
-        self._build_toolbar()
         self.statusBar().showMessage("Ready")
         self._restore_window()
 
@@ -94,14 +94,14 @@ class MainWindow(QMainWindow):
         for name in ("open", "paste"):
             file_menu.addAction(a[name])
         self.recent_menu = QMenu("Open &recent", self)
-        self.recent_menu.setIcon(qta.icon("fa5s.history"))
+        self.recent_menu.setIcon(icon("fa5s.history"))
         file_menu.addMenu(self.recent_menu)
         self._fill_recent()
         file_menu.addSeparator()
         for name in ("save", "copy", "reference"):
             file_menu.addAction(a[name])
         file_menu.addSeparator()
-        self.models_action = QAction(qta.icon("fa5s.cubes"), "&Models...", self)
+        self.models_action = QAction(icon("fa5s.cubes"), "&Models...", self)
         self.models_action.setToolTip("Download the authors' weights, import weights files")
         self.models_action.triggered.connect(self.show_models)
         file_menu.addAction(self.models_action)
@@ -122,7 +122,7 @@ class MainWindow(QMainWindow):
         for name in ("wipe", "heatmap", "bicubic_input"):
             view_menu.addAction(a[name])
         view_menu.addSeparator()
-        self.dark_action = QAction(qta.icon("fa5s.moon"), "Dark theme", self)
+        self.dark_action = QAction(icon("fa5s.moon"), "Dark theme", self)
         self.dark_action.setCheckable(True)
         self.dark_action.setShortcut(QKeySequence("Ctrl+T"))
         self.dark_action.setChecked(self.settings.theme == "dark")
@@ -141,37 +141,13 @@ class MainWindow(QMainWindow):
         self.addAction(next_tab)
 
         help_menu = self.menuBar().addMenu("&Help")
-        help_action = QAction(qta.icon("fa5s.keyboard"), "Keyboard shortcuts", self)
+        help_action = QAction(icon("fa5s.keyboard"), "Keyboard shortcuts", self)
         help_action.setShortcut(QKeySequence("F1"))
         help_action.triggered.connect(self.show_help)
-        about_action = QAction(qta.icon("fa5s.info-circle"), "About SR Studio", self)
+        about_action = QAction(icon("fa5s.info-circle"), "About SR Studio", self)
         about_action.triggered.connect(self.show_about)
         help_menu.addAction(help_action)
         help_menu.addAction(about_action)
-
-    def _build_toolbar(self) -> None:
-        toolbar = QToolBar("Main")
-        toolbar.setObjectName("mainToolbar")
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        a = self.upscale.actions
-        for name in (
-            "open",
-            "paste",
-            "save",
-            "copy",
-            None,
-            "run",
-            "compare",
-            "cancel",
-            None,
-            "reference",
-        ):
-            if name is None:
-                toolbar.addSeparator()
-            else:
-                toolbar.addAction(a[name])
-        self.addToolBar(toolbar)
-        self.toolbar = toolbar
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
@@ -182,8 +158,8 @@ class MainWindow(QMainWindow):
 
     # ================================================================= actions
 
-    def show_message(self, text: str, level: str = "error") -> None:
-        self.message_bar.show_message(text, level)
+    def show_message(self, text: str, level: str = "error", source: object | None = None) -> None:
+        self.message_bar.show_message(text, level, source)
         self.statusBar().showMessage(text.splitlines()[0] if text else "", 8000)
 
     def open_path(self, path: str) -> None:
@@ -218,6 +194,8 @@ class MainWindow(QMainWindow):
             self.models_dialog = ModelsDialog(self)
             self.models_dialog.installed.connect(self.offer_installed)
             self.models_dialog.removed.connect(self.weights_removed)
+        elif not self.models_dialog.isVisible() and not self.models_dialog.busy:
+            self.models_dialog.message_bar.hide()  # said during the last visit
         self.models_dialog.refresh()
         self.models_dialog.show()
         self.models_dialog.raise_()
@@ -282,12 +260,19 @@ class MainWindow(QMainWindow):
 
     # ================================================================= settings
 
+    def available_geometry(self) -> QRect:
+        """The screen's area less its task bars (the screen the window is on, else the primary)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        return screen.availableGeometry() if screen is not None else QRect(0, 0, 1280, 720)
+
     def _restore_window(self) -> None:
         s = self.settings
-        if s.geometry:
-            self.restoreGeometry(QByteArray(s.geometry))
+        available = self.available_geometry()
+        if s.geometry and self.restoreGeometry(QByteArray(s.geometry)):
+            if not self.isMaximized() and not self.isFullScreen():
+                self.setGeometry(fit_to_screen(self.geometry(), available))
         else:
-            self.resize(1440, 900)
+            self.setGeometry(default_geometry(available))
         if s.window_state:
             self.restoreState(QByteArray(s.window_state))
         self.tabs.setCurrentIndex(min(max(0, s.current_tab), self.tabs.count() - 1))
@@ -325,9 +310,11 @@ def _excepthook(exc_type, exc, tb) -> None:
             widget.show_message(f"Unexpected error: {exc_type.__name__}: {exc}", "error")
 
 
-def run_app(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
+def start_app(argv: list[str]) -> MainWindow:
+    """The application and its window, shown; the image and folder paths in argv[1:] ("Open
+    with", `srstudio PATH...`) are opened once the event loop runs: one image in the Upscale tab,
+    several or a folder in the Batch queue."""
+    app = QApplication.instance() or QApplication(argv)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setWindowIcon(app_icon())
@@ -336,7 +323,13 @@ def run_app(argv: list[str] | None = None) -> int:
     sys.excepthook = _excepthook
     window = MainWindow(settings)
     window.show()
-    args = [a for a in (argv if argv is not None else sys.argv)[1:] if not a.startswith("-")]
-    if args:
-        QTimer.singleShot(0, lambda: window.handle_drop(args))
-    return app.exec()
+    paths = [a for a in argv[1:] if not a.startswith("-")]
+    if paths:
+        QTimer.singleShot(0, lambda: window.handle_drop(paths))
+    return window
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    start_app(sys.argv if argv is None else argv)
+    return QApplication.instance().exec()

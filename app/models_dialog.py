@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.dialogs import MessageBar
 from app.jobs import ModelChoice
+from app.theme import icon
 from app.workers import TaskHandle, start_task
 from engine import (
     RELEASES,
@@ -80,11 +81,14 @@ class ModelsDialog(QDialog):
         self.message_bar = MessageBar()
 
         self.releases = _tree(["Release", "Network", "Scale", "Size", "Status"])
+        self.releases.setToolTip(
+            "Weights published by the networks' authors; double-click one to download it"
+        )
         self.releases.itemSelectionChanged.connect(self._update_enabled)
         self.releases.itemDoubleClicked.connect(lambda *_: self.download_selected())
-        self.download_button = QPushButton(qta.icon("fa5s.download"), "Download")
+        self.download_button = QPushButton(icon("fa5s.download"), "Download")
         self.download_button.clicked.connect(self.download_selected)
-        self.cancel_button = QPushButton(qta.icon("fa5s.times"), "Cancel")
+        self.cancel_button = QPushButton(icon("fa5s.times"), "Cancel")
         self.cancel_button.setToolTip("Stop the download; the bytes kept let Download resume it")
         self.cancel_button.clicked.connect(self.cancel)
         self.progress = QProgressBar()
@@ -99,13 +103,17 @@ class ModelsDialog(QDialog):
         self.installed_list.headerItem().setToolTip(
             3, "The file used for this model and scale: downloaded over imported over bundled"
         )
+        self.installed_list.setToolTip(
+            "Weights on this computer: shipped with SR Studio (bundled), downloaded, imported or "
+            "trained here"
+        )
         self.installed_list.itemSelectionChanged.connect(self._update_enabled)
-        self.import_button = QPushButton(qta.icon("fa5s.file-import"), "Import...")
+        self.import_button = QPushButton(icon("fa5s.file-import"), "Import...")
         self.import_button.setToolTip(
             "Install a local RNAN, CRAN, A2F or HPINet weights file (.safetensors, .pt, .pth)"
         )
         self.import_button.clicked.connect(self._ask_import)
-        self.trash_button = QPushButton(qta.icon("fa5s.trash-alt"), "Move to trash")
+        self.trash_button = QPushButton(icon("fa5s.trash-alt"), "Move to trash")
         self.trash_button.setToolTip(
             "Move the selected downloaded, imported or trained weights to the trash "
             "(the weights that ship with SR Studio stay)"
@@ -120,6 +128,9 @@ class ModelsDialog(QDialog):
         column.addWidget(_row(self.import_button, self.trash_button, self.folder_label))
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.button(QDialogButtonBox.StandardButton.Close).setToolTip(
+            "Close this window (a download goes on)"
+        )
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.message_bar)

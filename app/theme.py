@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtGui import QColor, QIcon, QPalette
+import qtawesome as qta
+from PySide6.QtCore import QRect, QSize, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QIconEngine, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QApplication
 
 THEMES = ("light", "dark")
@@ -18,6 +20,41 @@ def resources_dir() -> Path:
 
 def app_icon() -> QIcon:
     return QIcon(str(resources_dir() / "icons" / "srstudio.svg"))
+
+
+class PaletteIconEngine(QIconEngine):
+    """A qtawesome glyph drawn, each time it is painted, in the application palette's button text
+    colour (greyed when disabled): icons follow the theme without being made again."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def clone(self) -> QIconEngine:
+        return PaletteIconEngine(self.name)
+
+    def paint(self, painter: QPainter, rect: QRect, mode: QIcon.Mode, state: QIcon.State) -> None:
+        group = (
+            QPalette.ColorGroup.Disabled
+            if mode == QIcon.Mode.Disabled
+            else QPalette.ColorGroup.Normal
+        )
+        color = QGuiApplication.palette().color(group, QPalette.ColorRole.ButtonText)
+        glyph = qta.icon(self.name, color=color, color_disabled=color, color_active=color)
+        glyph.paint(painter, rect, Qt.AlignmentFlag.AlignCenter, QIcon.Mode.Normal, state)
+
+    def pixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QPixmap:
+        pixmap = QPixmap(size)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        self.paint(painter, QRect(0, 0, size.width(), size.height()), mode, state)
+        painter.end()
+        return pixmap
+
+
+def icon(name: str) -> QIcon:
+    """A qtawesome icon (e.g. "fa5s.save") in the theme's text colour."""
+    return QIcon(PaletteIconEngine(name))
 
 
 def _dark_palette() -> QPalette:
@@ -55,5 +92,6 @@ def apply_theme(app: QApplication, name: str) -> str:
     app.setStyle("Fusion")
     app.setPalette(_dark_palette() if name == "dark" else app.style().standardPalette())
     qss = resources_dir() / "themes" / f"{name}.qss"
-    app.setStyleSheet(qss.read_text(encoding="utf-8") if qss.is_file() else "")
+    text = qss.read_text(encoding="utf-8") if qss.is_file() else ""
+    app.setStyleSheet(text.replace("@ICONS@", (resources_dir() / "icons").as_posix()))
     return name

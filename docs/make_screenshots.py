@@ -1,12 +1,17 @@
 """Screenshots of the desktop app for the README, taken from the real window under Xvfb.
 
     xvfb-run -a -s "-screen 0 1920x1200x24" .venv/bin/python docs/make_screenshots.py
+    xvfb-run -a -s "-screen 0 1366x768x24" .venv/bin/python docs/make_screenshots.py --tour
 
 Needs ../shared (Set5/Set14 and the authors' checkpoints, served to the Models dialog from a
 loopback mirror: nothing is fetched from the internet). Uses throw-away settings and weights
 folders, so it never touches the user's own. Writes docs/screenshots/{compare,batch,trainer,
 models}.png; the trainer one after a real 60-iteration run (A2F-SD x2 from scratch on a few
 Set14 images, validated on two Set5 images every 20 iterations; about a minute on 2 CPU cores).
+
+--tour: the whole screen, with the window as a fresh profile opens it, for every tab and the
+Models dialog in both themes: docs/screenshots/tour-WxH-{light,dark}-{upscale,batch,train,
+models}.png (no training run; a few seconds of upscaling).
 """
 
 from __future__ import annotations
@@ -74,6 +79,55 @@ def download(app: QApplication, dialog, name: str) -> None:
         raise RuntimeError(f"{name}: {dialog.message_bar.text()}")
 
 
+def grab_screen(app: QApplication, name: str) -> None:
+    """The whole screen: shows whether the window fits in it."""
+    wait(app, lambda: True)
+    image = QApplication.primaryScreen().grabWindow(0)
+    path = OUT / name
+    image.save(str(path))
+    print(f"wrote {path} ({image.width()}x{image.height()})")
+
+
+def tour(app: QApplication, scratch: Path, official: Path) -> None:
+    """Every tab and the Models dialog in both themes, the window placed as on a first start."""
+    from app.jobs import ModelChoice, bicubic_choice
+    from app.main_window import MainWindow
+    from app.settings import AppSettings
+    from app.theme import apply_theme
+
+    set5 = SHARED / "benchmarks" / "Set5" / "x4"
+    screen = QApplication.primaryScreen().size()
+    size = f"{screen.width()}x{screen.height()}"
+    window = MainWindow(AppSettings(auto_run=False, device="cpu"))
+    window.show()
+    dialog = window.show_models()
+    download(app, dialog, "A2F-SD-x4")
+    dialog.hide()
+    tab = window.upscale
+    network = ModelChoice("A2F", "SD", 4)
+    tab.open_path(set5 / "LR" / "img_002.png")
+    tab.load_reference(set5 / "HR" / "img_002.png")
+    wait(app, lambda: tab.input is not None and tab.reference is not None)
+    tab.compare([bicubic_choice(4), network])
+    wait(app, lambda: len(tab.results) == 2 and not tab.busy and not tab.side_tasks)
+    tab.canvas.select(network.label)
+    batch = window.batch
+    batch.add_paths([str(set5 / "LR")])
+    window.trainer.add_hr_folder(str(SHARED / "benchmarks" / "Set14" / "x2" / "HR"))
+    for theme in ("light", "dark"):
+        apply_theme(app, theme)
+        window.message_bar.hide()
+        for key, page in (("upscale", tab), ("batch", batch), ("train", window.trainer)):
+            window.tabs.setCurrentWidget(page)
+            grab_screen(app, f"tour-{size}-{theme}-{key}.png")
+        dialog = window.show_models()
+        dialog.select_release("A2F-SD-x4")
+        grab_screen(app, f"tour-{size}-{theme}-models.png")
+        dialog.hide()
+    apply_theme(app, "light")
+    window.close()
+
+
 def main() -> int:
     set5 = SHARED / "benchmarks" / "Set5" / "x4"
     official = SHARED / "official-weights"
@@ -86,6 +140,12 @@ def main() -> int:
     os.environ["SRSTUDIO_RELEASES_URL"] = f"http://127.0.0.1:{mirror.server_address[1]}"
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(scratch))
     app = QApplication(sys.argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    if "--tour" in sys.argv:
+        tour(app, scratch, official)
+        mirror.shutdown()
+        shutil.rmtree(scratch, ignore_errors=True)
+        return 0
 
     from app.jobs import ModelChoice, bicubic_choice
     from app.main_window import MainWindow

@@ -33,9 +33,10 @@ from PySide6.QtWidgets import (
 
 from app.jobs import run_batch_job
 from app.panels.model_panel import ModelSelector
-from app.panels.side_boxes import format_seconds
+from app.panels.side_boxes import LOSSY_FORMATS, format_seconds
 from app.panels.upscale_tab import IMAGE_FILTER
 from app.settings import AppSettings
+from app.theme import icon
 from app.workers import TaskHandle, start_task
 from engine import (
     BatchJob,
@@ -69,6 +70,7 @@ class BatchTab(QWidget):
     message = Signal(str, str)
     busy_changed = Signal(bool)
     batch_finished = Signal(object)  # BatchReport
+    stale = Signal()  # what was said before (no output folder...) no longer applies
 
     def __init__(
         self,
@@ -99,10 +101,15 @@ class BatchTab(QWidget):
         self.table.setColumnWidth(1, 90)
         self.table.setColumnWidth(2, 70)
         self.table.setColumnWidth(3, 170)
-        self.add_files_button = QPushButton(qta.icon("fa5s.plus"), "Add files...")
-        self.add_folder_button = QPushButton(qta.icon("fa5s.folder-plus"), "Add folder...")
-        self.remove_button = QPushButton(qta.icon("fa5s.minus"), "Remove")
-        self.clear_button = QPushButton(qta.icon("fa5s.trash"), "Clear")
+        self.add_files_button = QPushButton(icon("fa5s.plus"), "Add files...")
+        self.add_folder_button = QPushButton(icon("fa5s.folder-plus"), "Add folder...")
+        self.remove_button = QPushButton(icon("fa5s.minus"), "Remove")
+        self.clear_button = QPushButton(icon("fa5s.trash"), "Clear")
+        self.table.setToolTip("The images to upscale, one row each, with their outcome")
+        self.add_files_button.setToolTip("Add image files to the queue")
+        self.add_folder_button.setToolTip("Add every image of a folder to the queue")
+        self.remove_button.setToolTip("Take the selected rows out of the queue")
+        self.clear_button.setToolTip("Empty the queue (no file is deleted)")
         self.add_files_button.clicked.connect(self.ask_files)
         self.add_folder_button.clicked.connect(self.ask_folder)
         self.remove_button.clicked.connect(self.remove_selected)
@@ -124,11 +131,18 @@ class BatchTab(QWidget):
         self.status.setObjectName("runStatus")
         self.start_button = QPushButton(qta.icon("fa5s.play", color="white"), "Start")
         self.start_button.setObjectName("primary")
-        self.pause_button = QPushButton(qta.icon("fa5s.pause"), "Pause")
+        self.pause_button = QPushButton(icon("fa5s.pause"), "Pause")
         self.pause_button.setCheckable(True)
-        self.cancel_button = QPushButton(qta.icon("fa5s.stop"), "Cancel")
-        self.open_folder_button = QPushButton(qta.icon("fa5s.folder-open"), "Open output folder")
-        self.open_report_button = QPushButton(qta.icon("fa5s.file-alt"), "Open report")
+        self.cancel_button = QPushButton(icon("fa5s.stop"), "Cancel")
+        self.open_folder_button = QPushButton(icon("fa5s.folder-open"), "Open output folder")
+        self.open_report_button = QPushButton(icon("fa5s.file-alt"), "Open report")
+        self.start_button.setToolTip("Upscale every queued image with the model on the right")
+        self.pause_button.setToolTip("Pause after the current tile; press again to resume")
+        self.cancel_button.setToolTip("Stop the batch; the images already written are kept")
+        self.open_folder_button.setToolTip("Show the output folder in the file manager")
+        self.open_report_button.setToolTip(
+            "The batch report: every file with its outcome, time and sizes"
+        )
         self.start_button.clicked.connect(self.start)
         self.pause_button.toggled.connect(self.set_paused)
         self.cancel_button.clicked.connect(self.cancel)
@@ -155,13 +169,16 @@ class BatchTab(QWidget):
         self.selector.error.connect(lambda text: self.message.emit(text, "error"))
         model_box = QGroupBox("Model")
         QVBoxLayout(model_box).addWidget(self.selector)
-        note = QLabel("Tile, device and precision: as set in the Upscale/Compare tab.")
+        note = QLabel(
+            "Tile size, extra quality, device and precision: as in the Upscale/Compare tab."
+        )
         note.setWordWrap(True)
         model_box.layout().addWidget(note)
 
         self.output_dir = QLineEdit(settings.batch_output_dir)
         self.output_dir.setPlaceholderText("choose a folder")
-        browse = QPushButton(qta.icon("fa5s.folder-open"), "")
+        self.output_dir.setToolTip("Where the upscaled images are written")
+        browse = QPushButton(icon("fa5s.folder-open"), "")
         browse.setToolTip("Choose the output folder")
         browse.clicked.connect(self.ask_output_dir)
         out_row = QHBoxLayout()
@@ -171,17 +188,31 @@ class BatchTab(QWidget):
         for key, name in FORMATS:
             self.format.addItem(name, key)
         self.format.setCurrentIndex(max(0, self.format.findData(settings.batch_format)))
+        self.format.setToolTip(
+            "File format of the outputs: the input's own, or PNG / TIFF (lossless), JPEG / WebP "
+            "(smaller)"
+        )
         self.quality = QSpinBox()
         self.quality.setRange(1, 100)
         self.quality.setValue(settings.batch_quality)
+        self.quality.setToolTip("JPEG / WebP quality: 95 is near lossless, 80 much smaller")
+        self.format.currentIndexChanged.connect(self._format_changed)
         self.template = QLineEdit(settings.batch_template)
-        self.template.setToolTip("Fields: {stem} {ext} {model} {family} {variant} {scale} {index}")
+        self.template.setToolTip(
+            "File names of the outputs. Fields: {stem} (the input's name), {ext}, {model}, "
+            "{family}, {variant}, {scale}, {index}"
+        )
         self.skip_existing = QCheckBox("Skip files whose output exists")
         self.skip_existing.setChecked(settings.batch_skip_existing)
+        self.skip_existing.setToolTip(
+            "Leave an image alone when its output file is already there (to resume a batch)"
+        )
         self.recursive = QCheckBox("Include subfolders")
         self.recursive.setChecked(settings.batch_recursive)
+        self.recursive.setToolTip("Queued folders: take the images of their subfolders too")
         self.recursive.toggled.connect(self._expand)
         self.output_dir.editingFinished.connect(self._expand)
+        self.output_dir.textChanged.connect(lambda text: text.strip() and self.stale.emit())
         output_box = QGroupBox("Output")
         form = QFormLayout(output_box)
         form.addRow("Folder", out_row)
@@ -208,7 +239,12 @@ class BatchTab(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
         self.selector.restore(settings)
+        self._format_changed()
         self._update_enabled()
+
+    def _format_changed(self, *_args) -> None:
+        # "Keep" may keep JPEG or WebP inputs, which take the quality.
+        self.quality.setEnabled(self.format.currentData() in ("keep", *LOSSY_FORMATS))
 
     # ================================================================= settings
 
@@ -348,6 +384,7 @@ class BatchTab(QWidget):
         choice = self.selector.current()
         report_path = Path(out) / REPORT_STEM
         self.report, self.report_files = None, None
+        self.stale.emit()
         self.task = start_task(
             self, lambda ctx: run_batch_job(ctx, job, choice, options, report_path)
         )
@@ -371,7 +408,7 @@ class BatchTab(QWidget):
             return
         self.task.pause(paused)
         self.pause_button.setText("Resume" if paused else "Pause")
-        self.pause_button.setIcon(qta.icon("fa5s.play" if paused else "fa5s.pause"))
+        self.pause_button.setIcon(icon("fa5s.play" if paused else "fa5s.pause"))
         if paused:
             self.status.setText("Paused (after the current tile).")
 
@@ -439,7 +476,7 @@ class BatchTab(QWidget):
         self.pause_button.blockSignals(True)
         self.pause_button.setChecked(False)
         self.pause_button.setText("Pause")
-        self.pause_button.setIcon(qta.icon("fa5s.pause"))
+        self.pause_button.setIcon(icon("fa5s.pause"))
         self.pause_button.blockSignals(False)
         self._update_enabled()
         self.busy_changed.emit(False)

@@ -29,8 +29,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.jobs import Metrics, ModelResult, Stage
+from app.theme import icon
 
 SAVE_FORMATS = (("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WebP"), ("tiff", "TIFF"))
+LOSSY_FORMATS = ("jpeg", "webp")  # the formats with a quality setting
 COLUMNS = ("Model", "Time (s)", "PSNR (dB)", "SSIM")
 PSNR_COLUMN, SSIM_COLUMN = 2, 3
 
@@ -55,11 +57,17 @@ class RunBox(QGroupBox):
         super().__init__("Run")
         self.run_button = QPushButton(qta.icon("fa5s.play", color="white"), "Upscale")
         self.run_button.setObjectName("primary")
-        self.compare_button = QPushButton(qta.icon("fa5s.balance-scale"), "Compare...")
-        self.cancel_button = QPushButton(qta.icon("fa5s.stop"), "Cancel")
+        self.compare_button = QPushButton(icon("fa5s.balance-scale"), "Compare...")
+        self.cancel_button = QPushButton(icon("fa5s.stop"), "Cancel")
+        self.run_button.setToolTip("Upscale the image with the selected model (Ctrl+R)")
+        self.compare_button.setToolTip(
+            "Run several models on the image, to compare them side by side (Ctrl+M)"
+        )
+        self.cancel_button.setToolTip("Stop the run; the outputs already done are kept (Esc)")
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m tiles")
         self.progress.setValue(0)
+        self.progress.setTextVisible(False)  # no "0 / 100 tiles" before any run
         self.status = QLabel("Open or drop an image to start.")
         self.status.setObjectName("runStatus")
         self.status.setWordWrap(True)
@@ -79,6 +87,7 @@ class RunBox(QGroupBox):
         self._stage = None
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        self.progress.setTextVisible(True)
         self.status.setText("Starting...")
 
     def stage(self, stage: Stage) -> None:
@@ -121,12 +130,18 @@ class MetricsBox(QGroupBox):
 
     def __init__(self) -> None:
         super().__init__("Metrics and comparison")
-        self.reference_button = QPushButton(qta.icon("fa5s.bullseye"), "Load reference...")
+        self.reference_button = QPushButton(icon("fa5s.bullseye"), "Load reference...")
+        self.reference_button.setToolTip(
+            "Open the original high-resolution (HR) image of this one, to measure how close "
+            "each output gets to it (PSNR/SSIM) (Ctrl+L)"
+        )
         self.clear_reference_button = QPushButton("Clear")
-        self.simulate_check = QCheckBox("Simulate (this image is the HR)")
+        self.clear_reference_button.setToolTip("Forget the reference image")
+        self.simulate_check = QCheckBox("Test on this image (shrink it, then upscale)")
         self.simulate_check.setToolTip(
-            "Treat the current image as the ground truth: make its LR with MATLAB's bicubic, "
-            "upscale that and measure against the image."
+            "Simulate: treat the current image as the ground truth (HR). Its low-resolution "
+            "version (LR) is made with MATLAB's bicubic, that is upscaled, and the result is "
+            "measured against the image."
         )
         self.reference_label = QLabel()
         self.reference_label.setWordWrap(True)
@@ -142,8 +157,14 @@ class MetricsBox(QGroupBox):
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.setMinimumHeight(130)
         self.table.itemSelectionChanged.connect(self._selection)
-        self.export_png_button = QPushButton(qta.icon("fa5s.file-image"), "Export PNG...")
-        self.export_csv_button = QPushButton(qta.icon("fa5s.file-csv"), "Export CSV...")
+        self.table.setToolTip(
+            "One row per output: time, and with a reference PSNR (dB, higher is closer) and "
+            "SSIM (0..1). Click a row to select its pane."
+        )
+        self.export_png_button = QPushButton(icon("fa5s.file-image"), "Export PNG...")
+        self.export_png_button.setToolTip("Save the panes as shown, side by side, in one PNG")
+        self.export_csv_button = QPushButton(icon("fa5s.file-csv"), "Export CSV...")
+        self.export_csv_button.setToolTip("Save the table as a CSV file (for a spreadsheet)")
         ref_row = QHBoxLayout()
         ref_row.addWidget(self.reference_button)
         ref_row.addWidget(self.clear_reference_button)
@@ -160,12 +181,16 @@ class MetricsBox(QGroupBox):
 
     def show_reference(self, size: tuple[int, int] | None, name: str, simulated: int | None):
         if size is None:
-            self.reference_label.setText("No reference: PSNR/SSIM need one.")
+            self.reference_label.setText("No reference: scores (PSNR/SSIM) need one.")
+            self.reference_label.setToolTip("")
             return
-        how = f"simulated: the input is its x{simulated} bicubic LR" if simulated else "loaded"
+        how = f"the input is it shrunk x{simulated}" if simulated else "loaded"
         self.reference_label.setText(
-            f"Reference {name} ({size[0]}x{size[1]}, {how}). PSNR/SSIM on Y, scale pixels "
-            "shaved (paper protocol)."
+            f"Reference {name} ({size[0]}x{size[1]}, {how}). Scored as in the papers."
+        )
+        self.reference_label.setToolTip(
+            "PSNR and SSIM on the luma (Y) channel, with a border of scale pixels left out "
+            "(the papers' protocol)"
         )
 
     def fill(self, results: Iterable[ModelResult]) -> None:
@@ -216,7 +241,10 @@ class OutputBox(QGroupBox):
             self.save_format.addItem(name, key)
         self.quality = QSpinBox()
         self.quality.setRange(1, 100)
-        self.quality.setToolTip("JPEG / WebP quality")
+        self.save_format.setToolTip(
+            "File format of a saved output: PNG and TIFF are lossless, JPEG and WebP smaller"
+        )
+        self.quality.setToolTip("JPEG / WebP quality: 95 is near lossless, 80 much smaller")
         row = QHBoxLayout()
         for action in (save, copy):
             button = QToolButton()
@@ -227,3 +255,8 @@ class OutputBox(QGroupBox):
         form.addRow("Format", self.save_format)
         form.addRow("Quality", self.quality)
         form.addRow(row)
+        self.save_format.currentIndexChanged.connect(self._format_changed)
+        self._format_changed()
+
+    def _format_changed(self, *_args) -> None:
+        self.quality.setEnabled(self.save_format.currentData() in LOSSY_FORMATS)

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSpinBox,
     QSplitter,
+    QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -44,6 +45,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.qimage import array_to_qimage
+from app.theme import icon
 from app.workers import TaskContext, TaskHandle, start_task
 from engine import (
     LogEvent,
@@ -68,6 +70,8 @@ DEGRADATION_NAMES = (
     ("DN", "DN: bicubic, then Gaussian noise"),
 )
 PREVIEW_SIDE = 200
+NEEDS_DATA = "Choose a model and at least one folder of HR images."
+READY = "Ready to train: press Start."
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -211,17 +215,24 @@ class TrainerTab(QWidget):
         self.model_combo = QComboBox()
         self.model_combo.addItems(model_names())
         self.model_combo.setCurrentText("A2F-SD")
+        self.model_combo.setToolTip("The network to train (family and size)")
         self.scale_combo = QComboBox()
         for s in (2, 3, 4):
             self.scale_combo.addItem(f"x{s}", s)
         self.scale_combo.setCurrentIndex(2)
+        self.scale_combo.setToolTip("The upscaling factor the network learns")
         self.start_combo = QComboBox()
         for key, text in START_FROM:
             self.start_combo.addItem(text, key)
+        self.start_combo.setToolTip(
+            "Scratch: random weights (long training). Installed weights or a file: fine-tune "
+            "them (much quicker)"
+        )
         self.start_combo.currentIndexChanged.connect(self._update_enabled)
         self.base_edit = QLineEdit()
         self.base_edit.setPlaceholderText(".safetensors, .pt or .pth")
-        self.base_button = QPushButton(qta.icon("fa5s.folder-open"), "")
+        self.base_edit.setToolTip("The weights file to start from")
+        self.base_button = QPushButton(icon("fa5s.folder-open"), "")
         self.base_button.setToolTip("Choose the weights to start from")
         self.base_button.clicked.connect(self._ask_base)
         base_row = _row(self.base_edit, self.base_button)
@@ -239,12 +250,18 @@ class TrainerTab(QWidget):
         self.folders.setMinimumHeight(90)
         self.folders.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep the folder's name
         self.folders.header().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        add = QPushButton(qta.icon("fa5s.folder-plus"), "Add HR...")
+        self.folders.setToolTip(
+            "Folders of training images: sharp high-resolution (HR) photos; their "
+            "low-resolution (LR) versions are made from them unless you give an LR folder"
+        )
+        add = QPushButton(icon("fa5s.folder-plus"), "Add HR...")
+        add.setToolTip("Add a folder of sharp, high-resolution (HR) training images")
         add.clicked.connect(self._ask_hr)
         set_lr = QPushButton("Set LR...")
         set_lr.setToolTip("Paired data: the LR images of the selected HR folder (same names)")
         set_lr.clicked.connect(self._ask_lr)
-        remove = QPushButton(qta.icon("fa5s.minus"), "Remove")
+        remove = QPushButton(icon("fa5s.minus"), "Remove")
+        remove.setToolTip("Take the selected folder out of the list (nothing is deleted)")
         remove.clicked.connect(self._remove_folder)
         self.degradation_combo = QComboBox()
         for key, text in DEGRADATION_NAMES:
@@ -257,92 +274,161 @@ class TrainerTab(QWidget):
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
         self.degradation_combo.setMinimumContentsLength(20)
+        self.degradation_combo.setToolTip(
+            "Degradation: how the low-resolution training inputs are made from the HR images"
+        )
         self.degradation_combo.currentIndexChanged.connect(self._update_enabled)
         self.noise_spin = _dspin(0, 100, d["noise_level"], 1, step=5)
         self.noise_spin.setToolTip("Noise standard deviation on the 0..255 scale")
         self.patch_spin = _spin(8, 512, d["patch_size"])
         self.patch_spin.setToolTip("Side of the LR patches (HR patches are scale times larger)")
         self.batch_spin = _spin(1, 512, d["batch_size"])
+        self.batch_spin.setToolTip("Batch size: patches per training step (more needs memory)")
         data_box = QGroupBox("Data")
         form = QFormLayout(data_box)
         form.addRow(self.folders)
         form.addRow(_row(add, set_lr, remove, stretch=True))
         form.addRow("LR made by", self.degradation_combo)
         form.addRow("Noise level", self.noise_spin)
-        form.addRow("Patch (LR px)", self.patch_spin)
-        form.addRow("Batch", self.batch_spin)
 
         self.iterations_spin = _spin(1, 10_000_000, d["iterations"], step=1000)
-        self.lr_edit = QLineEdit()
-        self.lr_edit.setPlaceholderText("auto: 1e-4 from scratch, 2e-5 fine-tuning")
-        self.schedule_combo = QComboBox()
-        self.schedule_combo.addItems(["cosine", "step"])
-        self.warmup_spin = _spin(-1, 1_000_000, -1, step=100)
-        self.warmup_spin.setSpecialValueText("auto (iterations / 20)")
-        self.clip_spin = _dspin(0, 1000, d["grad_clip"], 3, step=0.1)
-        self.clip_spin.setSpecialValueText("off")
-        self.ema_spin = _dspin(0, 0.9999, d["ema"], 4, step=0.001)
-        self.ema_spin.setSpecialValueText("off")
-        self.seed_spin = _spin(0, 2**31 - 1, d["seed"])
+        self.iterations_spin.setToolTip(
+            "Training steps: more is better and longer (thousands for a fine-tune)"
+        )
+        devices = list_devices()
         self.device_combo = QComboBox()
         self.device_combo.addItem("Automatic", "auto")
-        for dev in list_devices():
+        for dev in devices:
             self.device_combo.addItem(dev.name, dev.spec)
-        self.amp_check = QCheckBox("Mixed precision on CUDA")
-        self.amp_check.setChecked(d["amp"])
-        opt_box = QGroupBox("Optimisation")
-        form = QFormLayout(opt_box)
+        self.device_combo.setToolTip(
+            "Compute device. Automatic: the first CUDA GPU, else Apple MPS, else the CPU."
+        )
+        has_cuda = any(dev.spec.startswith("cuda") for dev in devices)
+        self.amp_check = QCheckBox("Faster half-precision maths (GPU)")
+        self.amp_check.setChecked(d["amp"] and has_cuda)
+        self.amp_check.setEnabled(has_cuda)
+        self.amp_check.setVisible(has_cuda)
+        self.amp_check.setToolTip(
+            "Mixed precision (AMP, fp16) on a CUDA GPU: faster training in less memory"
+        )
+        train_box = QGroupBox("Training")
+        form = QFormLayout(train_box)
         form.addRow("Iterations", self.iterations_spin)
+        form.addRow("Run on", self.device_combo)
+        form.addRow("", self.amp_check)
+        advanced_box = self._build_advanced(d)
+
+        self.val_edit = QLineEdit()
+        self.val_edit.setPlaceholderText("none: hold out part of the training images")
+        self.val_edit.textChanged.connect(self._update_enabled)
+        self.val_edit.setToolTip(
+            "Validation: HR images, not used for training, on which the PSNR is measured"
+        )
+        val_button = QPushButton(icon("fa5s.folder-open"), "")
+        val_button.setToolTip("Choose the folder of validation images")
+        val_button.clicked.connect(self._ask_val)
+        self.split_spin = _dspin(0, 0.5, 0.05, 2, step=0.05)
+        self.split_spin.setSpecialValueText("no validation")
+        self.split_spin.setToolTip(
+            "Without a validation folder: the fraction of the training images kept aside to "
+            "measure the PSNR"
+        )
+        self.val_every_spin = _spin(1, 1_000_000, d["val_every"], step=100)
+        self.val_every_spin.setToolTip("Measure the PSNR (and save the best weights) this often")
+        self.output_edit = QLineEdit()
+        self.output_edit.setPlaceholderText("automatic: a new file in the model library")
+        self.output_edit.setToolTip("Where the trained weights are written (.safetensors)")
+        out_button = QPushButton(icon("fa5s.save"), "")
+        out_button.setToolTip("Choose where to write the trained weights")
+        out_button.clicked.connect(self._ask_output)
+        val_box = QGroupBox("Validation and output")
+        form = QFormLayout(val_box)
+        form.addRow("Folder (HR)", _row(self.val_edit, val_button))
+        form.addRow("Held out", self.split_spin)
+        form.addRow("Every (iterations)", self.val_every_spin)
+        form.addRow("Output", _row(self.output_edit, out_button))
+
+        self.advanced_toggle = QToolButton()
+        self.advanced_toggle.setText("Advanced settings")
+        self.advanced_toggle.setCheckable(True)
+        self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_toggle.setAutoRaise(True)
+        self.advanced_toggle.setToolTip(
+            "Patch and batch size, learning rate and its schedule, gradient clipping, EMA, seed"
+        )
+        self.advanced_toggle.toggled.connect(self.show_advanced)
+        self.advanced_box = advanced_box
+        advanced_box.hide()
+
+        panel = QWidget()
+        column = QVBoxLayout(panel)
+        for box in (model_box, data_box, train_box, val_box):
+            column.addWidget(box)
+        column.addWidget(self.advanced_toggle)
+        column.addWidget(advanced_box)
+        column.addStretch(1)
+        return panel
+
+    def _build_advanced(self, d: dict) -> QGroupBox:
+        self.lr_edit = QLineEdit()
+        self.lr_edit.setPlaceholderText("auto: 1e-4 from scratch, 2e-5 fine-tuning")
+        self.lr_edit.setToolTip("Learning rate: the size of each training step")
+        self.schedule_combo = QComboBox()
+        self.schedule_combo.addItems(["cosine", "step"])
+        self.schedule_combo.setToolTip(
+            "How the learning rate decreases: cosine (smoothly) or step (halved at set points)"
+        )
+        self.warmup_spin = _spin(-1, 1_000_000, -1, step=100)
+        self.warmup_spin.setSpecialValueText("auto (iterations / 20)")
+        self.warmup_spin.setToolTip("Warm-up: iterations over which the learning rate ramps up")
+        self.clip_spin = _dspin(0, 1000, d["grad_clip"], 3, step=0.1)
+        self.clip_spin.setSpecialValueText("off")
+        self.clip_spin.setToolTip("Gradient clipping: caps each step, against unstable runs")
+        self.ema_spin = _dspin(0, 0.9999, d["ema"], 4, step=0.001)
+        self.ema_spin.setSpecialValueText("off")
+        self.ema_spin.setToolTip(
+            "EMA decay: the weights saved are a running average of the trained ones (smoother)"
+        )
+        self.seed_spin = _spin(0, 2**31 - 1, d["seed"])
+        self.seed_spin.setToolTip("Random seed: the same seed and data give the same run")
+        box = QGroupBox("Advanced")
+        form = QFormLayout(box)
+        form.addRow("Patch size (LR px)", self.patch_spin)
+        form.addRow("Batch size", self.batch_spin)
         form.addRow("Learning rate", self.lr_edit)
         form.addRow("Schedule", self.schedule_combo)
         form.addRow("Warm-up", self.warmup_spin)
         form.addRow("Gradient clip", self.clip_spin)
         form.addRow("EMA decay", self.ema_spin)
         form.addRow("Seed", self.seed_spin)
-        form.addRow("Device", self.device_combo)
-        form.addRow("", self.amp_check)
+        return box
 
-        self.val_edit = QLineEdit()
-        self.val_edit.setPlaceholderText("none: hold out part of the training images")
-        self.val_edit.textChanged.connect(self._update_enabled)
-        val_button = QPushButton(qta.icon("fa5s.folder-open"), "")
-        val_button.clicked.connect(self._ask_val)
-        self.split_spin = _dspin(0, 0.5, 0.05, 2, step=0.05)
-        self.split_spin.setSpecialValueText("no validation")
-        self.val_every_spin = _spin(1, 1_000_000, d["val_every"], step=100)
-        self.output_edit = QLineEdit()
-        self.output_edit.setPlaceholderText("automatic: a new file in the model library")
-        out_button = QPushButton(qta.icon("fa5s.save"), "")
-        out_button.clicked.connect(self._ask_output)
-        val_box = QGroupBox("Validation and output")
-        form = QFormLayout(val_box)
-        form.addRow("Folder (HR)", _row(self.val_edit, val_button))
-        form.addRow("Held out", self.split_spin)
-        form.addRow("Every", self.val_every_spin)
-        form.addRow("Output", _row(self.output_edit, out_button))
-
-        panel = QWidget()
-        column = QVBoxLayout(panel)
-        for box in (model_box, data_box, opt_box, val_box):
-            column.addWidget(box)
-        column.addStretch(1)
-        return panel
+    def show_advanced(self, shown: bool) -> None:
+        self.advanced_toggle.setChecked(shown)
+        self.advanced_toggle.setArrowType(
+            Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow
+        )
+        self.advanced_box.setVisible(shown)
 
     def _build_monitor(self) -> QWidget:
         self.start_button = QPushButton(qta.icon("fa5s.play", color="white"), "Start")
         self.start_button.setObjectName("primary")
-        self.pause_button = QPushButton(qta.icon("fa5s.pause"), "Pause")
+        self.pause_button = QPushButton(icon("fa5s.pause"), "Pause")
         self.pause_button.setCheckable(True)
-        self.stop_button = QPushButton(qta.icon("fa5s.stop"), "Stop")
-        self.continue_button = QPushButton(qta.icon("fa5s.step-forward"), "Continue")
+        self.stop_button = QPushButton(icon("fa5s.stop"), "Stop")
+        self.continue_button = QPushButton(icon("fa5s.step-forward"), "Continue")
         self.continue_button.setToolTip("Resume the stopped run from its last state")
+        self.start_button.setToolTip("Start training with these settings")
+        self.pause_button.setToolTip("Pause after the current iteration; press again to resume")
+        self.stop_button.setToolTip("End the run, keeping its weights and state (Continue resumes)")
         self.start_button.clicked.connect(self.start)
         self.pause_button.toggled.connect(self.set_paused)
         self.stop_button.clicked.connect(self.stop)
         self.continue_button.clicked.connect(self.continue_run)
         self.progress_bar = QProgressBar()
         self.progress_bar.setFormat("%v / %m")
-        self.status_label = QLabel("Choose a model and at least one folder of HR images.")
+        self.status_label = QLabel(NEEDS_DATA)
         self.status_label.setObjectName("runStatus")
         self.status_label.setWordWrap(True)
         buttons = _row(self.start_button, self.pause_button, self.stop_button, self.continue_button)
@@ -388,6 +474,7 @@ class TrainerTab(QWidget):
         item.setToolTip(1, lr or "")
         self.folders.addTopLevelItem(item)
         self.folders.setCurrentItem(item)
+        self._show_readiness()
 
     def _ask_hr(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder of HR training images")
@@ -408,6 +495,12 @@ class TrainerTab(QWidget):
         item = self.folders.currentItem()
         if item is not None:
             self.folders.takeTopLevelItem(self.folders.indexOfTopLevelItem(item))
+            self._show_readiness()
+
+    def _show_readiness(self) -> None:
+        """Whether there is data to train on, unless the status says something else."""
+        if self.status_label.text() in (NEEDS_DATA, READY):
+            self.status_label.setText(READY if self.folders.topLevelItemCount() else NEEDS_DATA)
 
     def _ask_base(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -552,7 +645,7 @@ class TrainerTab(QWidget):
             self._paused_total += now - self._paused_since
             self._paused_since = None
         self.pause_button.setText("Resume" if paused else "Pause")
-        self.pause_button.setIcon(qta.icon("fa5s.play" if paused else "fa5s.pause"))
+        self.pause_button.setIcon(icon("fa5s.play" if paused else "fa5s.pause"))
 
     def stop(self) -> None:
         if self.running:
@@ -635,7 +728,7 @@ class TrainerTab(QWidget):
         self.pause_button.blockSignals(True)
         self.pause_button.setChecked(False)
         self.pause_button.setText("Pause")
-        self.pause_button.setIcon(qta.icon("fa5s.pause"))
+        self.pause_button.setIcon(icon("fa5s.pause"))
         self.pause_button.blockSignals(False)
         self.busy_changed.emit(False)
         self._update_enabled()

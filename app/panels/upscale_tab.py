@@ -7,34 +7,34 @@ import time
 from pathlib import Path
 
 import numpy as np
-import qtawesome as qta
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
-    QHBoxLayout,
     QMenu,
     QScrollArea,
     QSplitter,
-    QToolBar,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app import export, jobs
+from app.compact_toolbar import CompactToolBar
 from app.dialogs import CompareDialog
 from app.jobs import Metrics, ModelChoice, ModelFailed, ModelResult, RunRequest, Stage
 from app.panels.model_panel import ModelPanel
 from app.panels.side_boxes import MetricsBox, OutputBox, RunBox, metrics_lines
 from app.qimage import array_to_qimage, qimage_to_array
 from app.settings import AppSettings
+from app.theme import icon
 from app.views.canvas import CompareCanvas, PaneContent
 from app.workers import TaskHandle, start_task
 from engine import FORMAT_EXTENSIONS, READ_EXTENSIONS, ImageData, SRStudioError, difference_map
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{e}" for e in READ_EXTENSIONS) + ");;All files (*)"
 SAVE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff)"
+FILE_TOOLS = ("open", "paste", "save", "copy", None, "run", "compare", "cancel", None, "reference")
 VIEW_TOOLS = ("fit", "actual", "zoom_in", "zoom_out", None, "wipe", "heatmap", "bicubic_input")
 
 
@@ -47,6 +47,7 @@ class UpscaleTab(QWidget):
     busy_changed = Signal(bool)
     folder_dropped = Signal(list)  # paths for the batch queue
     recent_changed = Signal()
+    stale = Signal()  # what was said about the previous image no longer applies
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -59,7 +60,7 @@ class UpscaleTab(QWidget):
         self.reference: np.ndarray | None = None
         self.reference_name = ""
         self.simulated_scale: int | None = None
-        self.results: dict[str, ModelResult] = {}  # by ModelChoice.label, in arrival order
+        self.results: dict[str, ModelResult] = {}  # by ModelResult.key, in arrival order
         self.cache: dict = {}  # ModelChoice -> ModelDescriptor, used by the run worker only
         self.previews: dict[int, np.ndarray] = {}  # the input upscaled by bicubic, by scale
         self._previews_pending: set[int] = set()
@@ -89,8 +90,8 @@ class UpscaleTab(QWidget):
 
     # ================================================================= construction
 
-    def _action(self, name: str, text: str, icon: str, keys, slot, checkable=False) -> None:
-        action = QAction(qta.icon(icon), text, self)
+    def _action(self, name: str, text: str, glyph: str, keys, slot, checkable=False) -> None:
+        action = QAction(icon(glyph), text, self)
         sequences = [QKeySequence(k) for k in keys]
         action.setShortcuts(sequences)
         shown = ", ".join(k.toString() for k in sequences)
@@ -117,11 +118,12 @@ class UpscaleTab(QWidget):
         a("zoom_out", "Zoom out", "fa5s.search-minus", ["-", "Ctrl+-"], c.zoom_out)
         a("wipe", "Wipe", "fa5s.columns", ["W"], self.set_wipe, checkable=True)
         a("heatmap", "Difference", "fa5s.fire", ["D"], lambda on: self._refresh(), True)
-        a("bicubic_input", "Bicubic input", "fa5s.image", ["B"], lambda on: self._refresh(), True)
+        a("bicubic_input", "Smooth input", "fa5s.image", ["B"], lambda on: self._refresh(), True)
         self.actions["wipe"].setToolTip("Before/after wipe instead of side by side (W)")
         self.actions["heatmap"].setToolTip("|Y difference| to the reference as a heat-map (D)")
         self.actions["bicubic_input"].setToolTip(
-            "Show the input at output size with MATLAB bicubic, not nearest pixels (B)"
+            "Show the input enlarged with bicubic interpolation (what a plain resize gives), "
+            "not as square pixels (nearest neighbour) (B)"
         )
 
     def _connect_boxes(self) -> None:
@@ -136,19 +138,26 @@ class UpscaleTab(QWidget):
         metrics.export_csv_button.clicked.connect(self.ask_export_csv)
         metrics.row_selected.connect(self._row_selected)
 
-    def _layout(self) -> None:
-        toolbar = QToolBar("View")
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for name in VIEW_TOOLS:
+    def _toolbar(self, title: str, names: tuple[str | None, ...]) -> CompactToolBar:
+        toolbar = CompactToolBar(title)
+        for name in names:
             if name is None:
                 toolbar.addSeparator()
             else:
                 toolbar.addAction(self.actions[name])
+        return toolbar
+
+    def _layout(self) -> None:
+        # This tab's own actions live in its tool bar, not the window's (Batch and Train have
+        # their own buttons).
+        self.file_toolbar = self._toolbar("Image", FILE_TOOLS)
+        toolbar = self.view_toolbar = self._toolbar("View", VIEW_TOOLS)
         panes = QToolButton()
         panes.setText("Panes")
-        panes.setIcon(qta.icon("fa5s.th-large"))
+        panes.setIcon(icon("fa5s.th-large"))
         panes.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         panes.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        panes.setToolTip("Show or hide the input, each output and the reference")
         self.panes_menu = QMenu(self)
         self.panes_menu.aboutToShow.connect(self._fill_panes_menu)
         panes.setMenu(self.panes_menu)
@@ -166,21 +175,41 @@ class UpscaleTab(QWidget):
         for box in (self.panel, self.run_box, self.metrics_box, self.output_box):
             side_layout.addWidget(box)
         side_layout.addStretch(1)
-        scroll = QScrollArea()
+        # The side panel scrolls as a whole, vertically only: it is never narrower than what
+        # its controls need (plus the scroll bar), so nothing is cut at its right edge.
+        scroll = self.side_scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(side)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(side.sizeHint().width() + 24)
+        scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
+        self._fit_side_panel()
 
         self.splitter = QSplitter()
         self.splitter.addWidget(left)
         self.splitter.addWidget(scroll)
+        self.splitter.setCollapsible(1, False)
         self.splitter.setStretchFactor(0, 1)
         self.splitter.setStretchFactor(1, 0)
-        self.splitter.setSizes([900, 360])
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.splitter)
+        self.splitter.setSizes([900, scroll.minimumWidth()])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 0, 4, 4)
+        layout.setSpacing(2)
+        layout.addWidget(self.file_toolbar)
+        layout.addWidget(self.splitter, 1)
+
+    def _fit_side_panel(self) -> None:
+        scroll = self.side_scroll
+        scroll.setMinimumWidth(
+            scroll.widget().minimumSizeHint().width()
+            + scroll.verticalScrollBar().sizeHint().width()
+            + 2 * scroll.frameWidth()
+        )
+
+    def changeEvent(self, event) -> None:  # noqa: N802
+        # A new theme or font changes what the side panel's controls need.
+        if event.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
+            self._fit_side_panel()
+        super().changeEvent(event)
 
     # ================================================================= settings
 
@@ -246,6 +275,7 @@ class UpscaleTab(QWidget):
     ) -> None:
         """A new image: earlier outputs, reference and previews are dropped (a run is stopped)."""
         self._stop_run()
+        self.stale.emit()
         self.source, self.source_pixels, self.source_name = image, pixels, name
         self.input, self.input_pixels = image, pixels
         self.simulated_scale = None
@@ -262,6 +292,7 @@ class UpscaleTab(QWidget):
             self.run()
 
     def _clear_outputs(self) -> None:
+        self.panel.clear_measured()
         self.results.clear()
         self.heatmaps.clear()
         self.previews.clear()
@@ -367,7 +398,7 @@ class UpscaleTab(QWidget):
 
     def _record_measured(self, result: ModelResult) -> None:
         if result.metrics.psnr is not None:
-            self.panel.set_measured(result.choice, result.metrics.psnr)
+            self.panel.set_measured(result.choice, result.metrics.psnr, result.ensemble)
 
     # ================================================================= runs
 
@@ -444,7 +475,7 @@ class UpscaleTab(QWidget):
         if isinstance(obj, Stage):
             self.run_box.stage(obj)
         elif isinstance(obj, ModelResult):
-            key = obj.choice.label
+            key = obj.key
             self.results[key] = obj
             self.heatmaps.pop(key, None)
             self._record_measured(obj)
@@ -499,14 +530,16 @@ class UpscaleTab(QWidget):
         scale = self.display_scale()
         h, w = self.input_pixels.shape[:2]
         title = "Input (LR)" if self.simulated_scale else f"Input: {self.source_name}"
-        info = [f"{w}x{h}, shown x{scale}"]
+        info = [f"{w}x{h}, enlarged x{scale}"]
         if self.actions["bicubic_input"].isChecked():
             preview = self.previews.get(scale)
             if preview is not None:
-                return PaneContent("input", title, preview, 1.0, [*info, "bicubic"], "input")
+                smooth = [*info, "smooth (bicubic)"]
+                return PaneContent("input", title, preview, 1.0, smooth, "input")
             self._make_preview(scale)
         pixels = self.input_pixels
-        return PaneContent("input", title, pixels, float(scale), [*info, "nearest"], "input")
+        square = [*info, "square pixels (nearest)"]
+        return PaneContent("input", title, pixels, float(scale), square, "input")
 
     def _make_preview(self, scale: int) -> None:
         if scale in self._previews_pending:
@@ -591,7 +624,8 @@ class UpscaleTab(QWidget):
             return
         fmt = self.output_box.save_format.currentData()
         stem = Path(self.source_name).stem or "image"
-        name = f"{stem}_{result.choice.name}_x{result.choice.scale}.{FORMAT_EXTENSIONS[fmt]}"
+        extra = "_ensemble" if result.ensemble else ""
+        name = f"{stem}_{result.choice.name}_x{result.choice.scale}{extra}.{FORMAT_EXTENSIONS[fmt]}"
         folder = Path(self.settings.last_save_dir or self.settings.last_open_dir)
         path, _ = QFileDialog.getSaveFileName(self, "Save output", str(folder / name), SAVE_FILTER)
         if path:
@@ -605,6 +639,7 @@ class UpscaleTab(QWidget):
             path = path.with_suffix("." + FORMAT_EXTENSIONS[fmt])
         quality = self.output_box.quality.value()
         self.settings.last_save_dir = str(path.parent)
+        self.message.emit(f"Saving {path.name}...", "info")
         task = self._side_task(lambda ctx: jobs.save_output(result.output, path, fmt, quality))
         task.worker.finished.connect(lambda p: self.message.emit(f"Saved {p}", "info"))
         task.worker.failed.connect(lambda text: self.message.emit(f"Not saved: {text}", "error"))

@@ -93,6 +93,7 @@ class ImagePane(QWidget):
     hovered = Signal(object)  # QPointF in output coordinates, or None when the cursor leaves
     clicked = Signal(str)  # key of the content clicked (the left one in wipe mode)
     wipe_moved = Signal(float)
+    resized = Signal()
 
     def __init__(self, state: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -107,6 +108,10 @@ class ImagePane(QWidget):
         self.setMinimumSize(120, 100)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         state.changed.connect(self.update)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self.resized.emit()
 
     # ---------------------------------------------------------------- geometry
 
@@ -269,6 +274,11 @@ class CompareCanvas(QWidget):
         self.selected_key: str | None = None
         self._fitted = False
         self._fit_pending = True
+        # Fitted and not zoomed or panned since: the view fits again when the panes change size
+        # (outputs arriving, the window resized), as the user would expect of "Fit".
+        self.stays_fitted = False
+        self._fitting = False
+        self.state.changed.connect(self._view_changed)
 
         self.grid_host = QWidget()
         self.grid = QGridLayout(self.grid_host)
@@ -283,6 +293,8 @@ class CompareCanvas(QWidget):
         bar.setContentsMargins(0, 0, 0, 0)
         self.wipe_left = QComboBox()
         self.wipe_right = QComboBox()
+        self.wipe_left.setToolTip("The image shown left of the divider")
+        self.wipe_right.setToolTip("The image shown right of the divider")
         self.wipe_slider = QSlider(Qt.Orientation.Horizontal)
         self.wipe_slider.setRange(0, 1000)
         self.wipe_slider.setValue(500)
@@ -302,6 +314,15 @@ class CompareCanvas(QWidget):
         self.readout = QLabel(" ")
         self.readout.setObjectName("pixelReadout")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.zoom_label = QLabel()
+        self.zoom_label.setObjectName("pixelReadout")
+        self.zoom_label.setToolTip("Zoom: 100% shows each output pixel as one screen pixel")
+        self.state.changed.connect(self._show_zoom)
+        self._show_zoom()
+        bottom = QHBoxLayout()
+        bottom.setContentsMargins(0, 0, 0, 0)
+        bottom.addWidget(self.readout, 1)
+        bottom.addWidget(self.zoom_label)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -309,14 +330,23 @@ class CompareCanvas(QWidget):
         layout.addWidget(self.grid_host, 1)
         layout.addWidget(self.wipe_pane, 1)
         layout.addWidget(self.wipe_bar)
-        layout.addWidget(self.readout)
+        layout.addLayout(bottom)
         self._layout_panes()
 
     def _new_pane(self) -> ImagePane:
         pane = ImagePane(self.state)
         pane.hovered.connect(self._show_readout)
         pane.clicked.connect(self.select)
+        pane.resized.connect(self._pane_resized)
         return pane
+
+    def _view_changed(self) -> None:
+        if not self._fitting:
+            self.stays_fitted = False
+
+    def _pane_resized(self) -> None:
+        if self.stays_fitted and self.contents:
+            self.fit()
 
     # ---------------------------------------------------------------- contents
 
@@ -459,7 +489,12 @@ class CompareCanvas(QWidget):
         width = min(max(p.width(), 50) for p in panes)
         height = min(max(p.height(), 50) for p in panes)
         zoom = min(width / size.width(), height / size.height()) * 0.98
-        self.state.set_view(zoom, QPointF(size.width() / 2, size.height() / 2))
+        self._fitting = True
+        try:
+            self.state.set_view(zoom, QPointF(size.width() / 2, size.height() / 2))
+        finally:
+            self._fitting = False
+        self.stays_fitted = True
 
     def actual_size(self) -> None:
         self.state.set_view(1.0, self.state.center)
@@ -492,6 +527,9 @@ class CompareCanvas(QWidget):
             where = f" @ {ix},{iy}" if c.image_scale != 1 else ""
             parts.append(f"{c.title}{where}: {' '.join(str(v) for v in rgb)}")
         return "   |   ".join(parts)
+
+    def _show_zoom(self) -> None:
+        self.zoom_label.setText(f"Zoom {self.state.zoom * 100:.0f}%")
 
     def _show_readout(self, point: QPointF | None) -> None:
         self.readout.setText(self.readout_text(point))

@@ -88,7 +88,7 @@ def test_info_shows_origin_and_published_figures(qtbot):
     info = panel.info.text()
     assert panel.current() == ModelChoice("RNAN", "light", 2)
     assert "Weights: imported, rnan.safetensors" in info  # no origin recorded: user dir = imported
-    assert "Published PSNR: none" in info
+    assert "Paper's score: none" in info
 
 
 def test_train_settings_column_is_never_cut_off(window, qtbot):
@@ -122,4 +122,4 @@ def test_a_fresh_window_picks_the_bundled_a2f_and_says_which_variants_are_ours(
     info = panel.info.text()
     assert "Weights: bundled, RNAN-tiny-x3.safetensors" in info
     assert "Variant: ours, lighter than the paper's: C=32, G=2, B=4" in info
-    assert "Published PSNR: none" in info
+    assert "Paper's score: none" in info
