@@ -1,23 +1,19 @@
-"""Reading, recognising, loading and saving weights files.
-
-Loading never executes code from a file: safetensors, or torch.load(weights_only=True) for pickles.
-The project's own format is a safetensors file whose header metadata holds one JSON object under
-the key "srstudio" (family, variant, scale, provenance, measured figures...).
+"""Recognising, loading and saving weights files: which registered network a state dict is,
+the model built from it, and the project's own format (a safetensors file whose header metadata
+holds one JSON object under the key "srstudio": family, variant, scale, provenance, measured
+figures...). Reading a file safely, whoever made it, is engine.weights_file's job.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from engine.archs import registry
@@ -26,91 +22,21 @@ from engine.archs.bicubic import Bicubic
 from engine.atomic import atomic_path
 from engine.descriptor import ModelDescriptor
 from engine.errors import CheckpointError
-
-META_KEY = "srstudio"
-FORMAT_VERSION = 1
-_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net", "generator")
-
-
-def _describe(sd: Mapping[str, torch.Tensor], limit: int = 4) -> str:
-    items = list(sd.items())[:limit]
-    shown = ", ".join(f"{k} {tuple(v.shape)}" for k, v in items)
-    return f"{len(sd)} tensors ({shown}{', ...' if len(sd) > limit else ''})"
-
-
-def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    if isinstance(obj, Mapping):
-        for key in _WRAPPER_KEYS:
-            if isinstance(obj.get(key), Mapping):
-                obj = obj[key]
-                break
-    if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(
-            f"{path.name}: expected a state dict (a mapping of names to tensors), "
-            f"found {type(obj).__name__}"
-        )
-    sd = {}
-    for key, value in obj.items():
-        if not isinstance(value, torch.Tensor):
-            raise CheckpointError(
-                f"{path.name}: entry {key!r} is a {type(value).__name__}, not a tensor; "
-                "expected a plain state dict"
-            )
-        sd[key.removeprefix("module.")] = value
-    return sd
-
-
-def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(state dict, srstudio metadata or {}) from a .safetensors, .pt or .pth file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"weights file not found: {path}")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path.name} is empty (0 bytes)")
-    if path.suffix.lower() == ".safetensors":
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                header = f.metadata() or {}
-            sd = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(
-                f"{path.name} is not a readable safetensors file (truncated or corrupt?): {exc}"
-            ) from None
-        try:
-            meta = json.loads(header.get(META_KEY, "{}"))
-        except json.JSONDecodeError:
-            meta = {}
-        return _unwrap(sd, path), meta
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "weights only load failed" not in str(exc).lower():
-            raise CheckpointError(
-                f"{path.name} is not a readable PyTorch checkpoint (truncated, corrupt or another "
-                f"kind of file): {str(exc).splitlines()[0][:200]}"
-            ) from None
-        raise CheckpointError(
-            f"refused to load {path.name}: it holds Python objects other than tensors, and "
-            "unpickling them could run code. Only plain state dicts are accepted "
-            f"({str(exc).splitlines()[0][:200]})"
-        ) from None
-    except (
-        RuntimeError,
-        EOFError,
-        zipfile.BadZipFile,
-        OSError,
-        ValueError,
-        IndexError,
-        KeyError,
-        TypeError,
-        AttributeError,
-    ) as exc:  # what torch raises on damaged files
-        raise CheckpointError(
-            f"{path.name} is not a readable PyTorch checkpoint (truncated, corrupt or another "
-            "kind of file): "
-            f"{str(exc).splitlines()[0][:200]}"
-        ) from None
-    return _unwrap(obj, path), {}
+from engine.weights_file import (  # noqa: F401 - read_state_dict and the checks are re-exported
+    FORMAT_VERSION,
+    META_KEY,
+    SUPPORTED,
+    check_metadata,
+    check_state_dict,
+    describe_state_dict,
+    display_name,
+    first_line,
+    inspect_weights_file,
+    load_pytorch_file,
+    parse_metadata,
+    read_state_dict,
+    show_value,
+)
 
 
 def count_params(model: nn.Module) -> int:
@@ -136,30 +62,56 @@ def _descriptor(
     )
 
 
+def _recognise(sd: dict[str, torch.Tensor], name: str) -> tuple[Family, Any]:
+    try:
+        found = registry.detect(sd)
+    except Exception as exc:  # a detector meeting shapes it never expected
+        raise CheckpointError(
+            f"{name}: its tensors could not be matched to a network ({first_line(exc)})"
+        ) from None
+    if found is None:
+        known = "; ".join(f"{f.name} ({', '.join(f.variants)})" for f in registry.FAMILIES)
+        raise CheckpointError(
+            f"{name} matches none of the known networks. Found {describe_state_dict(sd)}. "
+            f"Expected a state dict of one of: {known}"
+        )
+    return found
+
+
+def _check_agrees(meta: Mapping[str, Any], family: Family, config: Any, name: str) -> None:
+    """The metadata names the network the tensors are, if it names one."""
+    if meta.get("family") and meta["family"] != family.name:
+        raise CheckpointError(
+            f"{name}: its metadata says {show_value(meta['family'])} "
+            f"but the tensors are {family.name}'s"
+        )
+    if "scale" in meta and meta["scale"] != config.scale:
+        raise CheckpointError(
+            f"{name}: its metadata says x{meta['scale']} but the tensors are a x{config.scale} "
+            f"{family.name} network"
+        )
+
+
+def _build_loaded(family: Family, config: Any, sd: dict[str, torch.Tensor], name: str) -> nn.Module:
+    try:
+        model = family.build(config)
+        model.load_state_dict(sd, strict=True)
+    except Exception as exc:  # shapes that passed detection but do not fit
+        raise CheckpointError(
+            f"{name} looks like {family.name}-{config.variant} x{config.scale} but its "
+            f"tensors do not fit: {first_line(exc)}"
+        ) from None
+    return model
+
+
 def load_file_model(path: str | Path) -> ModelDescriptor:
     """Recognise and load a weights file of any registered network."""
     path = Path(path)
     sd, meta = read_state_dict(path)
-    found = registry.detect(sd)
-    if found is None:
-        known = "; ".join(f"{f.name} ({', '.join(f.variants)})" for f in registry.FAMILIES)
-        raise CheckpointError(
-            f"{path.name} matches none of the known networks. Found {_describe(sd)}. "
-            f"Expected a state dict of one of: {known}"
-        )
-    family, config = found
-    if meta.get("family") and meta["family"] != family.name:
-        raise CheckpointError(
-            f"{path.name}: metadata says {meta['family']} but the tensors are {family.name}'s"
-        )
-    model = family.build(config)
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(
-            f"{path.name} looks like {family.name}-{config.variant} x{config.scale} but its "
-            f"tensors do not fit: {str(exc).splitlines()[0][:300]}"
-        ) from None
+    name = display_name(path)
+    family, config = _recognise(sd, name)
+    _check_agrees(meta, family, config, name)
+    model = _build_loaded(family, config, sd, name)
     return _descriptor(family, config, model, str(path), meta)
 
 
@@ -196,7 +148,7 @@ def load_model(source: str | Path, *, scale: int | None = None) -> ModelDescript
             raise CheckpointError("bicubic needs a scale")
         return bicubic(scale)
     path = Path(source)
-    if path.suffix.lower() in (".pt", ".pth", ".safetensors", ".ckpt") or path.exists():
+    if path.suffix.lower() in (".pt", ".pth", ".safetensors", ".ckpt", ".onnx") or path.exists():
         desc = load_file_model(path)
         if scale is not None and desc.scale != scale:
             raise CheckpointError(f"{path.name} is a x{desc.scale} model; x{scale} was asked for")

@@ -1,6 +1,11 @@
 """Where weights live: bundled with the project (weights/), and the user's data directory
 (downloaded releases and imported files). A .pt/.pth file there is described by a sidecar JSON
-file of the same stem; safetensors files carry their own metadata."""
+file of the same stem; safetensors files carry their own metadata.
+
+A file the library cannot use (a damaged header, metadata of the wrong JSON type, a sidecar that is
+not an object...) is skipped and reported by broken_weights() with the reason, so that one bad
+file never hides the others. Scanning reads headers and sidecars only; the tensors themselves are
+checked when a file is loaded (engine.weights_file)."""
 
 from __future__ import annotations
 
@@ -9,12 +14,13 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import platformdirs
-from safetensors import SafetensorError, safe_open
 
-from engine.checkpoints import META_KEY
+from engine.archs import registry
+from engine.errors import CheckpointError
+from engine.weights_file import check_metadata, inspect_weights_file
 
 ORIGIN_RANK = {"downloaded": 0, "imported": 1, "bundled": 2}
 
@@ -56,38 +62,97 @@ def user_dir() -> Path:
     return base / "weights"
 
 
-def _read_meta(path: Path) -> dict[str, Any] | None:
-    try:
-        if path.suffix == ".safetensors":
-            with safe_open(str(path), framework="pt") as f:
-                return json.loads((f.metadata() or {}).get(META_KEY, "null"))
-        sidecar = path.with_suffix(".json")
-        return json.loads(sidecar.read_text()) if sidecar.is_file() else None
-    except (SafetensorError, OSError, ValueError):
+class BrokenWeights(NamedTuple):
+    """A weights file the library skipped, and why (one line that names the file)."""
+
+    path: Path
+    reason: str
+
+
+class WeightsScan(NamedTuple):
+    entries: list[WeightsEntry]
+    broken: list[BrokenWeights]
+
+
+_REQUIRED = ("family", "variant", "scale")
+
+
+def _sidecar_meta(path: Path) -> dict[str, Any] | None:
+    """A .pt/.pth file's sidecar JSON, checked; None when it has none (e.g. a training's resume
+    state), which makes it no entry and no error."""
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
         return None
+    inspect_weights_file(path)
+    what = f"its sidecar {sidecar.name}"
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CheckpointError(f"{path.name}: {what} cannot be read ({exc.strerror})") from None
+    except (ValueError, RecursionError):
+        raise CheckpointError(f"{path.name}: {what} is not valid JSON") from None
+    return check_metadata(meta, path.name, what)
 
 
-def _scan(folder: Path, default_origin: str, *, forced: bool = False) -> list[WeightsEntry]:
+def _read_meta(path: Path) -> dict[str, Any] | None:
+    """The metadata of one weights file: None for a file that is no entry, CheckpointError for one
+    that is broken."""
+    if path.suffix != ".safetensors":
+        meta = _sidecar_meta(path)
+    else:
+        meta = inspect_weights_file(path)
+        if not meta:
+            raise CheckpointError(
+                f"{path.name} has no SR Studio metadata (family, variant, scale); install it "
+                "with `srstudio models import`"
+            )
+    if meta is None:
+        return None
+    missing = [key for key in _REQUIRED if key not in meta]
+    if missing:
+        raise CheckpointError(f"{path.name}: its metadata lacks {', '.join(missing)}")
+    try:
+        registry.get_family(meta["family"])
+    except ValueError as exc:
+        raise CheckpointError(f"{path.name}: {exc}") from None
+    return meta
+
+
+def _scan(folder: Path, default_origin: str, *, forced: bool = False) -> WeightsScan:
     """Weights files under `folder`; their origin is the one their metadata names (downloaded,
     trained...) unless `forced` (what ships in weights/ is bundled, whoever trained it)."""
-    entries = []
+    found = WeightsScan([], [])
     if not folder.is_dir():
-        return entries
+        return found
     for path in sorted(folder.rglob("*")):
-        if path.suffix not in (".safetensors", ".pt", ".pth"):
+        if path.suffix not in (".safetensors", ".pt", ".pth") or not path.is_file():
             continue
-        meta = _read_meta(path)
-        if not meta or not {"family", "variant", "scale"} <= meta.keys():
+        try:
+            meta = _read_meta(path)
+        except CheckpointError as exc:
+            found.broken.append(BrokenWeights(path, str(exc)))
+            continue
+        if meta is None:
             continue
         origin = default_origin if forced else meta.get("origin", default_origin)
-        entries.append(
-            WeightsEntry(meta["family"], meta["variant"], int(meta["scale"]), path, origin, meta)
-        )
-    return entries
+        entry = WeightsEntry(meta["family"], meta["variant"], meta["scale"], path, origin, meta)
+        found.entries.append(entry)
+    return found
+
+
+def scan_weights() -> WeightsScan:
+    """Every installed weights file: the usable ones (entries) and the skipped ones (broken)."""
+    user, bundled = _scan(user_dir(), "imported"), _scan(bundled_dir(), "bundled", forced=True)
+    return WeightsScan(user.entries + bundled.entries, user.broken + bundled.broken)
 
 
 def installed_weights() -> list[WeightsEntry]:
-    return _scan(user_dir(), "imported") + _scan(bundled_dir(), "bundled", forced=True)
+    return scan_weights().entries
+
+
+def broken_weights() -> list[BrokenWeights]:
+    """The weights files installed_weights() skipped, each with the reason."""
+    return scan_weights().broken
 
 
 def best_weights(family: str, variant: str, scale: int) -> WeightsEntry | None:

@@ -1,5 +1,6 @@
-"""srstudio models: every family/variant, its parameter count per scale, installed weights and the
-authors' releases; `models download NAME` and `models import PATH` install weights."""
+"""srstudio models: every family/variant, its parameter count per scale, installed weights, the
+authors' releases and the weights files skipped as broken (with the reason);
+`models download NAME` and `models import PATH` install weights."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from engine.archs.registry import FAMILIES
 from engine.checkpoints import count_params
 from engine.cli.common import ProgressBar
 from engine.errors import SRStudioError
-from engine.library import ORIGIN_RANK, installed_weights
+from engine.library import ORIGIN_RANK, WeightsEntry, installed_weights, scan_weights
 from engine.releases import RELEASES, find_releases
 
 
@@ -47,8 +48,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     i.set_defaults(run=run_import)
 
 
-def model_table() -> list[dict]:
-    weights = installed_weights()
+def model_table(weights: list[WeightsEntry] | None = None) -> list[dict]:
+    weights = installed_weights() if weights is None else weights
     rows = []
     for family in FAMILIES:
         for variant in family.variants:
@@ -77,8 +78,9 @@ def model_table() -> list[dict]:
     return rows
 
 
-def release_table() -> list[dict]:
-    installed = {w.metadata.get("release") for w in installed_weights()}
+def release_table(weights: list[WeightsEntry] | None = None) -> list[dict]:
+    weights = installed_weights() if weights is None else weights
+    installed = {w.metadata.get("release") for w in weights}
     return [
         {
             "name": r.name,
@@ -95,9 +97,11 @@ def release_table() -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = model_table()
+    scan = scan_weights()
+    rows, releases = model_table(scan.entries), release_table(scan.entries)
+    broken = [{"path": str(b.path), "reason": b.reason} for b in scan.broken]
     if args.json:
-        print(json.dumps({"models": rows, "releases": release_table()}, indent=2))
+        print(json.dumps({"models": rows, "releases": releases, "broken": broken}, indent=2))
         return 0
     print(f"{'model':<14}{'x2':>12}{'x3':>12}{'x4':>12}  weights (best first)")
     for r in rows:
@@ -105,9 +109,13 @@ def run(args: argparse.Namespace) -> int:
         have = ", ".join(f"x{w['scale']} ({w['origin']})" for w in r["weights"]) or "none"
         print(f"{r['name']:<14}{p['2']:>12,}{p['3']:>12,}{p['4']:>12,}  {have}")
     print("\nreleased weights (srstudio models download NAME):")
-    for r in release_table():
+    for r in releases:
         mark = "installed" if r["installed"] else f"{r['size'] / 1e6:.1f} MB"
         print(f"  {r['name']:<14}{mark}")
+    if broken:
+        print("\nbroken weights files, skipped (replace or remove them):")
+        for b in broken:
+            print(f"  {b['path']}\n    {b['reason']}")
     return 0
 
 

@@ -2,21 +2,33 @@
 
 The state file holds only tensors and plain values (non-tensor structures as JSON text), so it is
 read back with torch.load(weights_only=True). It is written to a temporary file and renamed.
+
+A state file may be damaged (or crafted), and the trainer would only fail on it later, deep in a
+training step, so load_state checks everything the trainer reads before handing it over: the
+fields and their JSON types, the network's tensors against a network built on the meta device
+(shapes only), the optimiser state against that network's parameters, and the random states by
+restoring them into scratch generators. Any problem is one CheckpointError line naming the file.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
+import reprlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
+from engine.archs import registry
 from engine.atomic import atomic_path
 from engine.errors import CheckpointError
+from engine.weights_file import check_state_dict, load_pytorch_file
 
 STATE_FORMAT = "srstudio-train-state"
 STATE_VERSION = 1
@@ -67,14 +79,186 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_state(path: Path) -> dict[str, Any]:
+    """The state saved by save_state, checked as the module docstring says."""
     if not path.is_file():
         raise CheckpointError(f"nothing to resume: {path} not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, corrupt or not ours: one clear message
-        raise CheckpointError(f"cannot read the training state {path.name}: {exc}") from None
+        state = load_pytorch_file(path)
+    except CheckpointError as exc:  # truncated, corrupt or not ours: one clear message
+        raise CheckpointError(f"cannot read the training state: {exc}") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path.name} is not an SR Studio training state")
     if state.get("version") != STATE_VERSION:
         raise CheckpointError(f"{path.name}: unsupported training state version")
+    check_state(state, path.name, path.stat().st_size)
     return state
+
+
+# ------------------------------------------------------------------------------ checks
+
+
+def _damaged(name: str, problem: str) -> CheckpointError:
+    return CheckpointError(f"cannot resume from {name}: {problem}; the training state is damaged")
+
+
+def _short(value: object) -> str:
+    return reprlib.repr(value)  # shortened, and safe from deep nesting
+
+
+def _is_number(value: object) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _json_of(check: Callable[[Any], bool]) -> Callable[[object], bool]:
+    """A check of JSON text whose decoded value passes `check`."""
+
+    def valid(value: object) -> bool:
+        try:
+            return isinstance(value, str) and check(json.loads(value))
+        except (ValueError, RecursionError):
+            return False
+
+    return valid
+
+
+def _is_best(value: object) -> bool:  # a PSNR may be infinite (a perfect match)
+    return value is None or (isinstance(value, dict) and type(value.get("psnr")) in (int, float))
+
+
+def _is_base(value: object) -> bool:
+    return value is None or (isinstance(value, dict) and isinstance(value.get("name"), str))
+
+
+def _is_history(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(entry, dict) for entry in value)
+
+
+_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "family": (lambda v: isinstance(v, str), "text"),
+    "variant": (lambda v: isinstance(v, str), "text"),
+    "scale": (lambda v: type(v) is int and 2 <= v <= 4, "2, 3 or 4"),
+    "iteration": (lambda v: type(v) is int and v >= 0, "a whole number >= 0"),
+    "model": (lambda v: isinstance(v, dict) and bool(v), "a state dict"),
+    "ema": (lambda v: isinstance(v, dict), "a state dict"),
+    "optimizer": (lambda v: isinstance(v, dict), "an optimiser state"),
+    "scaler": (lambda v: isinstance(v, dict), "a gradient scaler state"),
+    "history": (_json_of(_is_history), "JSON text of a list of objects"),
+    "best": (_json_of(_is_best), "JSON text of null or an object with a psnr"),
+    "base": (_json_of(_is_base), "JSON text of null or an object with a name"),
+    "config": (_json_of(lambda v: isinstance(v, dict)), "JSON text of an object"),
+    "rng": (lambda v: isinstance(v, dict), "random number states"),
+}
+
+
+def check_state(state: dict[str, Any], name: str, limit: int) -> None:
+    """Everything the trainer reads from a resume state (`name`: the file; `limit`: its size)."""
+    for key, (valid, expected) in _FIELDS.items():
+        if key not in state:
+            raise _damaged(name, f"it has no {key}")
+        if not valid(state[key]):
+            raise _damaged(name, f"its {key} is {_short(state[key])}, not {expected}")
+    network = _network_on_meta(state, name)
+    _check_network_state(state["model"], network, f"{name} (model)", limit)
+    if state["ema"]:
+        _check_network_state(state["ema"], network, f"{name} (ema)", limit)
+    _check_optimizer(state["optimizer"], [p.shape for p in network.parameters()], name)
+    _check_scaler(state["scaler"], name)
+    _check_rng(state["rng"], name)
+
+
+def _network_on_meta(state: dict[str, Any], name: str) -> nn.Module:
+    """The state's network built on the meta device: its shapes, without memory."""
+    try:
+        family = registry.get_family(state["family"])
+        config = family.config(state["variant"], state["scale"])
+    except ValueError as exc:
+        raise CheckpointError(f"cannot resume from {name}: {exc}") from None
+    with torch.device("meta"):
+        return family.build(config)
+
+
+def _check_network_state(sd: dict[Any, Any], network: nn.Module, name: str, limit: int) -> None:
+    check_state_dict(sd, name, limit)
+    expected = {key: tuple(t.shape) for key, t in network.state_dict().items()}
+    found = {key: tuple(t.shape) for key, t in sd.items()}
+    if found != expected:
+        wrong = sorted(set(found) ^ set(expected)) or [k for k in found if found[k] != expected[k]]
+        raise CheckpointError(
+            f"{name}: its tensors do not fit the network (first: {_short(wrong[0])}); "
+            "the training state is damaged"
+        )
+
+
+# The trainer's optimiser: Adam over all parameters in one group, flags at their defaults.
+_ADAM_FLAGS = ("amsgrad", "maximize", "capturable", "differentiable", "decoupled_weight_decay")
+
+
+def _is_adam_group(group: object, count: int) -> bool:
+    if not isinstance(group, dict) or group.get("params") != list(range(count)):
+        return False
+    betas = group.get("betas")
+    numbers = [group.get(k) for k in ("lr", "eps", "weight_decay")]
+    return (
+        isinstance(betas, (tuple, list))
+        and len(betas) == 2
+        and all(_is_number(b) and 0 <= b < 1 for b in betas)
+        and all(_is_number(v) and v >= 0 for v in numbers)
+        and all(group.get(flag, False) is False for flag in _ADAM_FLAGS)
+        and all(group.get(flag) in (None, False) for flag in ("foreach", "fused"))
+    )
+
+
+def _check_optimizer(optimizer: dict[str, Any], shapes: list[torch.Size], name: str) -> None:
+    groups, per_param = optimizer.get("param_groups"), optimizer.get("state")
+    if not (
+        isinstance(groups, list) and len(groups) == 1 and _is_adam_group(groups[0], len(shapes))
+    ):
+        raise _damaged(name, "its optimiser settings are not those of the trainer's Adam")
+    if not isinstance(per_param, dict) or not set(per_param) <= set(range(len(shapes))):
+        raise _damaged(name, "its optimiser state is not one entry per network parameter")
+    for index, values in per_param.items():
+        _check_adam_values(values, shapes[index], f"parameter {index}", name)
+
+
+def _check_adam_values(values: object, shape: torch.Size, label: str, name: str) -> None:
+    if not isinstance(values, dict):
+        raise _damaged(name, f"its optimiser state of {label} is not a mapping")
+    for key, value in values.items():
+        if key == "step" and _is_number(value):
+            continue
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise _damaged(name, f"its optimiser {_short(key)} of {label} is not a float tensor")
+        wanted = () if key == "step" else tuple(shape)
+        if tuple(value.shape) != wanted or value.device.type != "cpu":
+            raise _damaged(
+                name,
+                f"its optimiser {_short(key)} of {label} has shape {tuple(value.shape)}, "
+                f"not {wanted}",
+            )
+        if not bool(torch.isfinite(value).all()):
+            raise _damaged(name, f"its optimiser {_short(key)} of {label} holds NaN or infinity")
+
+
+_SCALER_KEYS = ("scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker")
+
+
+def _check_scaler(scaler: dict[str, Any], name: str) -> None:
+    """Empty (no AMP), or the numbers GradScaler.load_state_dict reads."""
+    if scaler and not all(_is_number(scaler.get(key)) for key in _SCALER_KEYS):
+        raise _damaged(name, "its gradient scaler state lacks numbers it needs")
+
+
+def _check_rng(rng: dict[str, Any], name: str) -> None:
+    """Restores each random state into a scratch generator: what restore_rng will do."""
+    try:
+        version, internal, gauss = json.loads(rng["python"])
+        random.Random().setstate((version, tuple(internal), gauss))
+        kind, keys, pos, has_gauss, cached = json.loads(rng["numpy"])
+        state = (kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached)
+        np.random.RandomState().set_state(state)
+        torch.Generator().set_state(rng["torch"])
+        cuda = rng.get("cuda", [])
+        if not all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8 for t in cuda):
+            raise TypeError("CUDA states are not byte tensors")
+    except Exception:  # whatever a damaged state makes these raise
+        raise _damaged(name, "its random number states cannot be restored") from None
