@@ -79,6 +79,7 @@ def load_pairs(hr_dir: str | Path, lr_dir: str | Path | None, scale: int) -> lis
         hr = read_rgb_uint8(hr_path)
         if lr_dir is None:
             hr = hr[: hr.shape[0] // scale * scale, : hr.shape[1] // scale * scale]
+            _check_measurable(hr_path.name, hr, scale)
             lr = make_lr(hr, scale)
         else:
             lr_path = Path(lr_dir) / hr_path.name

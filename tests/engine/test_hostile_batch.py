@@ -85,6 +85,7 @@ def test_eval_with_a_crafted_hr_folder_exits_2_with_one_line(trap, tmp_path: Pat
     [
         (lambda: png_with_size(20_000, 20_000), "decompression bomb"),
         (lambda: encoded(noise((9, 9, 3)), "PNG"), "too small to measure"),
+        (lambda: encoded(noise((1, 1, 3)), "PNG"), "too small to measure"),
     ],
 )
 def test_eval_refusals_are_one_line_not_tracebacks(tmp_path: Path, capsys, make, message):
