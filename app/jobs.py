@@ -18,9 +18,12 @@ from engine import (
     ImageData,
     ImageError,
     ModelDescriptor,
+    PassProgress,
     SRStudioError,
     UpscaleOptions,
     Upscaler,
+    counting_passes,
+    estimate_seconds,
     load_model,
     make_lr,
     read_image,
@@ -33,6 +36,7 @@ from engine import (
 
 BICUBIC = "Bicubic"
 ENSEMBLE_SUFFIX = " + ensemble"
+DEVICE_WORDS = {"cpu": "the CPU", "cuda": "the GPU", "mps": "the Apple GPU"}
 log = logging.getLogger(__name__)
 
 
@@ -101,9 +105,26 @@ class ModelFailed:
 
 @dataclass(frozen=True)
 class Stage:
-    index: int  # model `index` of `count` is starting
+    index: int  # model `index` of `count` is starting (its weights are being loaded)
     count: int
     label: str
+
+
+@dataclass(frozen=True)
+class Upscaling:
+    """Model `index` is loaded and runs: the progress that follows counts network passes,
+    `passes` a tile (8 with the self-ensemble); `seconds` is the estimate of its run."""
+
+    index: int
+    passes: int
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class Step:
+    """Something under way that cannot be counted yet, in words ("Upscaling the first image")."""
+
+    text: str
 
 
 @dataclass(frozen=True)
@@ -167,9 +188,11 @@ def measure(pixels: np.ndarray, reference: np.ndarray | None, scale: int) -> Met
 
 
 def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescriptor]) -> int:
-    """Upscale one image with each choice in turn, emitting per model a Stage and then a
-    ModelResult or a ModelFailed (a wrong checkpoint does not stop the others). Returns the number
-    of results; raises Cancelled when cancelled (the results already sent stay valid)."""
+    """Upscale one image with each choice in turn, emitting per model a Stage (loading), an
+    Upscaling (with the estimated time), progress in network passes (tiles x passes, so a
+    whole-image or self-ensemble run moves too) and then a ModelResult or a ModelFailed (a wrong
+    checkpoint does not stop the others). Returns the number of results; raises Cancelled when
+    cancelled (the results already sent stay valid)."""
     image, reference = request.image, request.reference
     done = 0
     for index, choice in enumerate(request.choices):
@@ -180,10 +203,16 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
             desc = cache.get(choice) or choice.load()
             cache[choice] = desc
             upscaler = Upscaler(desc, request.options)
+            seconds = _estimate(upscaler, image)
+            passes = 8 if request.options.ensemble else 1
+            ctx.emit(Upscaling(index, passes, seconds))
+            tiles = 1 if request.options.tile == 0 else None
+            progress = PassProgress(ctx.on_progress, passes, tiles)
             start = time.perf_counter()
-            out = upscaler.upscale_image(
-                image, on_progress=ctx.on_progress, should_stop=ctx.should_stop
-            )
+            with counting_passes(upscaler.model, progress.on_pass):
+                out = upscaler.upscale_image(
+                    image, on_progress=progress.on_tiles, should_stop=ctx.should_stop
+                )
             seconds = time.perf_counter() - start
         except Cancelled:
             raise
@@ -212,6 +241,32 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
         )
         done += 1
     return done
+
+
+def _estimate(upscaler: Upscaler, image: ImageData) -> float | None:
+    try:
+        return estimate_seconds(upscaler, image.height, image.width)
+    except Exception:  # an estimate is a nicety: the run itself reports real failures
+        log.exception("could not estimate the run")
+        return None
+
+
+def estimate_run(
+    ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescriptor]
+) -> tuple[float, str]:
+    """Seconds the run should take (engine.estimate: a quick calibration per model and device,
+    kept for the session) and the device it runs on, in words; the models it needs are loaded
+    into `cache`."""
+    total, device = 0.0, "this machine"
+    for choice in request.choices:
+        if ctx.should_stop():
+            raise Cancelled()
+        desc = cache.get(choice) or choice.load()
+        cache[choice] = desc
+        upscaler = Upscaler(desc, request.options)
+        total += estimate_seconds(upscaler, request.image.height, request.image.width)
+        device = DEVICE_WORDS.get(upscaler.device.type, str(upscaler.device))
+    return total, device
 
 
 def measure_all(
@@ -245,6 +300,7 @@ def run_batch_job(
 ) -> tuple[BatchReport, tuple[Path, Path] | None]:
     """Run a batch, sending each FileRecord as it is decided; write the report (JSON and text)."""
     upscaler = Upscaler(choice.load(), options)
+    ctx.emit(Step(f"{choice.label}: upscaling the first image..."))
     report = run_batch(
         job, upscaler, on_progress=ctx.on_progress, should_stop=ctx.should_stop, on_file=ctx.emit
     )

@@ -133,6 +133,17 @@ class MainWindow(QMainWindow):
         self.auto_run_action.setChecked(self.settings.auto_run)
         self.auto_run_action.toggled.connect(lambda on: setattr(self.settings, "auto_run", on))
         view_menu.addAction(self.auto_run_action)
+        self.hold_long_action = QAction("...but not when it would take over 10 s", self)
+        self.hold_long_action.setCheckable(True)
+        self.hold_long_action.setChecked(self.settings.hold_long_runs)
+        self.hold_long_action.setToolTip(
+            "Before upscaling an image just opened, estimate the time (a quick calibration of "
+            "the model on this device); a run of more than about 10 s waits for Upscale"
+        )
+        self.hold_long_action.toggled.connect(
+            lambda on: setattr(self.settings, "hold_long_runs", on)
+        )
+        view_menu.addAction(self.hold_long_action)
         next_tab = QAction("Next tab", self)
         next_tab.setShortcut(QKeySequence("Ctrl+Tab"))
         next_tab.triggered.connect(

@@ -40,7 +40,7 @@ from engine import (
     best_weights,
     download_release,
     import_weights,
-    installed_weights,
+    scan_weights,
     user_dir,
 )
 
@@ -144,7 +144,7 @@ class ModelsDialog(QDialog):
 
     def refresh(self) -> None:
         """Re-read what is installed; the selected release stays selected."""
-        entries = installed_weights()
+        entries, broken = scan_weights()
         selected = self.selected_release()
         self.releases.clear()
         for release in RELEASES:
@@ -185,14 +185,22 @@ class ModelsDialog(QDialog):
             item.setToolTip(4, str(entry.path))
             item.setData(0, Qt.ItemDataRole.UserRole, entry)
             self.installed_list.addTopLevelItem(item)
-        if not entries:
+        for bad in broken:  # listed, never used: a damaged or crafted file in the folder
+            item = QTreeWidgetItem([bad.path.name, "", "unreadable", "", bad.path.name])
+            item.setToolTip(0, bad.reason)
+            item.setToolTip(2, bad.reason)
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            item.setForeground(2, self.palette().placeholderText())
+            self.installed_list.addTopLevelItem(item)
+        if not entries and not broken:
             self.installed_list.addTopLevelItem(QTreeWidgetItem(["(none yet)"]))
         for tree in (self.releases, self.installed_list):
             _fit_columns(tree)
         rows = self.releases.topLevelItemCount() * max(1, self.releases.sizeHintForRow(0))
         header = self.releases.header().sizeHint().height()
         self.releases.setMinimumHeight(rows + header + 2 * self.releases.frameWidth() + 2)
-        self.folder_label.setText(f"Installed into {user_dir()}")
+        note = f"; {len(broken)} unreadable file(s) skipped (hover for why)" if broken else ""
+        self.folder_label.setText(f"Installed into {user_dir()}{note}")
         self._update_enabled()
 
     def release_rows(self) -> dict[str, str]:

@@ -28,12 +28,14 @@ class AppSettings:
     tile_mode: str = "auto"  # "auto", "manual" or "whole"
     tile_size: int = 256
     ensemble: bool = False
+    exact_tiles: bool = False  # two passes for image-wide pooling in every tile (A2F/RNAN/CRAN)
     device: str = "auto"
     precision: str = "fp32"
     # upscale tab
     input_display: str = "nearest"  # how the input pane shows the LR image: "nearest" or "bicubic"
     view_mode: str = "side"  # "side" (side by side) or "wipe"
     auto_run: bool = True  # run the selected model as soon as an image is opened
+    hold_long_runs: bool = True  # ...unless it is estimated to take over ~10 s: say so
     save_format: str = "png"
     quality: int = 95
     last_open_dir: str = ""

@@ -11,7 +11,8 @@ A2F-SD x4 weights are used when ../shared has them, random ones otherwise (same 
 
 --calibrate measures, per registered model and scale, the peak RSS growth of one float32 forward
 on the CPU (after a small warm-up, each in a fresh process) divided by the LR pixels, at two input
-sizes, and prints the larger value with a 15% margin, as tiling._COST wants it.
+sizes, and prints the larger value with a 15% margin, as each network's Family.memory
+(engine/archs) wants it.
 
 --psnr: the authors' A2F-SD x4 and HPINet-M x4 checkpoints (or --models NAME|FILE..., e.g. the
 bundled weights/RNAN-tiny-x4.safetensors) on Set5 and Set14 x4, mean PSNR (Y, shave 4, clamp and

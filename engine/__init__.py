@@ -14,6 +14,7 @@ from engine.archs.registry import (
 )
 from engine.batch import (
     DEFAULT_TEMPLATE,
+    PROGRESS_STEPS,
     BatchJob,
     BatchReport,
     FileRecord,
@@ -33,6 +34,7 @@ from engine.cli import main as run_cli
 from engine.descriptor import ModelDescriptor
 from engine.downloads import download_release, import_weights
 from engine.errors import Cancelled, CheckpointError, ImageError, SRStudioError
+from engine.estimate import LONG_RUN_SECONDS, estimate_seconds
 from engine.evaluate import EvalResult, evaluate, load_pairs, make_lr, score
 from engine.imaging.color import rgb_to_y, tensor_to_uint8, uint8_to_tensor
 from engine.imaging.heatmap import difference_map
@@ -46,8 +48,17 @@ from engine.imaging.io import (
 from engine.imaging.resize import imresize
 from engine.inference.devices import DeviceInfo, list_devices
 from engine.inference.upscaler import PRECISIONS, UpscaleOptions, Upscaler
-from engine.library import WeightsEntry, best_weights, installed_weights, user_dir
+from engine.library import (
+    BrokenWeights,
+    WeightsEntry,
+    best_weights,
+    installed_weights,
+    scan_weights,
+    user_dir,
+)
 from engine.metrics import psnr, ssim
+from engine.params import param_count
+from engine.progress import Eta, PassProgress, RunOutcome, counting_passes, format_seconds
 from engine.published import published_psnr
 from engine.releases import RELEASES, Release, find_releases
 from engine.training import (
@@ -68,15 +79,19 @@ __all__ = [
     "DEGRADATIONS",
     "FAMILIES",
     "FORMAT_EXTENSIONS",
+    "LONG_RUN_SECONDS",
     "PRECISIONS",
+    "PROGRESS_STEPS",
     "READ_EXTENSIONS",
     "RELEASES",
     "SCHEDULES",
     "BatchJob",
     "BatchReport",
+    "BrokenWeights",
     "Cancelled",
     "CheckpointError",
     "DeviceInfo",
+    "Eta",
     "EvalResult",
     "FileRecord",
     "ImageData",
@@ -84,7 +99,9 @@ __all__ = [
     "LogEvent",
     "LossEvent",
     "ModelDescriptor",
+    "PassProgress",
     "Release",
+    "RunOutcome",
     "SRStudioError",
     "TrainConfig",
     "TrainResult",
@@ -97,11 +114,14 @@ __all__ = [
     "build_untrained",
     "collect_inputs",
     "count_params",
+    "counting_passes",
     "difference_map",
     "download_release",
+    "estimate_seconds",
     "eta_seconds",
     "evaluate",
     "find_releases",
+    "format_seconds",
     "get_family",
     "imresize",
     "import_weights",
@@ -111,6 +131,7 @@ __all__ = [
     "load_pairs",
     "make_lr",
     "model_names",
+    "param_count",
     "parse_model_name",
     "psnr",
     "published_psnr",
@@ -119,6 +140,7 @@ __all__ = [
     "rgb_to_y",
     "run_batch",
     "run_cli",
+    "scan_weights",
     "save_checkpoint",
     "score",
     "ssim",

@@ -40,10 +40,10 @@ from engine.imaging.io import (
     atomic_file,
     normalize_format,
     read_image,
-    write_image,
 )
 from engine.imaging.safe_open import reason
 from engine.inference.upscaler import Upscaler
+from engine.progress import eta_from_rate
 
 log = logging.getLogger(__name__)
 
@@ -204,10 +204,8 @@ def check_report_target(path: str | os.PathLike[str], inputs: Sequence[Path]) ->
 
 
 def eta_seconds(elapsed: float, done: float, total: float) -> float | None:
-    """Seconds left at the rate so far; None before anything is done."""
-    if done <= 0 or total <= 0:
-        return None
-    return max(0.0, elapsed / done * (total - done))
+    """Seconds left at the rate so far; None before anything is done (engine.progress)."""
+    return eta_from_rate(elapsed, done, total)
 
 
 def collect_inputs(job: BatchJob) -> list[Path]:
@@ -465,9 +463,10 @@ def _process(
     try:
         img = read_image(path, max_pixels=job.max_pixels, should_stop=should_stop)
         record.input_size = (img.width, img.height)
-        result = upscaler.upscale_image(img, on_progress=progress, should_stop=should_stop)
         make_folders(out.parent)
-        record.warnings = write_image(out, result, format=fmt, quality=job.quality)
+        result, record.warnings = upscaler.upscale_to_file(
+            img, out, format=fmt, quality=job.quality, on_progress=progress, should_stop=should_stop
+        )
         record.status = "done"
         record.output_size = (result.width, result.height)
         record.output_bytes = out.stat().st_size

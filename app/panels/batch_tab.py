@@ -3,11 +3,9 @@ progress with ETA, pause / cancel, and the report (engine.batch does the work)."
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-import qtawesome as qta
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices
 from PySide6.QtWidgets import (
@@ -21,7 +19,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -31,21 +28,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.jobs import run_batch_job
+from app.jobs import Step, run_batch_job
 from app.panels.model_panel import ModelSelector
-from app.panels.side_boxes import LOSSY_FORMATS, format_seconds
+from app.panels.side_boxes import LOSSY_FORMATS
 from app.panels.upscale_tab import IMAGE_FILTER
+from app.run_control import RunControl
 from app.settings import AppSettings
 from app.theme import icon
 from app.workers import TaskHandle, start_task
 from engine import (
+    PROGRESS_STEPS,
     BatchJob,
     BatchReport,
     FileRecord,
+    RunOutcome,
     SRStudioError,
     UpscaleOptions,
     collect_inputs,
-    eta_seconds,
 )
 
 COLUMNS = ("File", "Status", "Time (s)", "Size", "Details")
@@ -86,7 +85,6 @@ class BatchTab(QWidget):
         self.task: TaskHandle | None = None
         self.report: BatchReport | None = None
         self.report_files: tuple[Path, Path] | None = None
-        self._start = 0.0
 
         # ---------------------------------------------------------------- queue
         self.table = QTableWidget(0, len(COLUMNS))
@@ -125,15 +123,11 @@ class BatchTab(QWidget):
         queue_buttons.addStretch(1)
         self.queue_label = QLabel("Queue is empty: add files or folders, or drop them here.")
 
-        self.progress = QProgressBar()
-        self.progress.setFormat("%p%")
-        self.status = QLabel("")
-        self.status.setObjectName("runStatus")
-        self.start_button = QPushButton(qta.icon("fa5s.play", color="white"), "Start")
-        self.start_button.setObjectName("primary")
-        self.pause_button = QPushButton(icon("fa5s.pause"), "Pause")
-        self.pause_button.setCheckable(True)
-        self.cancel_button = QPushButton(icon("fa5s.stop"), "Cancel")
+        self.control = RunControl("Start", pause=True, inline=True)
+        self.progress, self.status = self.control.progress, self.control.status
+        self.start_button = self.control.start_button
+        self.pause_button = self.control.pause_button
+        self.cancel_button = self.control.cancel_button
         self.open_folder_button = QPushButton(icon("fa5s.folder-open"), "Open output folder")
         self.open_report_button = QPushButton(icon("fa5s.file-alt"), "Open report")
         self.start_button.setToolTip("Upscale every queued image with the model on the right")
@@ -143,17 +137,13 @@ class BatchTab(QWidget):
         self.open_report_button.setToolTip(
             "The batch report: every file with its outcome, time and sizes"
         )
-        self.start_button.clicked.connect(self.start)
-        self.pause_button.toggled.connect(self.set_paused)
-        self.cancel_button.clicked.connect(self.cancel)
+        self.control.start_clicked.connect(self.start)
+        self.control.pause_toggled.connect(self.set_paused)
+        self.control.cancel_clicked.connect(self.cancel)
         self.open_folder_button.clicked.connect(self.open_output_folder)
         self.open_report_button.clicked.connect(self.open_report)
-        run_row = QHBoxLayout()
-        for b in (self.start_button, self.pause_button, self.cancel_button):
-            run_row.addWidget(b)
-        run_row.addWidget(self.progress, 1)
         for b in (self.open_folder_button, self.open_report_button):
-            run_row.addWidget(b)
+            self.control.add_button(b)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -161,8 +151,7 @@ class BatchTab(QWidget):
         left_layout.addLayout(queue_buttons)
         left_layout.addWidget(self.queue_label)
         left_layout.addWidget(self.table, 1)
-        left_layout.addLayout(run_row)
-        left_layout.addWidget(self.status)
+        left_layout.addWidget(self.control)
 
         # ---------------------------------------------------------------- settings
         self.selector = ModelSelector()
@@ -389,15 +378,12 @@ class BatchTab(QWidget):
             self, lambda ctx: run_batch_job(ctx, job, choice, options, report_path)
         )
         w = self.task.worker
-        w.event.connect(self._record)
+        w.event.connect(self._event)
         w.progress.connect(self._progress)
         w.finished.connect(self._finished)
         w.failed.connect(self._failed)
         w.cancelled.connect(self._cancelled)
-        self._start = time.perf_counter()
-        self.progress.setRange(0, 100)
-        self.progress.setValue(0)
-        self.status.setText(f"Starting {choice.label}...")
+        self.control.begin(f"Loading {choice.label}...")
         self._update_enabled()
         self.busy_changed.emit(True)
         return self.task
@@ -407,16 +393,19 @@ class BatchTab(QWidget):
             self.pause_button.setChecked(False)
             return
         self.task.pause(paused)
-        self.pause_button.setText("Resume" if paused else "Pause")
-        self.pause_button.setIcon(icon("fa5s.play" if paused else "fa5s.pause"))
-        if paused:
-            self.status.setText("Paused (after the current tile).")
+        self.control.set_paused(paused, "Paused (after the current tile).")
 
     def cancel(self) -> None:
         if self.busy:
             self.task.cancel()
             self.task.pause(False)
             self.status.setText("Cancelling...")
+
+    def _event(self, obj: object) -> None:
+        if isinstance(obj, Step):
+            self.control.show_step(obj.text)
+        elif isinstance(obj, FileRecord):
+            self._record(obj)
 
     def _record(self, record: FileRecord) -> None:
         row = self.rows.get(record.input)
@@ -434,24 +423,21 @@ class BatchTab(QWidget):
     def _progress(self, done: int, total: int) -> None:
         if total <= 0:
             return
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
         statuses = [self.row_status(r) for r in range(self.table.rowCount())]
         if "running" not in statuses and "waiting" in statuses:
             self._set_row(statuses.index("waiting"), "running", "", "", "")
-        if self.task is not None and self.task.paused:
-            return
-        eta = eta_seconds(time.perf_counter() - self._start, done, total)
-        files_done = done // 100
-        self.status.setText(f"{files_done}/{total // 100} files, ETA {format_seconds(eta)}")
+        files = total // PROGRESS_STEPS
+        text = f"Upscaling: {done // PROGRESS_STEPS} of {files} file{'s' * (files != 1)} done"
+        self.control.show_work(done, total, text)
 
     def _finished(self, found: tuple[BatchReport, tuple[Path, Path] | None]) -> None:
         self.report, self.report_files = found
-        self.status.setText(
+        outcome = RunOutcome.CANCELLED if self.report.cancelled else RunOutcome.DONE
+        self.control.finish(
+            outcome,
             self.report.summary()
-            + (f". Report: {self.report_files[1]}" if self.report_files else "")
+            + (f". Report: {self.report_files[1]}" if self.report_files else ""),
         )
-        self.progress.setValue(self.progress.maximum())
         failed = len(self.report.failed)
         if failed:
             self.message.emit(
@@ -463,21 +449,16 @@ class BatchTab(QWidget):
         self.batch_finished.emit(self.report)
 
     def _failed(self, text: str) -> None:
-        self.status.setText("The batch could not run.")
+        self.control.finish(RunOutcome.FAILED, "The batch could not run.")
         self.message.emit(text, "error")
         self._done()
 
     def _cancelled(self) -> None:
-        self.status.setText("Cancelled.")
+        self.control.finish(RunOutcome.CANCELLED, "Cancelled.")
         self._done()
 
     def _done(self) -> None:
         self.task = None
-        self.pause_button.blockSignals(True)
-        self.pause_button.setChecked(False)
-        self.pause_button.setText("Pause")
-        self.pause_button.setIcon(icon("fa5s.pause"))
-        self.pause_button.blockSignals(False)
         self._update_enabled()
         self.busy_changed.emit(False)
 
@@ -501,9 +482,7 @@ class BatchTab(QWidget):
             self.clear_button,
         ):
             b.setEnabled(not busy)
-        self.start_button.setEnabled(not busy and bool(self.rows))
-        self.pause_button.setEnabled(busy)
-        self.cancel_button.setEnabled(busy)
+        self.control.set_busy(busy, can_start=bool(self.rows))
         self.open_report_button.setEnabled(self.report_files is not None)
         self.selector.setEnabled(not busy)
 

@@ -1,13 +1,11 @@
-"""The boxes of the Upscale/Compare tab's side panel: Run (buttons, progress, ETA), Metrics and
-comparison (reference, simulate, summary table, export) and Output (format, quality, save)."""
+"""The boxes of the Upscale/Compare tab's side panel: Run (buttons, progress, time left),
+Metrics and comparison (reference, simulate, summary table, export) and Output (format, quality,
+save)."""
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Iterable
 
-import qtawesome as qta
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
@@ -19,7 +17,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -28,20 +25,14 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from app.jobs import Metrics, ModelResult, Stage
+from app.jobs import Metrics, ModelResult
+from app.run_control import RunControl
 from app.theme import icon
 
 SAVE_FORMATS = (("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WebP"), ("tiff", "TIFF"))
 LOSSY_FORMATS = ("jpeg", "webp")  # the formats with a quality setting
 COLUMNS = ("Model", "Time (s)", "PSNR (dB)", "SSIM")
 PSNR_COLUMN, SSIM_COLUMN = 2, 3
-
-
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def metrics_lines(m: Metrics) -> list[str]:
@@ -51,76 +42,31 @@ def metrics_lines(m: Metrics) -> list[str]:
 
 
 class RunBox(QGroupBox):
-    """Upscale / Compare / Cancel, the tile progress bar and a status line with the ETA."""
+    """Upscale / Compare / Pause / Cancel, the progress bar and a status line with the time
+    left: the shared run control (app.run_control) with the Compare button added."""
 
     def __init__(self) -> None:
         super().__init__("Run")
-        self.run_button = QPushButton(qta.icon("fa5s.play", color="white"), "Upscale")
-        self.run_button.setObjectName("primary")
+        self.control = RunControl("Upscale", pause=True)
+        self.run_button = self.control.start_button
         self.compare_button = QPushButton(icon("fa5s.balance-scale"), "Compare...")
-        self.cancel_button = QPushButton(icon("fa5s.stop"), "Cancel")
+        self.control.add_button(self.compare_button, after_start=True)
+        self.pause_button = self.control.pause_button
+        self.cancel_button = self.control.cancel_button
+        self.pause_button.setToolTip("Pause after the current tile; press again to resume")
         self.run_button.setToolTip("Upscale the image with the selected model (Ctrl+R)")
         self.compare_button.setToolTip(
             "Run several models on the image, to compare them side by side (Ctrl+M)"
         )
         self.cancel_button.setToolTip("Stop the run; the outputs already done are kept (Esc)")
-        self.progress = QProgressBar()
-        self.progress.setFormat("%v / %m tiles")
-        self.progress.setValue(0)
-        self.progress.setTextVisible(False)  # no "0 / 100 tiles" before any run
-        self.status = QLabel("Open or drop an image to start.")
-        self.status.setObjectName("runStatus")
-        self.status.setWordWrap(True)
-        buttons = QHBoxLayout()
-        for b in (self.run_button, self.compare_button, self.cancel_button):
-            buttons.addWidget(b)
+        self.progress, self.status = self.control.progress, self.control.status
+        self.status.setText("Open or drop an image to start.")
         layout = QVBoxLayout(self)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        self._stage: Stage | None = None
-        self._stage_start = 0.0
-        self.started_at = 0.0
-
-    def begin(self) -> None:
-        self.started_at = time.perf_counter()
-        self._stage = None
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setTextVisible(True)
-        self.status.setText("Starting...")
-
-    def stage(self, stage: Stage) -> None:
-        self._stage, self._stage_start = stage, time.perf_counter()
-        self.status.setText(f"{stage.label} ({stage.index + 1}/{stage.count}): loading...")
-
-    def show_progress(self, done: int, total: int) -> None:
-        """Tiles done of the current model; the ETA counts the models still to run as taking
-        as long as this one."""
-        if total <= 0:
-            return
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
-        stage = self._stage
-        eta = None
-        if done > 0:
-            per_tile = (time.perf_counter() - self._stage_start) / done
-            eta = per_tile * (total - done)
-            if stage is not None:
-                eta += (stage.count - stage.index - 1) * per_tile * total
-        label = f"{stage.label} ({stage.index + 1}/{stage.count}): " if stage else ""
-        self.status.setText(f"{label}tile {done}/{total}, ETA {format_seconds(eta)}")
-
-    def end(self, text: str, *, complete: bool = False) -> None:
-        self._stage = None
-        if complete:
-            self.progress.setValue(self.progress.maximum())
-        self.status.setText(text)
+        layout.addWidget(self.control)
 
     def set_busy(self, busy: bool, can_run: bool) -> None:
-        self.run_button.setEnabled(can_run and not busy)
+        self.control.set_busy(busy, can_run)
         self.compare_button.setEnabled(can_run and not busy)
-        self.cancel_button.setEnabled(busy)
 
 
 class MetricsBox(QGroupBox):

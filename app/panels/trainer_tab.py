@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import qtawesome as qta
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (
@@ -31,7 +30,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSizePolicy,
@@ -45,15 +43,18 @@ from PySide6.QtWidgets import (
 )
 
 from app.qimage import array_to_qimage
+from app.run_control import RunControl
 from app.theme import icon
 from app.workers import TaskContext, TaskHandle, start_task
 from engine import (
     LogEvent,
     LossEvent,
+    RunOutcome,
     SRStudioError,
     TrainConfig,
     TrainResult,
     ValidationEvent,
+    format_seconds,
     list_devices,
     model_names,
     train,
@@ -72,14 +73,6 @@ DEGRADATION_NAMES = (
 PREVIEW_SIDE = 200
 NEEDS_DATA = "Choose a model and at least one folder of HR images."
 READY = "Ready to train: press Start."
-
-
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 class LinePlot(QWidget):
@@ -167,9 +160,6 @@ class TrainerTab(QWidget):
         super().__init__(parent)
         self.task: TaskHandle | None = None
         self.last_result: TrainResult | None = None
-        self._clock: tuple[float, int] | None = None  # (time, iteration) of the first progress
-        self._paused_since: float | None = None
-        self._paused_total = 0.0
         self._last_loss: float | None = None
 
         settings = self._build_settings()
@@ -412,27 +402,22 @@ class TrainerTab(QWidget):
         self.advanced_box.setVisible(shown)
 
     def _build_monitor(self) -> QWidget:
-        self.start_button = QPushButton(qta.icon("fa5s.play", color="white"), "Start")
-        self.start_button.setObjectName("primary")
-        self.pause_button = QPushButton(icon("fa5s.pause"), "Pause")
-        self.pause_button.setCheckable(True)
-        self.stop_button = QPushButton(icon("fa5s.stop"), "Stop")
+        self.control = RunControl("Start", pause=True, stop=True, cancel=False, inline=True)
+        self.start_button = self.control.start_button
+        self.pause_button = self.control.pause_button
+        self.stop_button = self.control.stop_button
         self.continue_button = QPushButton(icon("fa5s.step-forward"), "Continue")
         self.continue_button.setToolTip("Resume the stopped run from its last state")
         self.start_button.setToolTip("Start training with these settings")
         self.pause_button.setToolTip("Pause after the current iteration; press again to resume")
         self.stop_button.setToolTip("End the run, keeping its weights and state (Continue resumes)")
-        self.start_button.clicked.connect(self.start)
-        self.pause_button.toggled.connect(self.set_paused)
-        self.stop_button.clicked.connect(self.stop)
+        self.control.start_clicked.connect(self.start)
+        self.control.pause_toggled.connect(self.set_paused)
+        self.control.stop_clicked.connect(self.stop)
         self.continue_button.clicked.connect(self.continue_run)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setFormat("%v / %m")
-        self.status_label = QLabel(NEEDS_DATA)
-        self.status_label.setObjectName("runStatus")
-        self.status_label.setWordWrap(True)
-        buttons = _row(self.start_button, self.pause_button, self.stop_button, self.continue_button)
-        buttons.layout().addWidget(self.progress_bar, 1)
+        self.control.add_button(self.continue_button, before_progress=True)
+        self.progress_bar, self.status_label = self.control.progress, self.control.status
+        self.status_label.setText(NEEDS_DATA)
 
         self.loss_plot = LinePlot("Training loss (L1)", "#2f6fde")
         self.psnr_plot = LinePlot("Validation PSNR", "#2e9d4f", " dB")
@@ -459,8 +444,7 @@ class TrainerTab(QWidget):
         monitor = QWidget()
         column = QVBoxLayout(monitor)
         column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(buttons)
-        column.addWidget(self.status_label)
+        column.addWidget(self.control)
         column.addWidget(plots, 2)
         column.addWidget(preview)
         column.addWidget(self.log_view, 1)
@@ -620,7 +604,6 @@ class TrainerTab(QWidget):
                 on_event=ctx.emit,
             )
 
-        self._clock, self._paused_since, self._paused_total = None, None, 0.0
         self.task = start_task(self, work)
         w = self.task.worker
         w.progress.connect(self._on_progress)
@@ -629,7 +612,7 @@ class TrainerTab(QWidget):
         w.failed.connect(self._on_failed)
         w.cancelled.connect(self._on_cancelled)
         w.done.connect(self._on_done)
-        self.status_label.setText("Preparing the data...")
+        self.control.begin("Preparing the data...")
         self.busy_changed.emit(True)
         self._update_enabled()
 
@@ -637,15 +620,7 @@ class TrainerTab(QWidget):
         if not self.running:
             return
         self.task.pause(paused)  # type: ignore[union-attr]
-        now = time.perf_counter()
-        if paused:
-            self._paused_since = now
-            self.status_label.setText("Paused (after the current iteration).")
-        elif self._paused_since is not None:
-            self._paused_total += now - self._paused_since
-            self._paused_since = None
-        self.pause_button.setText("Resume" if paused else "Pause")
-        self.pause_button.setIcon(icon("fa5s.play" if paused else "fa5s.pause"))
+        self.control.set_paused(paused, "Paused (after the current iteration).")
 
     def stop(self) -> None:
         if self.running:
@@ -662,22 +637,9 @@ class TrainerTab(QWidget):
     # ================================================================= worker signals
 
     def _on_progress(self, done: int, total: int) -> None:
-        self.progress_bar.setMaximum(max(1, total))
-        self.progress_bar.setValue(done)
-        now = time.perf_counter()
-        if self._clock is None:
-            self._clock = (now, done)
-            return
-        if self._paused_since is not None:
-            return
-        t0, done0 = self._clock
-        active = now - t0 - self._paused_total
-        eta = active / (done - done0) * (total - done) if done > done0 else None
         loss = f", loss {self._last_loss:.4f}" if self._last_loss is not None else ""
-        self.status_label.setText(
-            f"Iteration {done} / {total}{loss}, {format_seconds(active)} elapsed, "
-            f"ETA {format_seconds(eta)}"
-        )
+        elapsed = format_seconds(self.control.elapsed)
+        self.control.show_work(done, total, f"Iteration {done} of {total}{loss}, {elapsed} elapsed")
 
     def _on_event(self, event: object) -> None:
         if isinstance(event, LossEvent):
@@ -705,31 +667,30 @@ class TrainerTab(QWidget):
     def _on_finished(self, result: TrainResult) -> None:
         self.last_result = result
         best = f", best validation PSNR {result.best_psnr:.3f} dB" if result.best_psnr else ""
-        if result.stopped:
+        outcome = RunOutcome.STOPPED if result.stopped else RunOutcome.DONE
+        if outcome is RunOutcome.STOPPED:
             text = f"Stopped at iteration {result.iterations}{best}. Continue resumes it."
         else:
             text = (
                 f"Done: {result.iterations} iterations{best} in {format_seconds(result.seconds)}."
             )
-        self.status_label.setText(f"{text}\nWeights: {result.output}")
+        self.control.finish(outcome, f"{text}\nWeights: {result.output}")
         self.message.emit(
-            f"Training {'stopped' if result.stopped else 'finished'}: {result.output}", "info"
+            f"Training {'stopped' if outcome is RunOutcome.STOPPED else 'finished'}: "
+            f"{result.output}",
+            "info",
         )
         if Path(result.output).is_file():
             self.model_trained.emit(result.output)
 
     def _on_failed(self, text: str) -> None:
+        self.control.finish(RunOutcome.FAILED, "")
         self._error(f"Training failed: {text}")
 
     def _on_cancelled(self) -> None:
-        self.status_label.setText("Cancelled.")
+        self.control.finish(RunOutcome.CANCELLED, "Cancelled.")
 
     def _on_done(self) -> None:
-        self.pause_button.blockSignals(True)
-        self.pause_button.setChecked(False)
-        self.pause_button.setText("Pause")
-        self.pause_button.setIcon(icon("fa5s.pause"))
-        self.pause_button.blockSignals(False)
         self.busy_changed.emit(False)
         self._update_enabled()
 
@@ -751,9 +712,7 @@ class TrainerTab(QWidget):
         self.model_combo.setEnabled(not from_file)
         self.noise_spin.setEnabled(self.degradation_combo.currentData() == "DN")
         self.split_spin.setEnabled(not self.val_edit.text().strip())
-        self.start_button.setEnabled(not running)
-        self.pause_button.setEnabled(running)
-        self.stop_button.setEnabled(running)
+        self.control.set_busy(running)
         stopped = self.last_result is not None and self.last_result.stopped
         self.continue_button.setEnabled(not running and stopped)
 

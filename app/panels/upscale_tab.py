@@ -3,7 +3,6 @@ of one or several models on a worker thread; metrics against a reference; save, 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +18,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import export, jobs
+from app import document, export, jobs
 from app.compact_toolbar import CompactToolBar
 from app.dialogs import CompareDialog
-from app.jobs import Metrics, ModelChoice, ModelFailed, ModelResult, RunRequest, Stage
+from app.document import ComparisonDocument
+from app.jobs import (
+    Metrics,
+    ModelChoice,
+    ModelFailed,
+    ModelResult,
+    RunRequest,
+    Stage,
+    Upscaling,
+)
 from app.panels.model_panel import ModelPanel
 from app.panels.side_boxes import MetricsBox, OutputBox, RunBox, metrics_lines
 from app.qimage import array_to_qimage, qimage_to_array
@@ -30,7 +38,15 @@ from app.settings import AppSettings
 from app.theme import icon
 from app.views.canvas import CompareCanvas, PaneContent
 from app.workers import TaskHandle, start_task
-from engine import FORMAT_EXTENSIONS, READ_EXTENSIONS, ImageData, SRStudioError, difference_map
+from engine import (
+    FORMAT_EXTENSIONS,
+    LONG_RUN_SECONDS,
+    READ_EXTENSIONS,
+    ImageData,
+    RunOutcome,
+    SRStudioError,
+    format_seconds,
+)
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{e}" for e in READ_EXTENSIONS) + ");;All files (*)"
 SAVE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff)"
@@ -52,23 +68,14 @@ class UpscaleTab(QWidget):
     def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
-        self.source: ImageData | None = None  # the image opened
-        self.source_pixels: np.ndarray | None = None
-        self.source_name = ""
-        self.input: ImageData | None = None  # what runs take: the source, or its simulated LR
-        self.input_pixels: np.ndarray | None = None
-        self.reference: np.ndarray | None = None
-        self.reference_name = ""
-        self.simulated_scale: int | None = None
-        self.results: dict[str, ModelResult] = {}  # by ModelResult.key, in arrival order
+        # What is compared (image, input, reference, results...): a plain model rendered here.
+        self.doc = ComparisonDocument()
         self.cache: dict = {}  # ModelChoice -> ModelDescriptor, used by the run worker only
-        self.previews: dict[int, np.ndarray] = {}  # the input upscaled by bicubic, by scale
         self._previews_pending: set[int] = set()
-        self.heatmaps: dict[str, np.ndarray] = {}
         self.task: TaskHandle | None = None
         self.side_tasks: list[TaskHandle] = []
-        self._generation = 0  # bumped when the input changes: late results are dropped
-        self._reference_serial = 0  # bumped when the reference changes
+        self._stage: Stage | None = None  # the model of the run in progress
+        self._passes = 1  # network passes a tile of that model (8 with the self-ensemble)
 
         self.canvas = CompareCanvas()
         self.canvas.selection_changed.connect(self._selection_changed)
@@ -86,7 +93,35 @@ class UpscaleTab(QWidget):
         self.table, self.simulate_check = self.metrics_box.table, self.metrics_box.simulate_check
         self._layout()
         self._restore(settings)
+        self.doc.changed.connect(self._document_changed)
         self._update_enabled()
+
+    # The document's state, read-only (tests and the main window read these).
+    source = property(lambda self: self.doc.source)
+    source_pixels = property(lambda self: self.doc.source_pixels)
+    source_name = property(lambda self: self.doc.source_name)
+    input = property(lambda self: self.doc.input)
+    input_pixels = property(lambda self: self.doc.input_pixels)
+    simulated_scale = property(lambda self: self.doc.simulated_scale)
+    reference = property(lambda self: self.doc.reference)
+    reference_name = property(lambda self: self.doc.reference_name)
+    results = property(lambda self: self.doc.results)
+
+    def _document_changed(self, what: str) -> None:
+        """Render what changed in the document."""
+        doc = self.doc
+        if what in (document.SOURCE, document.REFERENCE):
+            self._show_reference()
+        if what == document.SOURCE or (what == document.RESULTS and not doc.results):
+            self.panel.clear_measured()
+            self.canvas.selected_key = None
+        if what in (document.SOURCE, document.RESULTS, document.METRICS):
+            for result in doc.measured():
+                self.panel.set_measured(result.choice, result.metrics.psnr, result.ensemble)
+            self.metrics_box.fill(doc.results.values())
+        if what == document.REFERENCE:
+            self._remeasure()
+        self._refresh()
 
     # ================================================================= construction
 
@@ -131,6 +166,7 @@ class UpscaleTab(QWidget):
         run.run_button.clicked.connect(lambda: self.run())
         run.compare_button.clicked.connect(self.ask_compare)
         run.cancel_button.clicked.connect(self.cancel)
+        run.control.pause_toggled.connect(self.set_paused)
         metrics.reference_button.clicked.connect(self.ask_reference)
         metrics.clear_reference_button.clicked.connect(self.clear_reference)
         metrics.simulate_check.toggled.connect(self.set_simulate)
@@ -243,7 +279,7 @@ class UpscaleTab(QWidget):
             self.folder_dropped.emit([path])
             return
         self.status.setText(f"Reading {Path(path).name}...")
-        serial = self._reference_serial
+        serial = self.doc.reference_serial
         task = self._side_task(lambda ctx: jobs.read_input(path))
         task.worker.finished.connect(lambda found: self._opened(path, *found, serial))
         task.worker.failed.connect(self._read_failed)
@@ -257,7 +293,7 @@ class UpscaleTab(QWidget):
         self.settings.add_recent(path)
         self.recent_changed.emit()
         # A reference loaded while this image was being read belongs to it: keep that one.
-        keep = serial != self._reference_serial and self.reference is not None
+        keep = serial != self.doc.reference_serial and self.reference is not None
         self.set_source(image, pixels, Path(path).name, keep_reference=keep)
 
     def paste(self) -> None:
@@ -276,28 +312,17 @@ class UpscaleTab(QWidget):
         """A new image: earlier outputs, reference and previews are dropped (a run is stopped)."""
         self._stop_run()
         self.stale.emit()
-        self.source, self.source_pixels, self.source_name = image, pixels, name
-        self.input, self.input_pixels = image, pixels
-        self.simulated_scale = None
-        if not keep_reference or self.simulate_check.isChecked():
-            self.reference, self.reference_name = None, ""
-        self._show_reference()
-        self._clear_outputs()
+        keep = keep_reference and not self.simulate_check.isChecked()
+        self.doc.set_source(image, pixels, name, keep_reference=keep)
         self.status.setText(f"{name}: {pixels.shape[1]}x{pixels.shape[0]}")
         if self.simulate_check.isChecked():
             self._simulate(then_run=self.settings.auto_run)
             return
-        self._refresh()
         if self.settings.auto_run:
-            self.run()
+            self.auto_run()
 
     def _clear_outputs(self) -> None:
-        self.panel.clear_measured()
-        self.results.clear()
-        self.heatmaps.clear()
-        self.previews.clear()
-        self.metrics_box.fill([])
-        self.canvas.selected_key = None
+        self.doc.clear_outputs()
 
     # ================================================================= reference / simulate
 
@@ -317,12 +342,7 @@ class UpscaleTab(QWidget):
 
     def set_reference(self, pixels: np.ndarray | None, name: str) -> None:
         """A new reference: every output's metrics are measured again."""
-        self.reference, self.reference_name = pixels, name
-        self._reference_serial += 1
-        self.heatmaps.clear()
-        self._show_reference()
-        self._remeasure()
-        self._refresh()
+        self.doc.set_reference(pixels, name)
 
     def clear_reference(self) -> None:
         if self.simulate_check.isChecked():
@@ -343,9 +363,7 @@ class UpscaleTab(QWidget):
         if on:
             self._simulate(then_run=self.settings.auto_run)
         else:
-            self.input, self.input_pixels = self.source, self.source_pixels
-            self.simulated_scale = None
-            self.set_reference(None, "")
+            self.doc.use_source()
 
     def _simulate(self, *, then_run: bool) -> None:
         source, scale = self.source, self.panel.current().scale
@@ -362,12 +380,9 @@ class UpscaleTab(QWidget):
     def _simulated(self, sim: jobs.SimulatedInput, then_run: bool) -> None:
         if not self.simulate_check.isChecked() or self.source is None:
             return
-        self.input, self.input_pixels = sim.lr, sim.lr_pixels
-        self.simulated_scale = sim.scale
-        self.previews.clear()
-        self.set_reference(sim.hr_pixels, f"{self.source_name} (as HR)")
+        self.doc.set_simulated(sim)
         if then_run:
-            self.run()
+            self.auto_run()
 
     def _model_changed(self) -> None:
         scale = self.panel.current().scale
@@ -381,24 +396,12 @@ class UpscaleTab(QWidget):
     def _remeasure(self) -> None:
         if not self.results:
             return
-        outputs = [(k, r.pixels, r.choice.scale) for k, r in self.results.items()]
-        reference, generation = self.reference, self._generation
+        outputs, reference, generation = self.doc.outputs(), self.reference, self.doc.generation
         task = self._side_task(lambda ctx: jobs.measure_all(ctx, outputs, reference))
         task.worker.finished.connect(lambda found: self._measured(found, generation))
 
     def _measured(self, found: dict[str, Metrics], generation: int) -> None:
-        if generation != self._generation:
-            return
-        for key, metrics in found.items():
-            if key in self.results:
-                self.results[key].metrics = metrics
-                self._record_measured(self.results[key])
-        self.metrics_box.fill(self.results.values())
-        self._refresh()
-
-    def _record_measured(self, result: ModelResult) -> None:
-        if result.metrics.psnr is not None:
-            self.panel.set_measured(result.choice, result.metrics.psnr, result.ensemble)
+        self.doc.set_metrics(found, generation)
 
     # ================================================================= runs
 
@@ -420,10 +423,8 @@ class UpscaleTab(QWidget):
             return f"The simulated input is for x{s}: pick x{s} models, or turn Simulate off."
         return ""
 
-    def run(self, choices: list[ModelChoice] | None = None) -> TaskHandle | None:
-        """Run the selected model (or `choices`, all at one scale) on the input; each output
-        gets a pane and a table row as soon as it is done."""
-        choices = choices or [self.panel.current()]
+    def _request(self, choices: list[ModelChoice]) -> RunRequest | None:
+        """The run of `choices` on the input, or None (the reason said) when it cannot run."""
         why = self._refuse(choices)
         if why:
             self.message.emit(why, "info")
@@ -433,26 +434,71 @@ class UpscaleTab(QWidget):
         except SRStudioError as exc:
             self.message.emit(str(exc), "error")
             return None
-        if self.results and {r.choice.scale for r in self.results.values()} != {choices[0].scale}:
-            self.results.clear()
-            self.heatmaps.clear()
-        request = RunRequest(self.input, tuple(choices), options, self.reference)
-        self._generation += 1
-        gen, cache = self._generation, self.cache
+        return RunRequest(self.input, tuple(choices), options, self.reference)
+
+    def auto_run(self) -> None:
+        """An image was just opened: run the selected model, unless (setting hold_long_runs) the
+        run is estimated to take over LONG_RUN_SECONDS: then the estimate is shown and the
+        user starts it."""
+        if not self.settings.hold_long_runs:
+            self.run()
+            return
+        request = self._request([self.panel.current()])
+        if request is None:
+            return
+        generation, cache = self.doc.generation, self.cache
+        label = request.choices[0].label
+        self.run_box.control.show_step(f"{label}: estimating the time...")
+        task = self._side_task(lambda ctx: jobs.estimate_run(ctx, request, cache))
+        task.worker.finished.connect(lambda found: self._estimated(found, label, generation))
+        task.worker.failed.connect(lambda text: self._estimated(None, label, generation))
+
+    def _estimated(self, found: tuple[float, str] | None, label: str, generation: int) -> None:
+        if generation != self.doc.generation or self.busy:
+            return  # a new image, or a run started by hand meanwhile
+        if found is not None and found[0] > LONG_RUN_SECONDS:
+            seconds, device = found
+            self.run_box.control.reset()  # not started: nothing to count
+            self.run_box.control.set_status(
+                f"{label} would take about {format_seconds(seconds)} on {device}: press "
+                "Upscale to start (or pick a faster model or a GPU)."
+            )
+            return
+        self.run()
+
+    def run(self, choices: list[ModelChoice] | None = None) -> TaskHandle | None:
+        """Run the selected model (or `choices`, all at one scale) on the input; each output
+        gets a pane and a table row as soon as it is done."""
+        choices = choices or [self.panel.current()]
+        request = self._request(choices)
+        if request is None:
+            return None
+        self.doc.keep_scale(choices[0].scale)
+        gen, cache = self.doc.next_generation(), self.cache
         task = self.task = start_task(self, lambda ctx: jobs.run_models(ctx, request, cache))
         task.event.connect(lambda obj: self._run_event(obj, gen))
         task.progress.connect(lambda d, t: self._run_progress(d, t, gen))
-        task.finished.connect(lambda n: self._run_ended(task, f"Done: {_plural(n, 'output')}."))
-        task.failed.connect(lambda text: self._run_ended(task, "Failed.", error=text))
-        task.cancelled.connect(lambda: self._run_ended(task, "Cancelled."))
-        self.run_box.begin()
+        task.finished.connect(lambda n: self._run_ended(task, RunOutcome.DONE, n))
+        task.failed.connect(lambda text: self._run_ended(task, RunOutcome.FAILED, error=text))
+        task.cancelled.connect(lambda: self._run_ended(task, RunOutcome.CANCELLED))
+        self._stage, self._passes = None, 1
+        self.run_box.control.begin("Loading the model...")
         self._update_enabled()
         self.busy_changed.emit(True)
         return self.task
 
+    def set_paused(self, paused: bool) -> None:
+        """Hold the run after the current tile (the time left stops counting), or go on."""
+        if not self.busy:
+            self.run_box.control.set_paused(False)
+            return
+        self.task.pause(paused)
+        self.run_box.control.set_paused(paused, "Paused (after the current tile).")
+
     def cancel(self) -> None:
         if self.busy:
             self.task.cancel()
+            self.task.pause(False)
             self.status.setText("Cancelling...")
 
     def _stop_run(self) -> None:
@@ -460,40 +506,78 @@ class UpscaleTab(QWidget):
         run may start while it winds down."""
         if self.busy:
             self.task.cancel()
+            self.task.pause(False)
             self._track(self.task)
             self.task = None
             self.busy_changed.emit(False)
-        self._generation += 1
+        self.doc.next_generation()
+        self.run_box.control.reset()
+
+    def _model_text(self) -> str:
+        stage = self._stage
+        if stage is None:
+            return ""
+        if stage.count == 1:
+            return stage.label
+        return f"{stage.label} ({stage.index + 1} of {stage.count})"
 
     def _run_progress(self, done: int, total: int, generation: int) -> None:
-        if generation == self._generation:
-            self.run_box.show_progress(done, total)
+        """Network passes done of the current model (tiles x passes a tile): the bar shows this
+        model, the time left counts the models still to run as taking as long."""
+        if generation != self.doc.generation:
+            return
+        passes, model = self._passes, self._model_text()
+        running = total <= 0 or done < total
+        pass_text = f", pass {done % passes + 1} of {passes}" if passes > 1 and running else ""
+        if total <= 0:  # the tile count is not known before the first tile is done
+            self.run_box.control.show_step(f"{model}: upscaling tile 1{pass_text}")
+            return
+        tiles_done, tiles = done // passes, total // passes
+        if tiles == 1:
+            text = f"{model}: upscaling the whole image{pass_text}"
+        else:
+            text = f"{model}: upscaling, {tiles_done} of {_plural(tiles, 'tile')}{pass_text}"
+        stage = self._stage
+        index, count = (stage.index, stage.count) if stage else (0, 1)
+        overall = (index * total + done, count * total)
+        self.run_box.control.show_work(done, total, text, shown=overall)
 
     def _run_event(self, obj: object, generation: int) -> None:
-        if generation != self._generation:
+        if generation != self.doc.generation:
             return
         if isinstance(obj, Stage):
-            self.run_box.stage(obj)
+            self._stage, self._passes = obj, 1
+            self.run_box.control.show_step(f"{self._model_text()}: loading the model...")
+        elif isinstance(obj, Upscaling):
+            self._passes = obj.passes
+            if obj.seconds is not None and self._stage is not None:
+                left = obj.seconds * (self._stage.count - self._stage.index)
+                if self.run_box.control.eta.remaining() is None:
+                    self.run_box.control.set_estimate(left)
+            self.run_box.control.show_step(f"{self._model_text()}: upscaling...")
         elif isinstance(obj, ModelResult):
-            key = obj.key
-            self.results[key] = obj
-            self.heatmaps.pop(key, None)
-            self._record_measured(obj)
-            self.metrics_box.fill(self.results.values())
-            self._refresh()
+            self.doc.add_result(obj, generation)
             if self.canvas.selected_key not in self.results:
-                self.canvas.select(key)
+                self.canvas.select(obj.key)
         elif isinstance(obj, ModelFailed):
             self.message.emit(f"{obj.choice.label}: {obj.message}", "error")
 
-    def _run_ended(self, task: TaskHandle, text: str, error: str = "") -> None:
+    def _run_ended(
+        self, task: TaskHandle, outcome: RunOutcome, outputs: int = 0, error: str = ""
+    ) -> None:
         if task is not self.task:
             return  # a run stopped by a new input: nothing of it is shown
         self.task = None
-        seconds = time.perf_counter() - self.run_box.started_at
-        if text == "Cancelled.":
-            text += f" {_plural(len(self.results), 'output')} kept."
-        self.run_box.end(f"{text[:-1]} in {seconds:.1f} s.", complete=text.startswith("Done"))
+        self._stage = None
+        seconds = self.run_box.control.elapsed
+        if outcome is RunOutcome.DONE:
+            text = f"Done: {_plural(outputs, 'output')} in {seconds:.1f} s."
+        elif outcome is RunOutcome.CANCELLED:
+            kept = _plural(len(self.results), "output")
+            text = f"Cancelled after {seconds:.1f} s; {kept} kept."
+        else:
+            text = f"Failed after {seconds:.1f} s."
+        self.run_box.control.finish(outcome, text)
         if error:
             self.message.emit(error, "error")
         self._update_enabled()
@@ -517,9 +601,7 @@ class UpscaleTab(QWidget):
     # ================================================================= view
 
     def display_scale(self) -> int:
-        if self.results:
-            return next(iter(self.results.values())).choice.scale
-        return self.simulated_scale or self.panel.current().scale
+        return self.doc.display_scale(self.panel.current().scale)
 
     def set_wipe(self, on: bool) -> None:
         self.canvas.set_mode("wipe" if on else "side")
@@ -532,7 +614,7 @@ class UpscaleTab(QWidget):
         title = "Input (LR)" if self.simulated_scale else f"Input: {self.source_name}"
         info = [f"{w}x{h}, enlarged x{scale}"]
         if self.actions["bicubic_input"].isChecked():
-            preview = self.previews.get(scale)
+            preview = self.doc.previews.get(scale)
             if preview is not None:
                 smooth = [*info, "smooth (bicubic)"]
                 return PaneContent("input", title, preview, 1.0, smooth, "input")
@@ -545,24 +627,19 @@ class UpscaleTab(QWidget):
         if scale in self._previews_pending:
             return
         self._previews_pending.add(scale)
-        image, generation = self.input, self._generation
+        image, generation = self.input, self.doc.generation
         task = self._side_task(lambda ctx: jobs.bicubic_preview(ctx, image, scale))
         task.worker.finished.connect(lambda arr: self._preview_ready(scale, arr, generation))
         task.worker.failed.connect(lambda text: self.message.emit(text, "error"))
         task.worker.done.connect(lambda: self._previews_pending.discard(scale))
 
     def _preview_ready(self, scale: int, pixels: np.ndarray, generation: int) -> None:
-        if generation == self._generation:
-            self.previews[scale] = pixels
-            self._refresh()
+        self.doc.set_preview(scale, pixels, generation)
 
     def _output_content(self, key: str, result: ModelResult) -> PaneContent:
         info = [f"{result.seconds:.2f} s on {result.device}", *metrics_lines(result.metrics)]
-        measured = self.reference is not None and result.metrics.psnr is not None
-        if self.actions["heatmap"].isChecked() and measured:
-            heat = self.heatmaps.get(key)
-            if heat is None:
-                heat = self.heatmaps[key] = difference_map(result.pixels, self.reference)
+        heat = self.doc.heatmap(key) if self.actions["heatmap"].isChecked() else None
+        if heat is not None:
             info.append("|Y diff|: black 0, white 32+ levels")
             return PaneContent(key, f"{result.label}: difference", heat, 1.0, info, "heatmap")
         return PaneContent(key, result.label, result.pixels, 1.0, info, "output")

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.archs.base import Family, StateDict, build_from, detect_exact
+from engine.archs.base import Family, MemoryCost, StateDict, build_from, detect_exact
 from engine.archs.pooling import mean_pool
 
 SCALES = (2, 3, 4)
@@ -200,6 +200,14 @@ FAMILY = Family(
     input_range=255.0,
     tiling_safe=False,  # the channel attention of every block pools the whole feature map
     tile_overlap=24,
+    memory=MemoryCost(
+        {
+            "S": {2: 4600, 3: 4800, 4: 4600},
+            "SD": {2: 5200, 3: 4500, 4: 4600},
+            "M": {2: 8500, 3: 10200, 4: 10400},
+            "L": {2: 11100, 3: 11100, 4: 11400},
+        }
+    ),
     shared_pooling=True,
     scales=SCALES,
 )

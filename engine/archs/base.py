@@ -27,6 +27,28 @@ StateDict = Mapping[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
+class MemoryCost:
+    """Peak working memory of one float32 forward on the CPU, in bytes per LR input pixel, by
+    variant and scale: what the automatic tile size (engine.inference.tiling) budgets with.
+    Measured by `.venv/bin/python bench/bench_tiling.py --calibrate --threads 1`: peak RSS growth
+    of a 96x96 and a 192x192 forward after a warm-up (random weights, torch 2.13), the larger of
+    the two per-pixel values plus 15%."""
+
+    by_variant: Mapping[str, Mapping[int, int]]
+    # bytes per LR pixel that grow with every LR pixel of the tile (a network whose work is
+    # quadratic in the tile, e.g. HPINet's patch matching); 0 for the others
+    per_tile_pixel: float = 0.0
+
+    def bytes_per_lr_pixel(self, variant: str, scale: int, pixels: int = 0) -> float | None:
+        """For a tile of `pixels` LR pixels; None for a variant not calibrated. An uncalibrated
+        scale of a calibrated variant costs as much as its costliest calibrated one."""
+        by_scale = self.by_variant.get(variant)
+        if not by_scale:
+            return None
+        return float(by_scale.get(scale, max(by_scale.values()))) + self.per_tile_pixel * pixels
+
+
+@dataclass(frozen=True)
 class Family:
     name: str
     variants: tuple[str, ...]
@@ -36,6 +58,7 @@ class Family:
     input_range: float  # the range the authors' checkpoints were trained on (1.0 or 255.0)
     tiling_safe: bool  # False when the network has image-global operations (pooling, matching)
     tile_overlap: int  # LR pixels of overlap the tiler should give each side of a tile
+    memory: MemoryCost  # working memory of a forward, for the automatic tile size
     # True when every global operation is an engine.archs.pooling function, so that the tiles of
     # one image can share the image-wide values (two passes over the tiles)
     shared_pooling: bool = False

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.archs.base import Family, StateDict, build_from, count_indexed, detect_exact
+from engine.archs.base import Family, MemoryCost, StateDict, build_from, count_indexed, detect_exact
 from engine.archs.pooling import grid_pool
 
 KERNEL_SIZE = 3
@@ -274,6 +274,13 @@ FAMILY = Family(
     input_range=1.0,
     tiling_safe=False,  # every CRAC pools the whole input to build its kernels
     tile_overlap=16,
+    memory=MemoryCost(
+        {
+            "paper": {2: 3000, 3: 6900, 4: 12300},
+            "light": {2: 3300, 3: 6900, 4: 12000},
+            "tiny": {2: 2700, 3: 3700, 4: 7300},
+        }
+    ),
     shared_pooling=True,
     own_variants={
         "light": "3 groups x 6 blocks (paper: 10 x 20)",

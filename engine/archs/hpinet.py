@@ -33,6 +33,7 @@ from torch import nn
 
 from engine.archs.base import (
     Family,
+    MemoryCost,
     StateDict,
     build_from,
     count_indexed,
@@ -356,5 +357,16 @@ FAMILY = Family(
     input_range=1.0,
     tiling_safe=False,  # patch matching pairs patches across the whole image
     tile_overlap=40,  # Set14 x4, tiles of 48: +0.0103 dB off the whole image at 32, -0.0020 at 40
+    memory=MemoryCost(
+        {
+            "S": {2: 12000, 3: 14800, 4: 15700},
+            "M": {2: 13300, 3: 13200, 4: 15400},
+            "L": {2: 21600, 3: 20700, 4: 29800},
+            "T": {2: 5100, 3: 4800, 4: 9500},
+        },
+        # patch matching holds three (patches x patches) float32 arrays, with patches = pixels /
+        # 10^2 for its smallest patch (12 pixels, stride 10)
+        per_tile_pixel=3 * 4 / 100**2,
+    ),
     own_variants={"T": "dim 32, 4 blocks of patches 8/12 (paper S: dim 40, 8 blocks of 12-24)"},
 )

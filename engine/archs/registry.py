@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.archs import a2f, cran, hpinet, rnan
-from engine.archs.base import Family, StateDict
+from engine.archs import a2f, bicubic, cran, hpinet, rnan
+from engine.archs.base import Family, MemoryCost, StateDict
 
 FAMILIES: tuple[Family, ...] = (rnan.FAMILY, cran.FAMILY, a2f.FAMILY, hpinet.FAMILY)
 
@@ -14,6 +14,16 @@ def get_family(name: str) -> Family:
             return family
     known = ", ".join(f.name for f in FAMILIES)
     raise ValueError(f"unknown network family {name!r}; known: {known}")
+
+
+def memory_cost(name: str) -> MemoryCost | None:
+    """The working-memory cost of a family's forward (bicubic's too), None for an unknown name."""
+    if name.lower() == "bicubic":
+        return bicubic.MEMORY_COST
+    try:
+        return get_family(name).memory
+    except ValueError:
+        return None
 
 
 def model_names() -> list[str]:

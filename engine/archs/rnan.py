@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from engine.archs.base import Family, StateDict, build_from, count_indexed, detect_exact
+from engine.archs.base import Family, MemoryCost, StateDict, build_from, count_indexed, detect_exact
 from engine.archs.pooling import softmax_pool
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -247,6 +247,13 @@ FAMILY = Family(
     input_range=1.0,
     tiling_safe=False,  # the GC blocks pool over the whole image
     tile_overlap=16,
+    memory=MemoryCost(
+        {
+            "paper": {2: 20300, 3: 20000, 4: 23000},
+            "light": {2: 8200, 3: 11100, 4: 17400},
+            "tiny": {2: 2900, 3: 4600, 4: 7100},
+        }
+    ),
     shared_pooling=True,
     own_variants={
         "light": "C=64, G=4, B=6 (paper: G=10, B=20)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from importlib import import_module
@@ -10,6 +11,7 @@ from importlib import import_module
 from engine.errors import Cancelled, SRStudioError
 
 SUBCOMMANDS = ("upscale", "eval", "train", "models")
+VERBOSE_HELP = "say what the engine chooses (tile size and pooling mode, fallbacks, clean-ups)"
 
 
 def version() -> str:
@@ -27,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="srstudio", description="SR Studio: image super-resolution (no arguments: the app)"
     )
     parser.add_argument("--version", action="version", version=f"srstudio {version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
@@ -36,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.add_parser(subparsers)
+    for sub in subparsers.choices.values():  # also after the subcommand
+        sub.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+        )
     return parser
 
 
@@ -45,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help/--version
         return int(exc.code or 0)
+    if getattr(args, "verbose", False):
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2

@@ -6,7 +6,6 @@ import argparse
 import signal
 import sys
 import threading
-import time
 from types import FrameType
 from typing import TextIO
 
@@ -14,6 +13,7 @@ from engine.checkpoints import load_model
 from engine.descriptor import ModelDescriptor
 from engine.errors import SRStudioError
 from engine.inference.upscaler import UpscaleOptions
+from engine.progress import Eta, format_seconds
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, default_model: str | None = None) -> None:
@@ -31,6 +31,12 @@ def add_model_options(parser: argparse.ArgumentParser, *, default_model: str | N
     )
     parser.add_argument("--tile-overlap", type=int, help="LR pixels of overlap between tiles")
     parser.add_argument("--ensemble", action="store_true", help="x8 self-ensemble")
+    parser.add_argument(
+        "--exact-tiles",
+        action="store_true",
+        help="two passes so every tile sees the image-wide pooling of A2F/RNAN/CRAN (the output "
+        "equals the whole-image one); default: large tiles pool on their own, in one pass",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
 
@@ -54,6 +60,7 @@ def upscale_options(args: argparse.Namespace, **extra: object) -> UpscaleOptions
         tile=parse_tile(args.tile),
         tile_overlap=args.tile_overlap,
         ensemble=args.ensemble,
+        exact_tiles=args.exact_tiles,
         device=args.device,
         precision=args.precision,
         **extra,
@@ -79,18 +86,17 @@ class ProgressBar:
     def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
         self.label, self.width = label, width
         self.stream = stream or sys.stderr
-        self.start = time.perf_counter()
+        self.eta = Eta(from_start=True)
         self.interactive = self.stream.isatty()
 
     def __call__(self, done: int, total: int) -> None:
         if total <= 0:
             return
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / done * (total - done) if done else float("nan")
+        eta = self.eta.update(done, total)
         filled = int(self.width * done / total)
         line = (
             f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} "
-            f"{elapsed:5.1f}s ETA {eta:5.1f}s"
+            f"{format_seconds(self.eta.elapsed)} ETA {format_seconds(eta)}"
         )
         if self.interactive:
             self.stream.write("\r" + line + ("\n" if done >= total else ""))

@@ -7,13 +7,11 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
 from engine.archs.registry import FAMILIES
-from engine.checkpoints import count_params
 from engine.cli.common import ProgressBar
 from engine.errors import SRStudioError
 from engine.library import ORIGIN_RANK, WeightsEntry, installed_weights, scan_weights
+from engine.params import param_count
 from engine.releases import RELEASES, find_releases
 
 
@@ -55,8 +53,7 @@ def model_table(weights: list[WeightsEntry] | None = None) -> list[dict]:
         for variant in family.variants:
             params = {}
             for scale in family.scales:
-                with torch.device("meta"):  # counts parameters without allocating them
-                    params[str(scale)] = count_params(family.build(family.config(variant, scale)))
+                params[str(scale)] = param_count(family.name, variant, scale)
             mine = sorted(
                 (w for w in weights if (w.family, w.variant) == (family.name, variant)),
                 key=lambda w: (w.scale, ORIGIN_RANK.get(w.origin, 9)),

@@ -22,7 +22,6 @@ from engine.batch import (
     FileRecord,
     check_report_target,
     collect_inputs,
-    eta_seconds,
     missing_inputs,
     run_batch,
 )
@@ -30,6 +29,7 @@ from engine.cli.common import StopOnSignal, add_model_options, resolve_model, up
 from engine.errors import SRStudioError
 from engine.imaging.io import DEFAULT_MAX_PIXELS
 from engine.inference.upscaler import ALPHA_MODES, Upscaler
+from engine.progress import Eta, format_seconds
 
 FORMAT_CHOICES = ("png", "jpg", "jpeg", "webp", "tiff", "tif")
 
@@ -180,7 +180,7 @@ class BatchProgress:
     def __init__(self, stream: TextIO, *, label: str = "", width: int = 28) -> None:
         self.stream, self.label, self.width = stream, label, width
         self.interactive = stream.isatty()
-        self.start = time.perf_counter()
+        self.eta = Eta(from_start=True)
         self.drawn = False
         self.last = (0, 0)
         self.last_draw = 0.0
@@ -194,8 +194,7 @@ class BatchProgress:
 
     def _draw(self, done: int, total: int) -> None:
         filled = self.width * done // total
-        eta = eta_seconds(time.perf_counter() - self.start, done, total)
-        eta_text = "--:--" if eta is None else _clock(eta)
+        eta_text = format_seconds(self.eta.update(done, total))
         files = f"{done // PROGRESS_STEPS}/{total // PROGRESS_STEPS} files"
         bar = "#" * filled + "." * (self.width - filled)
         self.stream.write(
@@ -221,13 +220,3 @@ class BatchProgress:
         print(line, file=self.stream, flush=True)
         if self.interactive and self.last[1] > 0:
             self._draw(*self.last)
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return (
-        f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
-        if hours
-        else f"{rest // 60:02d}:{rest % 60:02d}"
-    )

@@ -5,7 +5,8 @@ grayscale-ness, alpha, ICC profile, EXIF (orientation already applied to the pix
 
 Pillow has no 16-bit-per-channel colour modes, so 16-bit RGB(A) and gray+alpha PNG/TIFF files are
 decoded by running Pillow's own decoder twice with raw modes that pick the high and the low bytes,
-and written by the small PNG/TIFF encoders at the end of this module.
+and written by the small PNG/TIFF encoders of engine.imaging.encoders (which also write images
+that arrive in bands: engine.imaging.stream_writers).
 
 Writing choices: JPEG has no alpha, so transparent images are composited over white; JPEG and WebP
 are 8-bit; WebP has no grayscale, so grayscale is written as RGB there, and so are 16-bit gray+alpha
@@ -23,10 +24,10 @@ import math
 import os
 import struct
 import sys
-import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -34,6 +35,7 @@ from PIL import Image, ImageCms, features
 
 from engine.atomic import atomic_open
 from engine.errors import ImageError, StopFn, never_stop
+from engine.imaging.encoders import PngStream, TiffStream
 from engine.imaging.safe_open import (  # noqa: F401 - READ_EXTENSIONS is re-exported
     DEFAULT_MAX_PIXELS,
     READ_EXTENSIONS,
@@ -46,6 +48,7 @@ FORMAT_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "tiff": "tiff"
 _FORMAT_ALIASES = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "jfif": "jpeg", "webp": "webp"}
 _FORMAT_ALIASES.update({"tif": "tiff", "tiff": "tiff"})
 _ORIENTATION = 0x0112
+QUANTIZE_CHUNK = 1 << 20  # samples quantized at a time (4 MiB of float32)
 
 
 @dataclass
@@ -380,11 +383,25 @@ def write_image(
     fmt = normalize_format(format) if format else format_for_path(path)
     if not 1 <= quality <= 100:
         raise ImageError(f"quality must be between 1 and 100, got {quality}")
-    meta, warnings = _fitting(_Metadata(img.icc_profile, img.exif, img.dpi), fmt)
+    meta = _Metadata(img.icc_profile, img.exif, img.dpi)
+
+    def encode(f: object, meta: _Metadata) -> None:
+        _encode(f, img, meta, fmt, quality=quality, level=compress_level, lossless=lossless)
+
+    return write_retrying(path, fmt, meta, encode)
+
+
+def write_retrying(
+    path: Path, fmt: str, meta: _Metadata, encode: Callable[[object, _Metadata], None]
+) -> list[str]:
+    """encode(file, metadata) into an atomic file at `path`, metadata the format cannot hold left
+    out first, and a piece that makes the encoder fail left out and the encoding redone; returns
+    a warning for each piece left out."""
+    meta, warnings = _fitting(meta, fmt)
     with atomic_file(path) as f:
         while True:
             try:
-                _encode(f, img, meta, fmt, quality=quality, level=compress_level, lossless=lossless)
+                encode(f, meta)
                 return warnings
             except Exception as e:
                 if _is_disk_error(e) or not meta.pieces():
@@ -425,31 +442,91 @@ def _encode(
     level: int,
     lossless: bool,
 ) -> None:
-    deep = img.bit_depth == 16 and fmt in ("png", "tiff")
-    alpha = img.alpha if fmt != "jpeg" else None
-    # WebP has no grayscale; Pillow cannot read 16-bit gray+alpha TIFFs, so those are RGBA.
-    gray = img.grayscale and fmt != "webp" and not (deep and fmt == "tiff" and alpha is not None)
-    color = _luma(img.rgb) if gray else img.rgb
-    if fmt == "jpeg" and img.alpha is not None:  # no alpha in JPEG: composite over white
-        color = color * img.alpha + (1.0 - img.alpha)
-    planes = color if alpha is None else torch.cat([color, alpha], dim=0)
-    arr = _quantize(planes, 65535 if deep else 255)
-    icc = meta.icc if _icc_space(meta.icc) == (b"GRAY" if gray else b"RGB ") else None
-    dpi = meta.dpi
-    if deep and (fmt == "png" or arr.shape[2] > 1):
-        if fmt == "png":
-            f.write(_png16(arr, icc=icc, exif=meta.exif, dpi=dpi, level=level))  # type: ignore[attr-defined]
-        else:
-            f.write(_tiff16(arr, icc=icc, dpi=dpi))  # type: ignore[attr-defined]
+    layout = OutputLayout.of(img, fmt)
+    arr = layout.quantize(img.rgb, img.alpha)
+    if layout.by_pillow:
+        save_pillow(f, layout.pillow_image(arr), layout, meta, quality, level, lossless)
         return
-    pil = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+    stream = layout.stream(f, meta, level)  # type: ignore[arg-type]
+    stream.write(arr)
+    stream.close()
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """How the pixels of an image are written in a format: channels, bit depth, and the encoder
+    (Pillow, or engine.imaging.encoders for 16-bit colour and for streamed output)."""
+
+    fmt: str
+    height: int
+    width: int
+    deep: bool  # 16 bits a sample
+    gray: bool  # written single-channel (plus alpha)
+    alpha: bool  # an alpha channel is written
+    composite: bool  # alpha composited over white (JPEG)
+
+    @classmethod
+    def of(cls, img: ImageData, fmt: str) -> OutputLayout:
+        deep = img.bit_depth == 16 and fmt in ("png", "tiff")
+        alpha = img.alpha is not None and fmt != "jpeg"
+        # WebP has no grayscale; Pillow cannot read 16-bit gray+alpha TIFFs, so those are RGBA.
+        gray = img.grayscale and fmt != "webp" and not (deep and fmt == "tiff" and alpha)
+        composite = fmt == "jpeg" and img.alpha is not None
+        return cls(fmt, img.height, img.width, deep, gray, alpha, composite)
+
+    @property
+    def channels(self) -> int:
+        return (1 if self.gray else 3) + self.alpha
+
+    @property
+    def by_pillow(self) -> bool:
+        """Whole-image writes go through Pillow except 16-bit PNG and 16-bit colour TIFF."""
+        return not (self.deep and (self.fmt == "png" or self.channels > 1))
+
+    def icc(self, meta: _Metadata) -> bytes | None:
+        """The profile, where its colour space matches the written pixels."""
+        return meta.icc if _icc_space(meta.icc) == (b"GRAY" if self.gray else b"RGB ") else None
+
+    def quantize(self, rgb: torch.Tensor, alpha: torch.Tensor | None) -> np.ndarray:
+        """(3, h, W) colour and (1, h, W) alpha in [0, 1] -> the h x W x channels array to write."""
+        color = _luma(rgb) if self.gray else rgb
+        if self.composite and alpha is not None:  # no alpha in JPEG: composite over white
+            color = color * alpha + (1.0 - alpha)
+        planes = color if not self.alpha or alpha is None else torch.cat([color, alpha], dim=0)
+        return _quantize(planes, 65535 if self.deep else 255)
+
+    def pillow_image(self, arr: np.ndarray) -> Image.Image:
+        return Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+
+    def stream(self, f: IO[bytes], meta: _Metadata, level: int) -> PngStream | TiffStream:
+        """An encoder taking bands of quantize()'s arrays (PNG or TIFF only)."""
+        size = {"width": self.width, "height": self.height, "channels": self.channels}
+        depth = 16 if self.deep else 8
+        icc = self.icc(meta)
+        if self.fmt == "png":
+            exif = meta.exif
+            return PngStream(f, **size, depth=depth, icc=icc, exif=exif, dpi=meta.dpi, level=level)
+        return TiffStream(f, **size, depth=depth, icc=icc, dpi=meta.dpi)
+
+
+def save_pillow(
+    f: object,
+    pil: Image.Image,
+    layout: OutputLayout,
+    meta: _Metadata,
+    quality: int,
+    level: int,
+    lossless: bool,
+) -> None:
+    fmt = layout.fmt
     options: dict[str, object] = {}
+    icc = layout.icc(meta)
     if icc:
         options["icc_profile"] = icc
     if meta.exif:
         options["exif"] = meta.exif
-    if dpi and fmt != "webp":
-        options["dpi"] = dpi
+    if meta.dpi and fmt != "webp":
+        options["dpi"] = meta.dpi
     if fmt == "png":
         options["compress_level"] = level
     elif fmt == "jpeg":
@@ -467,90 +544,13 @@ def _luma(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def _quantize(planes: torch.Tensor, peak: int) -> np.ndarray:
-    """(C, H, W) float in [0, 1] -> HxWxC uint8 (peak 255) or uint16 (peak 65535)."""
-    x = planes.detach().float().cpu().clamp(0, 1).mul(peak).round().permute(1, 2, 0).numpy()
-    return np.ascontiguousarray(x.astype(np.uint8 if peak == 255 else np.uint16))
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _png16(
-    arr: np.ndarray,
-    *,
-    icc: bytes | None,
-    exif: bytes | None,
-    dpi: tuple[float, float] | None,
-    level: int,
-) -> bytes:
-    """A 16-bit PNG (gray, gray+alpha, RGB or RGBA from C = 1, 2, 3, 4) with the 'Up' filter."""
-    h, w, c = arr.shape
-    rows = arr.astype(">u2").view(np.uint8).reshape(h, w * c * 2)
-    up = rows.copy()
-    up[1:] -= rows[:-1]  # uint8 arithmetic wraps, as the PNG filter wants
-    raw = np.concatenate([np.full((h, 1), 2, np.uint8), up], axis=1)
-    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
-    out = [
-        b"\x89PNG\r\n\x1a\n",
-        _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0)),
-    ]
-    if icc:
-        out.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))
-    if dpi:
-        ppm = [max(1, round(d / 0.0254)) for d in dpi]
-        out.append(_png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
-    if exif:
-        out.append(_png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
-    out.append(_png_chunk(b"IDAT", zlib.compress(raw.tobytes(), level)))
-    out.append(_png_chunk(b"IEND", b""))
-    return b"".join(out)
-
-
-def _tiff16(arr: np.ndarray, *, icc: bytes | None, dpi: tuple[float, float] | None) -> bytes:
-    """A little-endian, deflate-compressed (horizontal predictor) 16-bit TIFF with C = 1..4
-    samples; the last sample is unassociated alpha when C is 2 or 4."""
-    h, w, c = arr.shape
-    diff = arr.astype(np.uint16)
-    diff[:, 1:] -= arr[:, :-1]  # predictor 2: differences along each row, wrapping
-    strip = zlib.compress(diff.astype("<u2").tobytes(), 6)
-    alpha = c in (2, 4)
-    res = [(round(d * 1000), 1000) for d in (dpi or (72.0, 72.0))]
-    entries: list[
-        tuple[int, int, list[int]]
-    ] = [  # (tag, type, values); 3 SHORT, 4 LONG, 5 RATIONAL
-        (256, 4, [w]),
-        (257, 4, [h]),
-        (258, 3, [16] * c),
-        (259, 3, [8]),
-        (262, 3, [1 if c <= 2 else 2]),
-        (273, 4, [8]),
-        (277, 3, [c]),
-        (278, 4, [h]),
-        (279, 4, [len(strip)]),
-        (282, 5, list(res[0])),
-        (283, 5, list(res[1])),
-        (284, 3, [1]),
-        (296, 3, [2]),
-        (317, 3, [2]),
-    ]
-    if alpha:
-        entries.append((338, 3, [2]))
-    extra_entries = [(34675, 7, list(icc))] if icc else []
-    data = strip + (b"\x00" if len(strip) % 2 else b"")
-    ifd_offset = 8 + len(data)
-    all_entries = entries + extra_entries
-    values_offset = ifd_offset + 2 + 12 * len(all_entries) + 4
-    ifd, values = [struct.pack("<H", len(all_entries))], []
-    fmt = {3: "H", 4: "I", 5: "I", 7: "B"}
-    for tag, typ, vals in all_entries:
-        payload = struct.pack(f"<{len(vals)}{fmt[typ]}", *vals)
-        count = len(vals) // 2 if typ == 5 else len(vals)
-        if len(payload) <= 4:
-            field = payload.ljust(4, b"\x00")
-        else:
-            field = struct.pack("<I", values_offset + sum(len(v) for v in values))
-            values.append(payload + (b"\x00" if len(payload) % 2 else b""))
-        ifd.append(struct.pack("<HHI", tag, typ, count) + field)
-    ifd.append(struct.pack("<I", 0))
-    return b"II*\x00" + struct.pack("<I", ifd_offset) + data + b"".join(ifd) + b"".join(values)
+    """(C, H, W) float in [0, 1] -> HxWxC uint8 (peak 255) or uint16 (peak 65535), made a chunk
+    of rows at a time so that no float copy of the whole image is made."""
+    c, h, w = planes.shape
+    out = np.empty((h, w, c), np.uint8 if peak == 255 else np.uint16)
+    step = max(1, QUANTIZE_CHUNK // max(1, c * w))
+    for top in range(0, h, step):
+        part = planes[:, top : top + step].detach().to(device="cpu", dtype=torch.float32)
+        part = part.clamp(0, 1).mul_(peak).round_()
+        out[top : top + step] = part.permute(1, 2, 0).numpy()
+    return out

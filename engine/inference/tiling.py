@@ -1,18 +1,22 @@
-"""Tiled inference: overlapping tiles blended with feathered weights, automatic tile size, and
-recovery from out-of-memory errors and half-precision overflow.
+"""Tiled inference: overlapping tiles blended with feathered weights into bands of finished
+output rows, automatic tile size, and recovery from out-of-memory errors and half-precision
+overflow.
 
-Layout. The LR image is cut into a grid of cores of at most `tile` x `tile` pixels (evenly sized).
-Each tile runs on its core plus `overlap` LR pixels of context on every side (clipped at the
-image border). Its output is blended in with a weight that is 1 inside the core, 0 in the outer
-half of the context, and a raised-cosine ramp across the `overlap`-wide band centred on each
-core boundary; the ramps of two neighbours add up to 1, and the accumulated weight is divided
-out at the end. So a network whose receptive field reaches at most ceil(overlap / 2) LR pixels
-gives exactly its whole-image output, and a flat image stays flat: no seam.
+Layout. The LR image is cut into a grid of cores of at most `tile` x `tile` pixels (evenly sized),
+run row of tiles by row of tiles. Each tile runs on its core plus `overlap` LR pixels of context on
+every side (clipped at the image border), read into one input buffer reused from tile to tile. Its
+output is blended in with a weight that is 1 inside the core, 0 in the outer half of the context,
+and a raised-cosine ramp across the `overlap`-wide band centred on each core boundary; the ramps of
+two neighbours add up to 1, and the accumulated weight is divided out. So a network whose
+receptive field reaches at most ceil(overlap / 2) LR pixels gives exactly its whole-image output,
+and a flat image stays flat: no seam. Rows no tile left can reach are handed on at once
+(stream_tiled; engine.inference.blending): no full-size canvas or weight image is ever made.
 
-Image-wide pooling (A2F's channel attention, RNAN's global context, CRAN's CRAC kernels) would
-see only the tile: for those networks (shared_pooling) the tiles run twice, the first pass
-gathering each pooling's image-wide value (engine.archs.pooling) and the second, the one kept,
-using it in every tile. HPINet's patch matching cannot be shared this way; it relies on overlap.
+Image-wide pooling (A2F's channel attention, RNAN's global context, CRAN's CRAC kernels) sees only
+the tile. With shared_pooling the tiles run twice, the first pass gathering each pooling's
+image-wide value (engine.archs.pooling) and the second, the one kept, using it in every tile; the
+Upscaler asks for that for small tiles or when exact tiles are wanted, and lets large tiles pool
+on their own in one pass. HPINet's patch matching cannot be shared this way; it relies on overlap.
 
 Out of memory (CUDA, MPS, or a failed CPU allocation): the cache is emptied, the tile side is
 halved and every tile not done yet, the failed one included, is cut into tiles of the new side;
@@ -35,45 +39,28 @@ import torch
 from torch import Tensor
 
 from engine.archs.pooling import ImagePooling
+from engine.archs.registry import memory_cost
 from engine.descriptor import ModelDescriptor
 from engine.errors import Cancelled, ProgressFn, SRStudioError, StopFn, never_stop, no_progress
+from engine.inference.blending import RowAccumulator, Span, WeightCache
 from engine.inference.devices import free_memory_bytes
 
 Forward = Callable[[Tensor], Tensor]
 
 MIN_TILE = 32  # smallest automatic tile side (LR pixels)
 MIN_OOM_TILE = 8  # out of memory below this side: give up
+# The unfinished output rows held while a row of tiles runs (float32 sums of 3 channels and their
+# weight: 16 bytes an HR pixel) are kept under BAND_BYTES by making tiles wider than tall.
+BAND_BYTES = 192 << 20
+BAND_BYTES_PER_PIXEL = 16
+MIN_BAND_ROWS = 16
 TILE_MULTIPLE = 8
 GPU_FRACTION = 0.5  # of free GPU memory one tile may use (cuDNN workspaces, fragmentation)
-RAM_FRACTION = 0.25  # of available RAM one tile may use (the output canvas lives there too)
+RAM_FRACTION = 0.25  # of available RAM one tile may use (the input and output live there too)
 CPU_TILE_BUDGET = 512 << 20  # a cap on the CPU: larger tiles are no faster there
 HALF_FACTOR = 0.75  # fp16/bf16 autocast versus float32: measured 0.64-0.73 (bf16, CPU)
 
-# Peak working memory of one float32 forward on the CPU, in bytes per LR input pixel, by scale.
-# Measured by `.venv/bin/python bench/bench_tiling.py --calibrate --threads 1`: peak RSS growth of
-# a 96x96 and a 192x192 forward after a warm-up (random weights, torch 2.13), the larger of the
-# two per-pixel values plus 15%. Bicubic: its output and two resize passes, counted by hand.
-_COST: dict[tuple[str, str], dict[int, int]] = {
-    ("RNAN", "paper"): {2: 20300, 3: 20000, 4: 23000},
-    ("RNAN", "light"): {2: 8200, 3: 11100, 4: 17400},
-    ("RNAN", "tiny"): {2: 2900, 3: 4600, 4: 7100},
-    ("CRAN", "paper"): {2: 3000, 3: 6900, 4: 12300},
-    ("CRAN", "light"): {2: 3300, 3: 6900, 4: 12000},
-    ("CRAN", "tiny"): {2: 2700, 3: 3700, 4: 7300},
-    ("A2F", "S"): {2: 4600, 3: 4800, 4: 4600},
-    ("A2F", "SD"): {2: 5200, 3: 4500, 4: 4600},
-    ("A2F", "M"): {2: 8500, 3: 10200, 4: 10400},
-    ("A2F", "L"): {2: 11100, 3: 11100, 4: 11400},
-    ("HPINet", "S"): {2: 12000, 3: 14800, 4: 15700},
-    ("HPINet", "M"): {2: 13300, 3: 13200, 4: 15400},
-    ("HPINet", "L"): {2: 21600, 3: 20700, 4: 29800},
-    ("HPINet", "T"): {2: 5100, 3: 4800, 4: 9500},
-    ("Bicubic", "MATLAB"): {s: 4 * 4 * 3 * s * s for s in (2, 3, 4)},
-}
-UNKNOWN_COST = 60_000  # a network not calibrated: assume a heavy one
-# HPINet's patch matching holds three (patches x patches) float32 arrays, with patches =
-# pixels / 10^2 for its smallest patch (12 pixels, stride 10).
-_HPINET_QUADRATIC = 3 * 4 / 100**2
+UNKNOWN_COST = 60_000  # bytes per LR pixel of a network not calibrated: assume a heavy one
 
 
 @dataclass(frozen=True)
@@ -89,15 +76,12 @@ class Rect:
 def estimate_bytes_per_lr_pixel(
     descriptor: ModelDescriptor, dtype: torch.dtype = torch.float32, *, pixels: int = 0
 ) -> float:
-    """Working memory of one forward, per LR input pixel, for a tile of `pixels` pixels (only
-    HPINet's cost grows with the tile; the others are flat)."""
-    by_scale = _COST.get((descriptor.family, descriptor.variant))
-    if by_scale is None:
+    """Working memory of one forward, per LR input pixel, for a tile of `pixels` pixels: the
+    family's own MemoryCost (engine.archs), UNKNOWN_COST for a network it does not know."""
+    known = memory_cost(descriptor.family)
+    cost = known and known.bytes_per_lr_pixel(descriptor.variant, descriptor.scale, pixels)
+    if cost is None:
         cost = float(UNKNOWN_COST)
-    else:  # an uncalibrated scale: the costliest calibrated one
-        cost = float(by_scale.get(descriptor.scale, max(by_scale.values())))
-    if descriptor.family == "HPINet":
-        cost += _HPINET_QUADRATIC * pixels
     if dtype in (torch.float16, torch.bfloat16):
         cost *= HALF_FACTOR
     return cost
@@ -138,6 +122,26 @@ def auto_tile_size(
     return max(MIN_TILE, tile)
 
 
+def tile_shape(side: int, width: int, *, overlap: int, scale: int, banded: bool) -> tuple[int, int]:
+    """(rows, columns) of a tile's core: side x side, unless (banded) the rows of output that one
+    row of such tiles spans, held as float32 sums and weights until finished, would exceed
+    BAND_BYTES for an LR image `width` pixels wide; then fewer rows and more columns, about the
+    same area."""
+    if not banded:
+        return side, side
+    row_bytes = width * scale * BAND_BYTES_PER_PIXEL
+    rows = BAND_BYTES // row_bytes // scale - overlap
+    rows = max(MIN_BAND_ROWS, rows // TILE_MULTIPLE * TILE_MULTIPLE)
+    return (side, side) if side <= rows else (rows, side * side // rows)
+
+
+def layout(height: int, width: int, tile: int, *, overlap: int, scale: int) -> list[Rect]:
+    """The cores the tiler cuts an LR image into for a tile side (before any out-of-memory
+    halving)."""
+    shape = tile_shape(tile, width, overlap=overlap, scale=scale, banded=True)
+    return _split_rect(Rect(0, 0, height, width), shape, overlap, height, width)
+
+
 def _split(start: int, stop: int, tile: int) -> list[tuple[int, int]]:
     """[start, stop) cut into the fewest pieces of at most `tile`, evenly sized."""
     n = max(1, -(-(stop - start) // tile))
@@ -145,36 +149,17 @@ def _split(start: int, stop: int, tile: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def _split_rect(rect: Rect, tile: int, reach: int, height: int, width: int) -> list[Rect]:
-    """Tiles of at most `tile` over `rect`. An image side no longer than a tile with its context
-    (tile + 2 * overlap = `reach`) is not cut at all: every piece would read the whole side anyway,
-    so cutting it would only repeat the same work."""
-    whole_rows = (rect.top, rect.bottom) == (0, height) and height <= reach
-    whole_cols = (rect.left, rect.right) == (0, width) and width <= reach
-    rows = [(0, height)] if whole_rows else _split(rect.top, rect.bottom, tile)
-    cols = [(0, width)] if whole_cols else _split(rect.left, rect.right, tile)
+def _split_rect(
+    rect: Rect, tile: tuple[int, int], overlap: int, height: int, width: int
+) -> list[Rect]:
+    """Tiles of at most `tile` (rows, columns) over `rect`. An image side no longer than a tile
+    with its context (tile + 2 * overlap) is not cut at all: every piece would read the whole side
+    anyway, so cutting it would only repeat the same work."""
+    whole_rows = (rect.top, rect.bottom) == (0, height) and height <= tile[0] + 2 * overlap
+    whole_cols = (rect.left, rect.right) == (0, width) and width <= tile[1] + 2 * overlap
+    rows = [(0, height)] if whole_rows else _split(rect.top, rect.bottom, tile[0])
+    cols = [(0, width)] if whole_cols else _split(rect.left, rect.right, tile[1])
     return [Rect(t, l, b, r) for t, b in rows for l, r in cols]
-
-
-def _ramp(lo: int, hi: int, core: tuple[int, int], length: int, half: int, scale: int) -> Tensor:
-    """Blend weights along one axis for the HR pixels of LR span [lo, hi) around `core`, in an
-    image `length` LR pixels long: raised-cosine ramps of LR width 2 * half centred on each core
-    boundary inside the image."""
-    u = lo + (torch.arange((hi - lo) * scale, dtype=torch.float64) + 0.5) / scale  # LR position
-    w = torch.ones_like(u)
-    a, b = core
-    if half == 0:
-        w *= (u >= a) & (u < b)
-    else:
-        if a > 0:
-            w *= _raised_cosine((u - (a - half)) / (2 * half))
-        if b < length:
-            w *= _raised_cosine(((b + half) - u) / (2 * half))
-    return w.float()
-
-
-def _raised_cosine(t: Tensor) -> Tensor:
-    return 0.5 - 0.5 * torch.cos(math.pi * t.clamp(0, 1))
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -194,8 +179,8 @@ def _release(device: torch.device) -> None:
 
 
 def _run(forward: Forward, patch: Tensor, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """One tile through the network; redone in float32 when half precision overflowed."""
-    patch = patch.clone(memory_format=torch.contiguous_format)  # the forward may work in place
+    """One tile through the network; redone in float32 when half precision overflowed. `patch`
+    is the tiler's own buffer: the forward may work in place on it."""
     with torch.no_grad():
         y = forward(patch.to(device=device, dtype=dtype))
         if dtype != torch.float32 and not bool(torch.isfinite(y).all()):
@@ -217,7 +202,48 @@ def upscale_tiled(
     on_progress: ProgressFn = no_progress,
     should_stop: StopFn = never_stop,
 ) -> Tensor:
-    """x: (1, C, H, W) float32 on the CPU -> (1, C', H * scale, W * scale) float32 on the CPU.
+    """x: (1, C, H, W) float32 on the CPU -> (1, C', H * scale, W * scale) float32 on the CPU:
+    the bands of stream_tiled (same arguments) put together."""
+    out: Tensor | None = None
+    row = 0
+    for band in stream_tiled(
+        forward,
+        x,
+        scale=scale,
+        tile=tile,
+        overlap=overlap,
+        device=device,
+        dtype=dtype,
+        shared_pooling=shared_pooling,
+        on_progress=on_progress,
+        should_stop=should_stop,
+    ):
+        if out is None:
+            if band.shape[2] == x.shape[2] * scale:
+                return band  # the whole image in one pass
+            out = torch.empty(1, band.shape[1], x.shape[2] * scale, x.shape[3] * scale)
+        out[:, :, row : row + band.shape[2]] = band
+        row += band.shape[2]
+    assert out is not None
+    return out
+
+
+def stream_tiled(
+    forward: Forward,
+    x: Tensor,
+    *,
+    scale: int,
+    tile: int | None,
+    overlap: int,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    shared_pooling: bool = False,
+    on_progress: ProgressFn = no_progress,
+    should_stop: StopFn = never_stop,
+) -> Iterator[Tensor]:
+    """x: (1, C, H, W) float32 on the CPU -> bands of output rows, top to bottom, each
+    (1, C', rows, W * scale) float32 on the CPU, handed on as soon as no tile left can add to
+    them (engine.inference.blending); a band is a view valid until the next one is asked for.
     tile: LR core side, None = the whole image in one pass. shared_pooling: the network pools
     only through engine.archs.pooling; when the image takes several tiles, a first pass over them
     gathers the image-wide pooled values that the second pass, the one kept, uses in every tile.
@@ -240,6 +266,7 @@ def upscale_tiled(
         device=torch.device(device),
         dtype=dtype,
         should_stop=should_stop,
+        banded=tile is not None,
     )
     pooling = None
     if shared_pooling and len(tiler.layout()) > 1:
@@ -250,25 +277,28 @@ def upscale_tiled(
         on_progress = part_progress(on_progress, 1, 2)
     whole = Rect(0, 0, height, width)
     half = overlap // 2
-    out: Tensor | None = None
-    weight: Tensor | None = None
+    weights = WeightCache(half, scale)
+    rows = RowAccumulator(width * scale)
     for core, window, y in tiler.tiles(on_progress, pooling):
         if core == whole and window == whole:
             on_progress(1, 1)
-            return y  # the whole image in one pass: nothing to blend
-        wy = _ramp(window.top, window.bottom, (core.top, core.bottom), height, half, scale)
-        wx = _ramp(window.left, window.right, (core.left, core.right), width, half, scale)
-        ys, xs = _support(wy), _support(wx)
-        w = wy[ys, None] * wx[None, xs]
-        if out is None or weight is None:
-            out = torch.zeros(1, y.shape[1], height * scale, width * scale)
-            weight = torch.zeros(1, 1, height * scale, width * scale)
-        oy = slice(window.top * scale + ys.start, window.top * scale + ys.stop)
-        ox = slice(window.left * scale + xs.start, window.left * scale + xs.stop)
-        out[:, :, oy, ox].addcmul_(y[:, :, ys, xs], w)
-        weight[:, :, oy, ox] += w
-    assert out is not None and weight is not None
-    return out.div_(weight)
+            yield y  # the whole image in one pass: nothing to blend
+            return
+        w, ys, xs = weights.get(_rows(core, window, height), _cols(core, window, width))
+        rows.add(y[:, :, ys, xs], w, window.top * scale + ys.start, window.left * scale + xs.start)
+        del y
+        left = [_rows(r, tiler.window(r), height).reach(half)[0] for r in tiler.pending]
+        band = rows.finish(min(left, default=height) * scale)
+        if band is not None:
+            yield band
+
+
+def _rows(core: Rect, window: Rect, height: int) -> Span:
+    return Span(window.top, window.bottom, core.top, core.bottom, height)
+
+
+def _cols(core: Rect, window: Rect, width: int) -> Span:
+    return Span(window.left, window.right, core.left, core.right, width)
 
 
 class _Tiler:
@@ -286,38 +316,37 @@ class _Tiler:
         device: torch.device,
         dtype: torch.dtype,
         should_stop: StopFn,
+        banded: bool = False,
     ) -> None:
         self.forward, self.x, self.side, self.overlap, self.scale = forward, x, side, overlap, scale
         self.device, self.dtype, self.should_stop = device, dtype, should_stop
         self.height, self.width = x.shape[-2:]
+        self.banded = banded
+        self.pending: deque[Rect] = deque()  # tiles not done yet, during tiles()
+        self._buffer: Tensor | None = None  # the input windows, reused from tile to tile
 
     def layout(self, rects: list[Rect] | None = None) -> list[Rect]:
-        h, w = self.height, self.width
-        reach = self.side + 2 * self.overlap
+        h, w, ov = self.height, self.width, self.overlap
+        shape = tile_shape(self.side, w, overlap=ov, scale=self.scale, banded=self.banded)
         rects = rects or [Rect(0, 0, h, w)]
-        return [r for rect in rects for r in _split_rect(rect, self.side, reach, h, w)]
+        return [r for rect in rects for r in _split_rect(rect, shape, ov, h, w)]
 
     def tiles(
         self, on_progress: ProgressFn, pooling: ImagePooling | None = None
     ) -> Iterator[tuple[Rect, Rect, Tensor]]:
         """(core, window, output) for every tile; the window is the core plus its context."""
-        pending = deque(self.layout())
-        done, ov = 0, self.overlap
+        pending = self.pending = deque(self.layout())
+        done = 0
         while pending:
             if self.should_stop():
                 raise Cancelled()
             core = pending[0]
-            window = Rect(
-                max(0, core.top - ov),
-                max(0, core.left - ov),
-                min(self.height, core.bottom + ov),
-                min(self.width, core.right + ov),
-            )
+            window = self.window(core)
             records: list = []
             run = self.forward
             if pooling is not None:
                 run = functools.partial(self._recorded, pooling, window, core, records)
-            patch = self.x[:, :, window.top : window.bottom, window.left : window.right]
+            patch = self._input(window)
             try:
                 y = _run(run, patch, self.device, self.dtype)
             except RuntimeError as exc:
@@ -332,7 +361,7 @@ class _Tiler:
                         "other programs, choose a lower precision or run on the CPU"
                     ) from None
                 self.side //= 2
-                pending = deque(self.layout(list(pending)))
+                pending = self.pending = deque(self.layout(list(pending)))
                 continue
             pending.popleft()
             rows, cols = window.bottom - window.top, window.right - window.left
@@ -347,6 +376,25 @@ class _Tiler:
             yield core, window, y
             done += 1
             on_progress(done, done + len(pending))
+
+    def window(self, core: Rect) -> Rect:
+        """The core plus its context, clipped at the image border."""
+        ov = self.overlap
+        return Rect(
+            max(0, core.top - ov),
+            max(0, core.left - ov),
+            min(self.height, core.bottom + ov),
+            min(self.width, core.right + ov),
+        )
+
+    def _input(self, window: Rect) -> Tensor:
+        """The window's pixels, copied into a buffer reused from tile to tile."""
+        rows, cols = window.bottom - window.top, window.right - window.left
+        n = self.x.shape[1] * rows * cols
+        if self._buffer is None or self._buffer.numel() < n:
+            self._buffer = torch.empty(n)
+        patch = self._buffer[:n].view(1, self.x.shape[1], rows, cols)
+        return patch.copy_(self.x[:, :, window.top : window.bottom, window.left : window.right])
 
     def _recorded(
         self, pooling: ImagePooling, window: Rect, core: Rect, records: list, patch: Tensor
@@ -366,9 +414,3 @@ def part_progress(on_progress: ProgressFn, index: int, count: int) -> ProgressFn
         on_progress(index * total + done, count * total)
 
     return report
-
-
-def _support(w: Tensor) -> slice:
-    """The span where a 1-D weight is non-zero (it is one run)."""
-    nonzero = torch.nonzero(w).flatten()
-    return slice(int(nonzero[0]), int(nonzero[-1]) + 1)

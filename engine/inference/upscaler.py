@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import math
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -17,13 +20,27 @@ from engine.descriptor import ModelDescriptor
 from engine.errors import ProgressFn, SRStudioError, StopFn, never_stop, no_progress
 from engine.imaging.io import ImageData
 from engine.imaging.resize import imresize
+from engine.imaging.stream_writers import write_bands
+from engine.inference import allocator
 from engine.inference.devices import resolve_device, resolve_dtype
 from engine.inference.ensemble import TRANSFORMS, ensemble, ensemble_forward
-from engine.inference.tiling import auto_tile_size, part_progress, upscale_tiled
+from engine.inference.tiling import (
+    auto_tile_size,
+    layout,
+    part_progress,
+    stream_tiled,
+    upscale_tiled,
+)
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 ALPHA_MODES = ("bicubic", "network")
 MAX_OUTSCALE = 16.0
+# Tile cores of at least this many LR pixels pool on their own (one pass) unless exact_tiles is
+# set; an image with a smaller core runs twice, sharing the pooled values (BENCHMARKS.md: A2F-SD
+# x4, cores of 250 x 250 on a photo: +0.0002 dB; x2, cores of 288 x 180 on Set14: -0.0069 dB).
+ONE_PASS_MIN_PIXELS = 240 * 240
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,7 +52,11 @@ class UpscaleOptions:
     outscale: final scale of the output relative to the input (e.g. 1.5 or 6), reached by a
     MATLAB-bicubic resize of the network's output (output sides: input sides x outscale, rounded
     half up); None = the model's scale.
-    alpha: how an alpha channel is upscaled: "bicubic" (default) or "network" (as a gray image)."""
+    alpha: how an alpha channel is upscaled: "bicubic" (default) or "network" (as a gray image).
+    exact_tiles: for networks that pool over the whole image (A2F, RNAN, CRAN), always run the
+    tiles twice so that they share the image-wide pooled values (engine.archs.pooling); by
+    default that is done only when some tile core is smaller than ONE_PASS_MIN_PIXELS, and
+    larger tiles pool on their own in one pass (BENCHMARKS.md: within 0.005 dB there)."""
 
     tile: int | None = None
     tile_overlap: int | None = None
@@ -44,6 +65,7 @@ class UpscaleOptions:
     precision: str = "fp32"
     outscale: float | None = None
     alpha: str = "bicubic"
+    exact_tiles: bool = False
 
     def __post_init__(self) -> None:
         if self.tile is not None and (isinstance(self.tile, bool) or self.tile < 0):
@@ -68,6 +90,7 @@ class Upscaler:
     def __init__(self, descriptor: ModelDescriptor, options: UpscaleOptions | None = None) -> None:
         if descriptor.model is None:
             raise SRStudioError(f"{descriptor.label} has no network loaded")
+        allocator.tune()  # keep tile-sized memory from being returned and faulted in again
         self.descriptor = descriptor
         self.options = options or UpscaleOptions()
         self.device = resolve_device(self.options.device)
@@ -94,6 +117,33 @@ class Upscaler:
             with torch.autocast(device_type=self.device.type, dtype=x.dtype):
                 return self.model(x).float()
 
+    def _shared(self, tile: int | None, height: int, width: int) -> bool:
+        """Whether the tiles run twice to share image-wide pooled values: for networks that pool,
+        when exact tiles are asked for or some tile's core is smaller than ONE_PASS_MIN_PIXELS."""
+        if tile is None or not self.descriptor.shared_pooling:
+            return False
+        if self.options.exact_tiles:
+            return True
+        cores = layout(height, width, tile, overlap=self._overlap(), scale=self.descriptor.scale)
+        smallest = min((c.bottom - c.top) * (c.right - c.left) for c in cores)
+        return len(cores) > 1 and smallest < ONE_PASS_MIN_PIXELS
+
+    def tiling(self, height: int, width: int) -> str:
+        """How an LR image of this size is run, in words (for logs, reports and the app)."""
+        tile = self._tile(height, width)
+        if tile is None:
+            return "whole image, one pass"
+        text = f"tiles of {tile} (+{self._overlap()} context)"
+        if not self.descriptor.shared_pooling:
+            return text
+        if self._shared(tile, height, width):
+            return text + ", pooling shared between tiles (exact, 2 passes)"
+        return text + ", pooling per tile (1 pass)"
+
+    def _overlap(self) -> int:
+        overlap = self.options.tile_overlap
+        return self.descriptor.tile_overlap if overlap is None else overlap
+
     def _tile(self, height: int, width: int) -> int | None:
         tile = self.options.tile
         if tile is None:
@@ -113,19 +163,21 @@ class Upscaler:
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3 or min(x.shape[-2:]) < 1:
             raise ValueError(f"expected a (1, 3, H, W) tensor, got {tuple(x.shape)}")
         x = x.detach().to(device="cpu", dtype=torch.float32).contiguous()
-        overlap = self.options.tile_overlap
         tile = self._tile(*x.shape[-2:])
+        log.info(
+            "%s x%d: %s", self.descriptor.name, self.descriptor.scale, self.tiling(*x.shape[-2:])
+        )
         tiled = functools.partial(
             upscale_tiled,
             scale=self.descriptor.scale,
             tile=tile,
-            overlap=self.descriptor.tile_overlap if overlap is None else overlap,
+            overlap=self._overlap(),
             device=self.device,
             dtype=self.dtype,
-            shared_pooling=self.descriptor.shared_pooling,
+            shared_pooling=self._shared(tile, *x.shape[-2:]),
             should_stop=should_stop,
         )
-        if self.options.ensemble and self.descriptor.shared_pooling and tile is not None:
+        if self.options.ensemble and self._shared(tile, *x.shape[-2:]):
             # each flip / rotation of the image gets its own tiles sharing their pooled values
             n = len(TRANSFORMS)
             y = ensemble(
@@ -139,6 +191,118 @@ class Upscaler:
             y = imresize(y.float(), size=size)
         return y.float().clamp_(0, 1)
 
+    def _streams(self, height: int, width: int) -> bool:
+        """Whether the output can be made band by band: not when an outscale resizes the whole
+        network output, nor for a tiled self-ensemble that shares pooling (each flip and rotation
+        of the whole image is tiled on its own)."""
+        scale = self.descriptor.scale
+        if self.output_size(height, width) != (height * scale, width * scale):
+            return False
+        shared = self._shared(self._tile(height, width), height, width)
+        return not (self.options.ensemble and shared)
+
+    def upscale_bands(
+        self,
+        x: torch.Tensor,
+        *,
+        on_progress: ProgressFn = no_progress,
+        should_stop: StopFn = never_stop,
+    ) -> Iterator[torch.Tensor]:
+        """upscale_tensor's output as bands of rows, top to bottom, each (1, 3, rows, W') float32
+        clamped to [0, 1], made as the tiles finish them (engine.inference.tiling.stream_tiled):
+        no full-size image exists unless an outscale or a shared-pooling ensemble needs one (then
+        it is one band). A band is a view valid until the next one is asked for."""
+        if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3 or min(x.shape[-2:]) < 1:
+            raise ValueError(f"expected a (1, 3, H, W) tensor, got {tuple(x.shape)}")
+        if not self._streams(*x.shape[-2:]):
+            yield self.upscale_tensor(x, on_progress=on_progress, should_stop=should_stop)
+            return
+        x = x.detach().to(device="cpu", dtype=torch.float32).contiguous()
+        tile = self._tile(*x.shape[-2:])
+        log.info(
+            "%s x%d: %s", self.descriptor.name, self.descriptor.scale, self.tiling(*x.shape[-2:])
+        )
+        for band in stream_tiled(
+            self._run,
+            x,
+            scale=self.descriptor.scale,
+            tile=tile,
+            overlap=self._overlap(),
+            device=self.device,
+            dtype=self.dtype,
+            shared_pooling=self._shared(tile, *x.shape[-2:]),
+            on_progress=on_progress,
+            should_stop=should_stop,
+        ):
+            yield band.clamp_(0, 1)
+
+    def image_bands(
+        self,
+        img: ImageData,
+        *,
+        on_progress: ProgressFn = no_progress,
+        should_stop: StopFn = never_stop,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """upscale_image's pixels as bands of rows, top to bottom: (rgb (3, rows, W'), alpha
+        (1, rows, W') or None), float32 in [0, 1], views valid until the next band."""
+        out_h, out_w = self.output_size(img.height, img.width)
+        by_network = img.alpha is not None and self.options.alpha == "network"
+        progress = _Progress(on_progress, 2 if by_network else 1)
+        colour = self.upscale_bands(
+            img.rgb.unsqueeze(0), on_progress=progress.part(0), should_stop=should_stop
+        )
+        alpha: _AlphaRows | None = None
+        if img.alpha is not None and by_network:
+            gray = img.alpha.float().expand(3, -1, -1).unsqueeze(0)
+            bands = self.upscale_bands(gray, on_progress=progress.part(1), should_stop=should_stop)
+            alpha = _AlphaRows(bands=(b[0].mean(dim=0, keepdim=True) for b in bands))
+        elif img.alpha is not None:
+            alpha = _AlphaRows(source=img.alpha.float(), size=(out_h, out_w))
+        row = 0
+        for band in colour:
+            rgb = band[0]
+            if img.grayscale:
+                rgb = rgb.mean(dim=0, keepdim=True).expand(3, -1, -1).contiguous()
+            rows = rgb.shape[1]
+            yield rgb, None if alpha is None else alpha.take(row, row + rows)
+            row += rows
+        if alpha is not None:
+            alpha.close()
+
+    def output_image(self, img: ImageData) -> ImageData:
+        """What upscale_image returns, less its pixels: size, bit depth, grayscale, ICC, EXIF and
+        DPI scaled with the pixels; rgb and alpha are zero-strided placeholders of the output's
+        shape that take no memory (not to be written to)."""
+        out_h, out_w = self.output_size(img.height, img.width)
+        dpi = None
+        if img.dpi is not None:
+            dpi = (img.dpi[0] * out_w / img.width, img.dpi[1] * out_h / img.height)
+        rgb = torch.zeros(3, 1, 1).expand(3, out_h, out_w)
+        alpha = None if img.alpha is None else torch.zeros(1, 1, 1).expand(1, out_h, out_w)
+        return dataclasses.replace(img, rgb=rgb, alpha=alpha, dpi=dpi)
+
+    def upscale_to_file(
+        self,
+        img: ImageData,
+        path: str | os.PathLike[str],
+        *,
+        format: str | None = None,
+        quality: int = 95,
+        compress_level: int = 6,
+        on_progress: ProgressFn = no_progress,
+        should_stop: StopFn = never_stop,
+    ) -> tuple[ImageData, list[str]]:
+        """upscale_image written to `path` as it is made, band by band
+        (engine.imaging.stream_writers.write_bands): no float32 copy of the output exists, and
+        PNG and TIFF are never held whole. Returns (output_image(img), write_bands' warnings);
+        a cancel or a failure leaves no file."""
+        bands = self.image_bands(img, on_progress=on_progress, should_stop=should_stop)
+        out = self.output_image(img)
+        warnings = write_bands(
+            path, out, bands, format=format, quality=quality, compress_level=compress_level
+        )
+        return out, warnings
+
     def upscale_image(
         self,
         img: ImageData,
@@ -148,25 +312,82 @@ class Upscaler:
     ) -> ImageData:
         """Colour through the network; alpha by bicubic or the network; grayscale stays grayscale;
         DPI scaled with the pixels; bit depth, ICC profile and EXIF carried over."""
-        by_network = img.alpha is not None and self.options.alpha == "network"
-        passes = 2 if by_network else 1
-        rgb = self.upscale_tensor(
-            img.rgb.unsqueeze(0),
-            on_progress=part_progress(on_progress, 0, passes),
-            should_stop=should_stop,
-        )[0]
-        if img.grayscale:
-            rgb = rgb.mean(dim=0, keepdim=True).expand(3, -1, -1).contiguous()
-        out_h, out_w = rgb.shape[-2:]
-        alpha = None
-        if img.alpha is not None and by_network:
-            gray = img.alpha.float().expand(3, -1, -1).unsqueeze(0)
-            progress = part_progress(on_progress, 1, passes)
-            alpha = self.upscale_tensor(gray, on_progress=progress, should_stop=should_stop)[0]
-            alpha = alpha.mean(dim=0, keepdim=True)
-        elif img.alpha is not None:
-            alpha = imresize(img.alpha.float(), size=(out_h, out_w)).clamp_(0, 1)
-        dpi = None
-        if img.dpi is not None:
-            dpi = (img.dpi[0] * out_w / img.width, img.dpi[1] * out_h / img.height)
-        return dataclasses.replace(img, rgb=rgb, alpha=alpha, dpi=dpi)
+        out_h, out_w = self.output_size(img.height, img.width)
+        alpha_out = None if img.alpha is None else torch.empty(1, out_h, out_w)
+        out = dataclasses.replace(
+            self.output_image(img), rgb=torch.empty(3, out_h, out_w), alpha=alpha_out
+        )
+        row = 0
+        for rgb, alpha in self.image_bands(img, on_progress=on_progress, should_stop=should_stop):
+            rows = rgb.shape[1]
+            out.rgb[:, row : row + rows] = rgb
+            if out.alpha is not None and alpha is not None:
+                out.alpha[:, row : row + rows] = alpha
+            row += rows
+        return out
+
+
+class _Progress:
+    """Progress of `count` equal passes that run interleaved, reported as one."""
+
+    def __init__(self, on_progress: ProgressFn, count: int) -> None:
+        self.on_progress, self.count = on_progress, count
+        self.states = [(0, 0)] * count
+
+    def part(self, index: int) -> ProgressFn:
+        if self.count == 1:
+            return self.on_progress
+
+        def report(done: int, total: int) -> None:
+            self.states[index] = (done, total)
+            known = max(t for _, t in self.states)
+            total_all = sum(t or known for _, t in self.states)
+            self.on_progress(sum(d for d, _ in self.states), total_all)
+
+        return report
+
+
+class _AlphaRows:
+    """An alpha channel handed out by rows: from bands of the network's output (held until
+    taken), or resized from `source` by MATLAB bicubic a strip at a time."""
+
+    # LR rows of context a strip needs beyond the rows it gives: the cubic kernel reaches 2
+    MARGIN = 3
+
+    def __init__(
+        self,
+        *,
+        bands: Iterator[torch.Tensor] | None = None,
+        source: torch.Tensor | None = None,
+        size: tuple[int, int] = (0, 0),
+    ) -> None:
+        self.bands, self.source, self.size = bands, source, size
+        self.held: list[torch.Tensor] = []
+        self.top = 0  # output row of the first held row
+
+    def take(self, start: int, stop: int) -> torch.Tensor:
+        if self.source is not None:
+            return self._resized(self.source, start, stop)
+        assert self.bands is not None and start == self.top
+        while sum(b.shape[1] for b in self.held) < stop - start:
+            self.held.append(next(self.bands))
+        rows = torch.cat(self.held, dim=1) if len(self.held) > 1 else self.held[0]
+        self.held = [rows[:, stop - start :]] if rows.shape[1] > stop - start else []
+        self.top = stop
+        return rows[:, : stop - start]
+
+    def close(self) -> None:
+        """Run the network's bands to their end (its last progress report comes after them)."""
+        for _ in self.bands or ():
+            pass
+
+    def _resized(self, alpha: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        height = alpha.shape[-2]
+        out_h, out_w = self.size
+        if (start, stop) == (0, out_h) or out_h % height:
+            return imresize(alpha, size=(out_h, out_w))[:, start:stop].clamp_(0, 1)
+        s = out_h // height  # an integer scale: a strip with margins gives the same rows
+        lo = max(0, start // s - self.MARGIN)
+        hi = min(height, -(-stop // s) + self.MARGIN)
+        strip = imresize(alpha[:, lo:hi], size=((hi - lo) * s, out_w))
+        return strip[:, start - lo * s : stop - lo * s].clamp_(0, 1)

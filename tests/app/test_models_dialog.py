@@ -192,3 +192,19 @@ def test_a_file_that_cannot_go_to_the_trash_stays_and_the_dialog_says_so(
     text = dialog.message_bar.text()
     assert text.startswith(f"Could not move {mine} to the trash (nothing was moved)")
     assert dialog.message_bar.property("level") == "error"
+
+
+def test_an_unreadable_file_in_the_weights_folder_is_listed_not_fatal(window, qtbot):
+    folder = user_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "crafted.safetensors").write_bytes(b"\xff" * 8 + b"{}")
+    dialog = window.show_models()
+    qtbot.addWidget(dialog)
+    rows = [
+        dialog.installed_list.topLevelItem(i)
+        for i in range(dialog.installed_list.topLevelItemCount())
+    ]
+    (row,) = [r for r in rows if r.text(0) == "crafted.safetensors"]
+    assert row.text(2) == "unreadable" and "crafted.safetensors" in row.toolTip(2)
+    assert "1 unreadable file(s) skipped" in dialog.folder_label.text()
+    assert dialog.installed_rows() == []

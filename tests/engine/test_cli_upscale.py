@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -120,7 +121,7 @@ def test_progress_bar_draws_files_and_eta() -> None:
     bar(2 * PROGRESS_STEPS, 2 * PROGRESS_STEPS)
     text = stream.getvalue()
     assert "\rBicubic x2 [" in text and "1/2 files  50%" in text and "2/2 files 100%" in text
-    assert "ETA 00:00" in text and "done      a.png -> o/a.png (0.5 s)" in text
+    assert "ETA 0:00" in text and "done      a.png -> o/a.png (0.5 s)" in text
     plain = io.StringIO()
     quiet = BatchProgress(plain)
     quiet(PROGRESS_STEPS, 2 * PROGRESS_STEPS)
@@ -152,3 +153,14 @@ def test_process_exit_code(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "engine.cli", "upscale", str(tmp_path), "-o", str(tmp_path / "o")]
     done = subprocess.run([*cmd, *BICUBIC], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 1 and "bad.png" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_exact_tiles_and_verbose_say_which_pooling_ran(tmp_path: Path, caplog) -> None:
+    _save(tmp_path / "p.png", 500, 520)
+    caplog.set_level(logging.INFO, logger="engine")
+    base = ["upscale", str(tmp_path / "p.png"), "-o", str(tmp_path / "o"), "--verbose"]
+    base += ["--model", "A2F-SD", "--scale", "2", "--tile", "300", "--device", "cpu"]
+    for extra, expected in (([], "pooling per tile (1 pass)"), (["--exact-tiles"], "2 passes")):
+        caplog.clear()
+        assert main([*base, *extra]) == 0
+        assert expected in caplog.text

@@ -325,7 +325,8 @@ def test_every_registered_model_has_a_calibrated_cost() -> None:
 
     for family in FAMILIES:
         for variant in family.variants:
-            assert (family.name, variant) in tiling._COST, (family.name, variant)
+            cost = family.memory.bytes_per_lr_pixel(variant, 4)
+            assert cost is not None and cost < tiling.UNKNOWN_COST, (family.name, variant)
     cheap = estimate_bytes_per_lr_pixel(descriptor("A2F", "SD"), torch.float32)
     big = estimate_bytes_per_lr_pixel(descriptor("RNAN", "paper"), torch.float32)
     assert 1_000 < cheap < big < 100_000
@@ -339,6 +340,9 @@ def test_every_registered_model_has_a_calibrated_cost() -> None:
     )
     unknown = estimate_bytes_per_lr_pixel(descriptor("SomeNet", "X"), torch.float32)
     assert unknown >= big
+    assert estimate_bytes_per_lr_pixel(descriptor("A2F", "XL"), torch.float32) == unknown
+    bicubic = estimate_bytes_per_lr_pixel(descriptor("Bicubic", "MATLAB"), torch.float32)
+    assert 0 < bicubic < cheap
 
 
 @pytest.mark.parametrize("family", ["A2F", "HPINet", "RNAN"])

@@ -1,0 +1,174 @@
+"""A real photo, upscaled the way a user does it: speed and peak memory of `srstudio upscale`.
+
+Run: .venv/bin/python bench/bench_photo.py [--models A2F-SD ...] [--scales 4] [--format jpg]
+     .venv/bin/python bench/bench_photo.py --pooling [--models A2F-SD RNAN-tiny CRAN-tiny]
+
+The photo: four ../shared/train/SunHays80 images (img_001..004), each resized to 2000x1500
+(Pillow, Lanczos) and tiled 2x2 into one 4000x3000 JPEG (quality 95), made once in --workdir.
+
+For each model and scale: `srstudio upscale photo.jpg -o OUT --model M --scale S` (bundled or
+installed weights) in a fresh process, timed, its peak RSS, user/system CPU seconds and minor
+page faults from os.wait4; output megapixels per second; and the same network's throughput on a
+256x256 crop of the photo in one whole-image pass (tile 0), measured in this process in the same
+run (best of --repeat), with the ratio between the two. --env KEY=VALUE (repeatable) sets
+variables for the upscale process, e.g. SRSTUDIO_MALLOC_TUNING=0 to measure without
+engine.inference.allocator.
+
+--pooling: per-tile pooling (one pass) against shared pooling (two passes, --exact-tiles) at the
+automatic tile size: the photo is shrunk by MATLAB bicubic to LR, upscaled both ways, and the
+mean PSNR (Y, shave the scale, rounded) against the photo is printed for each, per model/scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.checkpoints import load_model  # noqa: E402
+from engine.imaging.io import read_image  # noqa: E402
+from engine.imaging.resize import imresize  # noqa: E402
+from engine.inference.upscaler import UpscaleOptions, Upscaler  # noqa: E402
+from engine.metrics import psnr  # noqa: E402
+
+SUNHAYS = ROOT.parent / "shared" / "train" / "SunHays80"
+PART = (2000, 1500)
+
+
+def make_photo(path: Path) -> Path:
+    if path.exists():
+        return path
+    photo = Image.new("RGB", (2 * PART[0], 2 * PART[1]))
+    for i in range(4):
+        with Image.open(SUNHAYS / f"img_{i + 1:03d}.png") as im:
+            part = im.convert("RGB").resize(PART, Image.Resampling.LANCZOS)
+        photo.paste(part, ((i % 2) * PART[0], (i // 2) * PART[1]))
+    photo.save(path, quality=95)
+    return path
+
+
+def whole_image_mps(model: str, scale: int, photo: Path, repeat: int) -> float:
+    """Output MP/s of one whole-image pass on a 256x256 crop (the fastest of `repeat`)."""
+    rgb = read_image(photo).rgb
+    top, left = (rgb.shape[1] - 256) // 2, (rgb.shape[2] - 256) // 2
+    x = rgb[None, :, top : top + 256, left : left + 256].contiguous()
+    up = Upscaler(load_model(model, scale=scale), UpscaleOptions(tile=0, device="cpu"))
+    up.upscale_tensor(x)  # warm-up
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        up.upscale_tensor(x)
+        best = min(best, time.perf_counter() - t0)
+    return (256 * scale) ** 2 / 1e6 / best
+
+
+def run_upscale(
+    model: str, scale: int, photo: Path, out: Path, fmt: str | None, env: dict[str, str]
+) -> dict[str, float]:
+    cmd = [sys.executable, "-m", "engine.cli", "upscale", str(photo), "-o", str(out)]
+    cmd += ["--model", model, "--scale", str(scale)]
+    if fmt:
+        cmd += ["--format", fmt]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit status {proc.returncode}")
+    return {
+        "seconds": seconds,
+        "rss_mib": usage.ru_maxrss / 1024,  # KiB on Linux
+        "user": usage.ru_utime,
+        "system": usage.ru_stime,
+        "minflt": usage.ru_minflt,
+    }
+
+
+def speed(args: argparse.Namespace, photo: Path, work: Path) -> None:
+    env = dict(item.split("=", 1) for item in args.env)
+    with Image.open(photo) as im:
+        width, height = im.size
+    print(f"photo {width}x{height}, torch threads {torch.get_num_threads()}, env {env or '-'}")
+    head = "| model | scale | seconds | output MP/s | 256x256 whole MP/s | ratio | peak RSS |"
+    print(head + " user s | system s | minor faults |")
+    print("|---" * 10 + "|")
+    for model in args.models:
+        for scale in args.scales:
+            whole = whole_image_mps(model, scale, photo, args.repeat)
+            r = run_upscale(model, scale, photo, work / f"out-{model}-x{scale}", args.format, env)
+            mps = width * height * scale * scale / 1e6 / r["seconds"]
+            print(
+                f"| {model} | x{scale} | {r['seconds']:.1f} | {mps:.2f} | {whole:.2f} | "
+                f"{mps / whole:.2f}x | {r['rss_mib']:.0f} MiB | {r['user']:.0f} | "
+                f"{r['system']:.0f} | {r['minflt'] / 1e6:.2f} M |",
+                flush=True,
+            )
+
+
+def _y_psnr(sr: torch.Tensor, hr: np.ndarray, scale: int) -> float:
+    out = (sr[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    return psnr(out, hr, crop_border=scale)
+
+
+def pooling(args: argparse.Namespace, photo: Path) -> None:
+    """Per-tile against shared pooling at the automatic tile size, on the photo shrunk to LR."""
+    hr_t = read_image(photo).rgb
+    print("| model | scale | LR size | tile | PSNR 1 pass | PSNR 2 passes | 1 - 2 (dB) | s 1 / 2 |")
+    print("|---" * 8 + "|")
+    for model in args.models:
+        for scale in args.scales:
+            h, w = (s // scale * scale for s in hr_t.shape[1:])
+            hr = hr_t[:, :h, :w]
+            lr = imresize(hr[None], size=(h // scale, w // scale)).clamp_(0, 1)
+            hr8 = (hr.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            desc = load_model(model, scale=scale)
+            scores, times, tile = [], [], None
+            for exact in (False, True):
+                up = Upscaler(desc, UpscaleOptions(device="cpu", exact_tiles=exact))
+                tile = up._tile(*lr.shape[-2:])
+                t0 = time.perf_counter()
+                sr = up.upscale_tensor(lr)
+                times.append(time.perf_counter() - t0)
+                scores.append(_y_psnr(sr, hr8, scale))
+            print(
+                f"| {model} | x{scale} | {lr.shape[-1]}x{lr.shape[-2]} | {tile} | "
+                f"{scores[0]:.4f} | {scores[1]:.4f} | {scores[0] - scores[1]:+.4f} | "
+                f"{times[0]:.0f} / {times[1]:.0f} |",
+                flush=True,
+            )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=["A2F-SD"])
+    p.add_argument("--scales", nargs="+", type=int, default=[4])
+    p.add_argument("--format", help="output format (default: the input's, JPEG)")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--workdir", type=Path, help="where the photo and outputs go (default: temp)")
+    p.add_argument("--pooling", action="store_true", help="per-tile vs shared pooling PSNR")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        photo = make_photo(work / "photo.jpg")
+        if args.pooling:
+            pooling(args, photo)
+        else:
+            speed(args, photo, work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Keeping glibc's malloc from handing each tile's memory back to the system.
+
+A forward of one tile allocates a few hundred MB of activations and frees them at its end. With
+glibc's defaults, blocks over the (dynamic, at most 32 MiB) mmap threshold are mmap'ed and unmapped
+every time, and freed heap above the trim threshold is returned to the system: the next tile
+faults the same memory in again, page by page. On the 12 MP photo of BENCHMARKS.md (A2F-SD x4) that
+was ~97 million minor page faults and about half the run's CPU time spent in the kernel.
+
+tune() raises both thresholds once per process (mallopt through ctypes), so the heap keeps its
+pages from tile to tile: memory stays at the largest tile's need instead of growing. It does
+nothing where libc is not glibc (macOS, Windows, musl) or when SRSTUDIO_MALLOC_TUNING=0. The
+values and their effect are measured in BENCHMARKS.md ("Streaming a 12 MP photo").
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import sys
+
+log = logging.getLogger(__name__)
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 512 << 20  # blocks up to this size come from the heap and are reused
+TRIM_THRESHOLD = 1 << 30  # free heap kept before any is returned to the system
+
+_done = False
+
+
+def tune() -> bool:
+    """Apply the settings once per process; True when they are in effect."""
+    global _done
+    if _done:
+        return True
+    if not sys.platform.startswith("linux") or os.environ.get("SRSTUDIO_MALLOC_TUNING") == "0":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    ok = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    ok = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
+    log.info("malloc tuning %s", "applied" if ok else "refused by this libc")
+    _done = ok
+    return ok

@@ -1,0 +1,342 @@
+"""The streamed upscale (bands of finished rows, engine.inference.tiling.stream_tiled) against the
+full-canvas blending it replaced, and the streamed writers (engine.imaging.stream_writers)."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import Tensor
+
+from engine.archs.pooling import ImagePooling
+from engine.checkpoints import build_untrained, load_model
+from engine.errors import Cancelled
+from engine.imaging.encoders import PngStream, TiffStream
+from engine.imaging.io import ImageData, read_image, write_image
+from engine.inference import blending
+from engine.inference.tiling import Rect, _Tiler, part_progress, stream_tiled, upscale_tiled
+from engine.inference.upscaler import ONE_PASS_MIN_PIXELS, UpscaleOptions, Upscaler
+
+CPU = torch.device("cpu")
+
+
+def _canvas_reference(forward, x: Tensor, *, scale: int, tile: int, overlap: int, shared: bool):
+    """The blending the streamed tiler replaced, kept here as the reference: a float32 canvas and
+    a weight canvas of the whole output, weights computed per tile from absolute positions."""
+    height, width = x.shape[-2:]
+
+    def ramp(lo: int, hi: int, core: tuple[int, int], length: int, half: int) -> Tensor:
+        u = lo + (torch.arange((hi - lo) * scale, dtype=torch.float64) + 0.5) / scale
+        w = torch.ones_like(u)
+        a, b = core
+        if half == 0:
+            w *= (u >= a) & (u < b)
+        else:
+            if a > 0:
+                w *= 0.5 - 0.5 * torch.cos(math.pi * ((u - (a - half)) / (2 * half)).clamp(0, 1))
+            if b < length:
+                w *= 0.5 - 0.5 * torch.cos(math.pi * (((b + half) - u) / (2 * half)).clamp(0, 1))
+        return w.float()
+
+    tiler = _Tiler(
+        forward, x, side=tile, overlap=overlap, scale=scale, device=CPU,
+        dtype=torch.float32, should_stop=lambda: False,
+    )  # fmt: skip
+    pooling = None
+    if shared and len(tiler.layout()) > 1:
+        pooling = ImagePooling(height, width)
+        for _ in tiler.tiles(lambda d, t: None, pooling):
+            pass
+        pooling.share()
+    half = overlap // 2
+    out = weight = None
+    for core, window, y in tiler.tiles(lambda d, t: None, pooling):
+        wy = ramp(window.top, window.bottom, (core.top, core.bottom), height, half)
+        wx = ramp(window.left, window.right, (core.left, core.right), width, half)
+        ys, xs = blending.support(wy), blending.support(wx)
+        w = wy[ys, None] * wx[None, xs]
+        if out is None:
+            out = torch.zeros(1, y.shape[1], height * scale, width * scale)
+            weight = torch.zeros(1, 1, height * scale, width * scale)
+        oy = slice(window.top * scale + ys.start, window.top * scale + ys.stop)
+        ox = slice(window.left * scale + xs.start, window.left * scale + xs.stop)
+        out[:, :, oy, ox].addcmul_(y[:, :, ys, xs], w)
+        weight[:, :, oy, ox] += w  # type: ignore[index]
+    assert out is not None and weight is not None
+    return out.div_(weight)
+
+
+def _quantized(t: Tensor) -> Tensor:
+    return t.clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+@pytest.mark.parametrize(
+    ("model", "scale", "size", "tile", "overlap"),
+    [
+        ("A2F-SD", 4, (29, 37), 12, 8),
+        ("A2F-SD", 2, (41, 23), 10, 6),
+        ("RNAN-tiny", 3, (27, 31), 10, 6),
+        ("CRAN-tiny", 2, (33, 19), 8, 8),
+        ("HPINet-T", 4, (25, 35), 8, 8),  # patches of 8 and 12: tiles of 8 + 2 x 8
+        ("bicubic", 3, (31, 45), 8, 4),
+    ],
+)
+def test_streamed_bands_equal_the_full_canvas_blend(model, scale, size, tile, overlap) -> None:
+    """Odd sizes, every family (untrained weights), image-wide pooling shared where the family
+    does; overlaps smaller than the families' own so that these small images are cut."""
+    torch.manual_seed(0)
+    bicubic = model == "bicubic"
+    desc = load_model("bicubic", scale=scale) if bicubic else build_untrained(model, scale)
+    x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(1))
+    kw = {"scale": scale, "tile": tile, "overlap": overlap}
+    with torch.no_grad():
+        expected = _canvas_reference(desc.model, x, **kw, shared=desc.shared_pooling)
+        bands = [
+            b.clone()
+            for b in stream_tiled(
+                desc.model, x, **kw, device=CPU, shared_pooling=desc.shared_pooling
+            )
+        ]
+    assert len(bands) > 1  # really streamed: several bands
+    streamed = torch.cat(bands, dim=2)
+    assert streamed.shape == expected.shape
+    assert torch.equal(_quantized(streamed), _quantized(expected))  # bit for bit in 8 bits
+    assert (streamed - expected).abs().max() < 1e-6
+
+
+def test_blend_weights_are_made_once_per_tile_shape(monkeypatch) -> None:
+    made: list[tuple] = []
+    ramp = blending.ramp
+
+    def counted(span, half, scale):  # type: ignore[no-untyped-def]
+        made.append(span.key())
+        return ramp(span, half, scale)
+
+    monkeypatch.setattr(blending, "ramp", counted)
+    x = torch.rand(1, 3, 96, 96)
+    calls: list[tuple[int, int]] = []
+    upscale_tiled(
+        torch.nn.Upsample(scale_factor=2), x, scale=2, tile=16, overlap=8, device=CPU,
+        on_progress=lambda d, t: calls.append((d, t)),
+    )  # fmt: skip
+    assert calls[-1] == (36, 36)  # 6 x 6 tiles
+    assert len(made) == 2 * 9  # first, middle and last along each axis: nine shapes, two ramps
+
+
+def test_rows_held_stay_about_one_row_of_tiles(monkeypatch) -> None:
+    held: list[int] = []
+    reserve = blending.RowAccumulator._reserve
+
+    def spy(self, channels: int, rows: int) -> None:  # type: ignore[no-untyped-def]
+        reserve(self, channels, rows)
+        held.append(self.sums.shape[2])
+
+    monkeypatch.setattr(blending.RowAccumulator, "_reserve", spy)
+    x = torch.rand(1, 3, 200, 40)
+    y = upscale_tiled(torch.nn.Upsample(scale_factor=2), x, scale=2, tile=20, overlap=8, device=CPU)
+    assert y.shape == (1, 3, 400, 80)
+    assert max(held) <= (20 + 8) * 2  # a tile's core and its two half-overlaps, not 400 rows
+
+
+def _image(h: int, w: int, *, alpha: bool, gray: bool, depth: int) -> ImageData:
+    g = torch.Generator().manual_seed(5)
+    rgb = torch.rand(3, h, w, generator=g)
+    if gray:
+        rgb = rgb[:1].expand(3, -1, -1).contiguous()
+    a = torch.rand(1, h, w, generator=g) if alpha else None
+    exif = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08" + bytes(6)  # an empty IFD
+    return ImageData(rgb, a, depth, gray, None, exif, (72.0, 96.0), "PNG")
+
+
+@pytest.mark.parametrize("alpha_mode", ["bicubic", "network"])
+def test_image_bands_equal_the_whole_image(alpha_mode: str) -> None:
+    desc = build_untrained("A2F-SD", 2)
+    img = _image(37, 29, alpha=True, gray=False, depth=8)
+    whole = Upscaler(desc, UpscaleOptions(tile=0, alpha=alpha_mode)).upscale_image(img)
+    up = Upscaler(desc, UpscaleOptions(tile=8, tile_overlap=8, alpha=alpha_mode))
+    calls: list[tuple[int, int]] = []
+    parts = [  # a band is a view valid until the next one is asked for
+        (r.clone(), a.clone())  # type: ignore[union-attr]
+        for r, a in up.image_bands(img, on_progress=lambda d, t: calls.append((d, t)))
+    ]
+    assert len(parts) > 1
+    rgb = torch.cat([r for r, _ in parts], dim=1)
+    assert (rgb - whole.rgb).abs().max() < 0.02  # tiles of an untrained A2F: pooling differs
+    tiled = up.upscale_image(img)
+    assert torch.equal(tiled.rgb, rgb)
+    assert torch.equal(tiled.alpha, torch.cat([a for _, a in parts], dim=1))
+    assert tiled.alpha is not None and whole.alpha is not None
+    if alpha_mode == "bicubic":  # strips with margins give exactly the whole resize
+        assert torch.equal(tiled.alpha, whole.alpha)
+    else:
+        assert (tiled.alpha - whole.alpha).abs().max() < 0.02
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert calls[-1][0] == calls[-1][1]
+
+
+@pytest.mark.parametrize(
+    ("ext", "depth", "alpha", "gray"),
+    [
+        ("png", 8, False, False),
+        ("png", 16, True, False),
+        ("png", 16, False, True),
+        ("png", 8, True, True),
+        ("tiff", 8, False, False),
+        ("tiff", 16, True, False),
+        ("tiff", 16, False, True),
+        ("tiff", 8, True, False),
+        ("jpg", 8, True, False),
+        ("webp", 8, True, True),
+    ],
+)
+def test_streamed_file_equals_the_whole_image_write(tmp_path, ext, depth, alpha, gray) -> None:
+    img = _image(19, 23, alpha=alpha, gray=gray, depth=depth)
+    if ext == "tiff":  # the streamed TIFF writer keeps no EXIF: Pillow's is used for that
+        img.exif = None
+    up = Upscaler(load_model("bicubic", scale=2), UpscaleOptions(tile=6))
+    whole = up.upscale_image(img)
+    write_image(tmp_path / f"whole.{ext}", whole)
+    out, warnings = up.upscale_to_file(img, tmp_path / f"streamed.{ext}")
+    assert warnings == [] and (out.height, out.width) == (38, 46)
+    a, b = read_image(tmp_path / f"whole.{ext}"), read_image(tmp_path / f"streamed.{ext}")
+    assert (a.bit_depth, a.grayscale, a.exif, a.dpi) == (b.bit_depth, b.grayscale, b.exif, b.dpi)
+    assert torch.equal(a.rgb, b.rgb)
+    assert (a.alpha is None) == (b.alpha is None)
+    assert a.alpha is None or torch.equal(a.alpha, b.alpha)
+    assert b.bit_depth == (depth if ext in ("png", "tiff") else 8)
+
+
+def test_an_8bit_tiff_with_exif_keeps_it(tmp_path) -> None:
+    img = _image(9, 11, alpha=False, gray=False, depth=8)
+    up = Upscaler(load_model("bicubic", scale=2), UpscaleOptions(tile=4))
+    up.upscale_to_file(img, tmp_path / "e.tiff")
+    with Image.open(tmp_path / "e.tiff") as im:
+        assert im.size == (22, 18) and im.getexif() is not None
+    assert read_image(tmp_path / "e.tiff").dpi == pytest.approx((144.0, 192.0))
+
+
+@pytest.mark.parametrize("ext", ["png", "tiff", "jpg"])
+def test_cancel_between_bands_leaves_no_file(tmp_path, ext: str) -> None:
+    img = _image(40, 40, alpha=False, gray=False, depth=8)
+    seen: list[int] = []
+
+    def stop() -> bool:
+        seen.append(1)
+        return len(seen) > 20  # well into the run: several bands are written by then
+
+    up = Upscaler(load_model("bicubic", scale=2), UpscaleOptions(tile=4))
+    with pytest.raises(Cancelled):
+        up.upscale_to_file(img, tmp_path / f"c.{ext}", should_stop=stop)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("encoder", "channels", "depth"),
+    [(PngStream, c, d) for c, d in [(1, 8), (2, 16), (3, 8), (4, 16), (3, 16), (2, 8)]]
+    + [(TiffStream, c, d) for c, d in [(1, 8), (1, 16), (3, 8), (4, 16), (3, 16), (2, 8)]],
+)  # no 16-bit gray+alpha TIFF: Pillow cannot read it (engine.imaging.io writes RGBA instead)
+def test_encoders_take_bands_of_any_height(tmp_path, encoder, channels: int, depth: int) -> None:
+    rng = np.random.default_rng(channels * depth)
+    peak = 255 if depth == 8 else 65535
+    dtype = np.uint8 if depth == 8 else np.uint16
+    arr = rng.integers(0, peak + 1, (53, 17, channels)).astype(dtype)
+    path = tmp_path / ("x.png" if encoder is PngStream else "x.tiff")
+    with open(path, "wb") as f:
+        stream = encoder(f, width=17, height=53, channels=channels, depth=depth, dpi=(300.0, 300.0))
+        for top, bottom in [(0, 1), (1, 20), (20, 21), (21, 53)]:
+            stream.write(arr[top:bottom])
+        stream.close()
+    back = read_image(path)
+    color = back.rgb[:1] if channels <= 2 else back.rgb
+    planes = color if channels in (1, 3) else torch.cat([color, back.alpha])  # type: ignore[list-item]
+    got = (planes * peak).round().permute(1, 2, 0).numpy().astype(np.int64)
+    assert np.array_equal(got, arr.astype(np.int64))
+    assert back.dpi == pytest.approx((300.0, 300.0), rel=1e-3)
+
+
+def test_part_progress_and_rect_are_still_exported() -> None:
+    """upscaler and tests rely on these names of engine.inference.tiling."""
+    assert Rect(0, 0, 1, 1).bottom == 1 and callable(part_progress)
+
+
+class _Counting(torch.nn.Module):
+    """Nearest x2 plus a whole-tile mean through engine.archs.pooling: a pooling network."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        from engine.archs.pooling import mean_pool
+
+        self.calls += 1
+        return torch.nn.functional.interpolate(x, scale_factor=2) * 0.5 + mean_pool(x) * 0.5
+
+
+def _pooling_upscaler(**options: object) -> Upscaler:
+    from engine.descriptor import ModelDescriptor
+
+    desc = ModelDescriptor(
+        family="Test", variant="pool", scale=2, params=0, input_range=1.0, size_multiple=1,
+        tiling_safe=False, tile_overlap=4, source="untrained", shared_pooling=True,
+        model=_Counting(),
+    )  # fmt: skip
+    return Upscaler(desc, UpscaleOptions(device="cpu", **options))  # type: ignore[arg-type]
+
+
+SIDE = math.isqrt(ONE_PASS_MIN_PIXELS)
+
+
+@pytest.mark.parametrize(
+    ("tile", "exact", "passes"),
+    [(SIDE + 8, False, 1), (SIDE + 8, True, 2), (SIDE - 8, False, 2)],
+)
+def test_large_tiles_pool_per_tile_in_one_pass_unless_exact(tile: int, exact: bool, passes: int):
+    up = _pooling_upscaler(tile=tile, exact_tiles=exact)
+    x = torch.rand(1, 3, tile, 2 * tile)  # two square tiles side by side
+    up.upscale_tensor(x)
+    assert up.model.calls == 2 * passes
+    words = up.tiling(tile, 2 * tile)
+    assert f"tiles of {tile}" in words and f"{passes} pass" in words
+
+
+def test_the_whole_image_is_one_pass_and_says_so() -> None:
+    up = _pooling_upscaler(tile=0)
+    up.upscale_tensor(torch.rand(1, 3, 9, 9))
+    assert up.model.calls == 1 and up.tiling(9, 9) == "whole image, one pass"
+
+
+def test_allocator_tuning_is_applied_once() -> None:
+    from engine.inference import allocator
+
+    first = allocator.tune()
+    assert allocator.tune() == first  # idempotent
+    if sys.platform.startswith("linux") and os.environ.get("SRSTUDIO_MALLOC_TUNING") != "0":
+        assert first  # glibc takes both settings
+
+
+def test_wide_outputs_get_tiles_wider_than_tall(monkeypatch) -> None:
+    from engine.inference import tiling
+
+    # 48 HR rows of the 300-pixel-wide output: cores of 48 / 2 - 4 (overlap) -> 16 rows
+    monkeypatch.setattr(tiling, "BAND_BYTES", 300 * 16 * 48)
+    shapes: list[tuple[int, int]] = []
+    model = torch.nn.Conv2d(3, 12, 3, padding=1)
+
+    def forward(t: Tensor) -> Tensor:
+        shapes.append(tuple(t.shape[-2:]))
+        return torch.nn.functional.pixel_shuffle(model(t), 2)
+
+    x = torch.rand(1, 3, 70, 150)
+    with torch.no_grad():
+        whole = forward(x)
+        shapes.clear()
+        y = upscale_tiled(forward, x, scale=2, tile=32, overlap=4, device=CPU)
+    assert (y - whole).abs().max() < 1e-5  # a local network: still exact
+    rows = {h for h, _ in shapes}
+    assert max(rows) <= 16 + 2 * 4 and max(w for _, w in shapes) > 32 + 2 * 4
