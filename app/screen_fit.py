@@ -4,6 +4,7 @@ room for the window manager's frame, whatever size was saved or is the default."
 from __future__ import annotations
 
 from PySide6.QtCore import QMargins, QRect, QSize
+from PySide6.QtWidgets import QScrollArea
 
 DEFAULT_SIZE = QSize(1440, 900)
 # Title bar and borders a window manager adds around the client area (unknown before show).
@@ -26,3 +27,13 @@ def default_geometry(available: QRect) -> QRect:
     rect = fit_to_screen(QRect(QRect(0, 0, DEFAULT_SIZE.width(), DEFAULT_SIZE.height())), available)
     rect.moveCenter(available.marginsRemoved(FRAME).center())
     return fit_to_screen(rect, available)
+
+
+def fit_scroll_width(scroll: QScrollArea) -> None:
+    """A vertically scrolling column never narrower than its contents need: it scrolls, it does
+    not squeeze its controls (called again when a theme or font changes what they need)."""
+    scroll.setMinimumWidth(
+        scroll.widget().minimumSizeHint().width()
+        + scroll.verticalScrollBar().sizeHint().width()
+        + 2 * scroll.frameWidth()
+    )

@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 
 from app.qimage import array_to_qimage
 from app.run_control import RunControl
+from app.screen_fit import fit_scroll_width
 from app.theme import icon
 from app.workers import TaskContext, TaskHandle, start_task
 from engine import (
@@ -172,7 +173,7 @@ class TrainerTab(QWidget):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.settings_scroll = scroll
-        self._fit_settings_column()
+        fit_scroll_width(self.settings_scroll)
         splitter = QSplitter()
         splitter.addWidget(scroll)
         splitter.addWidget(monitor)
@@ -184,18 +185,10 @@ class TrainerTab(QWidget):
         layout.addWidget(splitter)
         self._update_enabled()
 
-    def _fit_settings_column(self) -> None:
-        scroll = self.settings_scroll
-        scroll.setMinimumWidth(
-            scroll.widget().minimumSizeHint().width()
-            + scroll.verticalScrollBar().sizeHint().width()
-            + 2 * scroll.frameWidth()
-        )
-
     def changeEvent(self, event) -> None:  # noqa: N802
         # A new theme or font changes what the fields need.
         if event.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
-            self._fit_settings_column()
+            fit_scroll_width(self.settings_scroll)
         super().changeEvent(event)
 
     # ================================================================= building

@@ -34,6 +34,7 @@ from app.jobs import (
 from app.panels.model_panel import ModelPanel
 from app.panels.side_boxes import MetricsBox, OutputBox, RunBox, metrics_lines
 from app.qimage import array_to_qimage, qimage_to_array
+from app.screen_fit import fit_scroll_width
 from app.settings import AppSettings
 from app.theme import icon
 from app.views.canvas import CompareCanvas, PaneContent
@@ -218,7 +219,7 @@ class UpscaleTab(QWidget):
         scroll.setWidget(side)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
-        self._fit_side_panel()
+        fit_scroll_width(self.side_scroll)
 
         self.splitter = QSplitter()
         self.splitter.addWidget(left)
@@ -233,18 +234,10 @@ class UpscaleTab(QWidget):
         layout.addWidget(self.file_toolbar)
         layout.addWidget(self.splitter, 1)
 
-    def _fit_side_panel(self) -> None:
-        scroll = self.side_scroll
-        scroll.setMinimumWidth(
-            scroll.widget().minimumSizeHint().width()
-            + scroll.verticalScrollBar().sizeHint().width()
-            + 2 * scroll.frameWidth()
-        )
-
     def changeEvent(self, event) -> None:  # noqa: N802
         # A new theme or font changes what the side panel's controls need.
         if event.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
-            self._fit_side_panel()
+            fit_scroll_width(self.side_scroll)
         super().changeEvent(event)
 
     # ================================================================= settings

@@ -13,6 +13,7 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -140,6 +141,21 @@ class Upscaler:
             return text + ", pooling shared between tiles (exact, 2 passes)"
         return text + ", pooling per tile (1 pass)"
 
+    def _layout(self, height: int, width: int) -> dict[str, Any]:
+        """The tiler's arguments for an LR image of this size (and a log line saying them)."""
+        log.info(
+            "%s x%d: %s", self.descriptor.name, self.descriptor.scale, self.tiling(height, width)
+        )
+        tile = self._tile(height, width)
+        return {
+            "scale": self.descriptor.scale,
+            "tile": tile,
+            "overlap": self._overlap(),
+            "device": self.device,
+            "dtype": self.dtype,
+            "shared_pooling": self._shared(tile, height, width),
+        }
+
     def _overlap(self) -> int:
         overlap = self.options.tile_overlap
         return self.descriptor.tile_overlap if overlap is None else overlap
@@ -160,24 +176,10 @@ class Upscaler:
     ) -> torch.Tensor:
         """(1, 3, H, W) float in [0, 1] -> (1, 3, H', W') float32 on the CPU, clamped to [0, 1],
         where (H', W') = output_size(H, W). Raises Cancelled when should_stop() turns True."""
-        if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3 or min(x.shape[-2:]) < 1:
-            raise ValueError(f"expected a (1, 3, H, W) tensor, got {tuple(x.shape)}")
-        x = x.detach().to(device="cpu", dtype=torch.float32).contiguous()
-        tile = self._tile(*x.shape[-2:])
-        log.info(
-            "%s x%d: %s", self.descriptor.name, self.descriptor.scale, self.tiling(*x.shape[-2:])
-        )
-        tiled = functools.partial(
-            upscale_tiled,
-            scale=self.descriptor.scale,
-            tile=tile,
-            overlap=self._overlap(),
-            device=self.device,
-            dtype=self.dtype,
-            shared_pooling=self._shared(tile, *x.shape[-2:]),
-            should_stop=should_stop,
-        )
-        if self.options.ensemble and self._shared(tile, *x.shape[-2:]):
+        x = _checked(x)
+        layout = self._layout(*x.shape[-2:])
+        tiled = functools.partial(upscale_tiled, **layout, should_stop=should_stop)
+        if self.options.ensemble and layout["shared_pooling"]:
             # each flip / rotation of the image gets its own tiles sharing their pooled values
             n = len(TRANSFORMS)
             y = ensemble(
@@ -212,27 +214,13 @@ class Upscaler:
         clamped to [0, 1], made as the tiles finish them (engine.inference.tiling.stream_tiled):
         no full-size image exists unless an outscale or a shared-pooling ensemble needs one (then
         it is one band). A band is a view valid until the next one is asked for."""
-        if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3 or min(x.shape[-2:]) < 1:
-            raise ValueError(f"expected a (1, 3, H, W) tensor, got {tuple(x.shape)}")
+        x = _checked(x)
         if not self._streams(*x.shape[-2:]):
             yield self.upscale_tensor(x, on_progress=on_progress, should_stop=should_stop)
             return
-        x = x.detach().to(device="cpu", dtype=torch.float32).contiguous()
-        tile = self._tile(*x.shape[-2:])
-        log.info(
-            "%s x%d: %s", self.descriptor.name, self.descriptor.scale, self.tiling(*x.shape[-2:])
-        )
+        layout = self._layout(*x.shape[-2:])
         for band in stream_tiled(
-            self._run,
-            x,
-            scale=self.descriptor.scale,
-            tile=tile,
-            overlap=self._overlap(),
-            device=self.device,
-            dtype=self.dtype,
-            shared_pooling=self._shared(tile, *x.shape[-2:]),
-            on_progress=on_progress,
-            should_stop=should_stop,
+            self._run, x, **layout, on_progress=on_progress, should_stop=should_stop
         ):
             yield band.clamp_(0, 1)
 
@@ -391,3 +379,10 @@ class _AlphaRows:
         hi = min(height, -(-stop // s) + self.MARGIN)
         strip = imresize(alpha[:, lo:hi], size=((hi - lo) * s, out_w))
         return strip[:, start - lo * s : stop - lo * s].clamp_(0, 1)
+
+
+def _checked(x: torch.Tensor) -> torch.Tensor:
+    """The one tensor contract: (1, 3, H, W), made float32, contiguous, on the CPU."""
+    if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3 or min(x.shape[-2:]) < 1:
+        raise ValueError(f"expected a (1, 3, H, W) tensor, got {tuple(x.shape)}")
+    return x.detach().to(device="cpu", dtype=torch.float32).contiguous()
