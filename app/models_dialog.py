@@ -39,20 +39,13 @@ from engine import (
     WeightsEntry,
     best_weights,
     download_release,
+    format_size,
     import_weights,
     scan_weights,
     user_dir,
 )
 
 WEIGHTS_FILTER = "Weights (*.safetensors *.pt *.pth *.ckpt);;All files (*)"
-
-
-def format_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.0f} KB"
-    return f"{size / 2**20:.1f} MB"
 
 
 def release_status(release: Release, entries: list[WeightsEntry]) -> str:

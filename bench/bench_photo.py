@@ -1,10 +1,12 @@
 """A real photo, upscaled the way a user does it: speed and peak memory of `srstudio upscale`.
 
 Run: .venv/bin/python bench/bench_photo.py [--models A2F-SD ...] [--scales 4] [--format jpg]
+     [--size 8000x6000]
      .venv/bin/python bench/bench_photo.py --pooling [--models A2F-SD RNAN-tiny CRAN-tiny]
 
 The photo: four ../shared/train/SunHays80 images (img_001..004), each resized to 2000x1500
-(Pillow, Lanczos) and tiled 2x2 into one 4000x3000 JPEG (quality 95), made once in --workdir.
+(Pillow, Lanczos) and tiled 2x2 into one 4000x3000 JPEG (quality 95), made once in --workdir;
+--size 8000x6000 makes a 48 MP one the same way (parts of 4000x3000).
 
 For each model and scale: `srstudio upscale photo.jpg -o OUT --model M --scale S` (bundled or
 installed weights) in a fresh process, timed, its peak RSS, user/system CPU seconds and minor
@@ -12,7 +14,8 @@ page faults from os.wait4; output megapixels per second; and the same network's 
 256x256 crop of the photo in one whole-image pass (tile 0), measured in this process in the same
 run (best of --repeat), with the ratio between the two. --env KEY=VALUE (repeatable) sets
 variables for the upscale process, e.g. SRSTUDIO_MALLOC_TUNING=0 to measure without
-engine.inference.allocator.
+engine.inference.allocator (and glibc's MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ to try
+other values); --upscale-arg passes options on to srstudio upscale.
 
 --pooling: per-tile pooling (one pass) against shared pooling (two passes, --exact-tiles) at the
 automatic tile size: the photo is shrunk by MATLAB bicubic to LR, upscaled both ways, and the
@@ -46,14 +49,14 @@ SUNHAYS = ROOT.parent / "shared" / "train" / "SunHays80"
 PART = (2000, 1500)
 
 
-def make_photo(path: Path) -> Path:
+def make_photo(path: Path, part_size: tuple[int, int] = PART) -> Path:
     if path.exists():
         return path
-    photo = Image.new("RGB", (2 * PART[0], 2 * PART[1]))
+    photo = Image.new("RGB", (2 * part_size[0], 2 * part_size[1]))
     for i in range(4):
         with Image.open(SUNHAYS / f"img_{i + 1:03d}.png") as im:
-            part = im.convert("RGB").resize(PART, Image.Resampling.LANCZOS)
-        photo.paste(part, ((i % 2) * PART[0], (i // 2) * PART[1]))
+            part = im.convert("RGB").resize(part_size, Image.Resampling.LANCZOS)
+        photo.paste(part, ((i % 2) * part_size[0], (i // 2) * part_size[1]))
     photo.save(path, quality=95)
     return path
 
@@ -74,10 +77,16 @@ def whole_image_mps(model: str, scale: int, photo: Path, repeat: int) -> float:
 
 
 def run_upscale(
-    model: str, scale: int, photo: Path, out: Path, fmt: str | None, env: dict[str, str]
+    model: str,
+    scale: int,
+    photo: Path,
+    out: Path,
+    fmt: str | None,
+    env: dict[str, str],
+    extra: list[str] = (),  # type: ignore[assignment]
 ) -> dict[str, float]:
     cmd = [sys.executable, "-m", "engine.cli", "upscale", str(photo), "-o", str(out)]
-    cmd += ["--model", model, "--scale", str(scale)]
+    cmd += ["--model", model, "--scale", str(scale), *extra]
     if fmt:
         cmd += ["--format", fmt]
     t0 = time.perf_counter()
@@ -100,14 +109,18 @@ def speed(args: argparse.Namespace, photo: Path, work: Path) -> None:
     env = dict(item.split("=", 1) for item in args.env)
     with Image.open(photo) as im:
         width, height = im.size
-    print(f"photo {width}x{height}, torch threads {torch.get_num_threads()}, env {env or '-'}")
+    print(
+        f"photo {width}x{height}, torch threads {torch.get_num_threads()}, env {env or '-'}, "
+        f"upscale options {' '.join(args.upscale_arg) or '-'}"
+    )
     head = "| model | scale | seconds | output MP/s | 256x256 whole MP/s | ratio | peak RSS |"
     print(head + " user s | system s | minor faults |")
     print("|---" * 10 + "|")
     for model in args.models:
         for scale in args.scales:
             whole = whole_image_mps(model, scale, photo, args.repeat)
-            r = run_upscale(model, scale, photo, work / f"out-{model}-x{scale}", args.format, env)
+            out = work / f"out-{model}-x{scale}"
+            r = run_upscale(model, scale, photo, out, args.format, env, args.upscale_arg)
             mps = width * height * scale * scale / 1e6 / r["seconds"]
             print(
                 f"| {model} | x{scale} | {r['seconds']:.1f} | {mps:.2f} | {whole:.2f} | "
@@ -157,13 +170,27 @@ def main() -> None:
     p.add_argument("--format", help="output format (default: the input's, JPEG)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--upscale-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="passed on to srstudio upscale (repeatable), e.g. --upscale-arg=--tile=240",
+    )
     p.add_argument("--workdir", type=Path, help="where the photo and outputs go (default: temp)")
     p.add_argument("--pooling", action="store_true", help="per-tile vs shared pooling PSNR")
+    p.add_argument(
+        "--size",
+        default="4000x3000",
+        help="photo WIDTHxHEIGHT, even (default 4000x3000; 8000x6000 for the 48 MP check)",
+    )
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        photo = make_photo(work / "photo.jpg")
+        width, height = (int(v) for v in args.size.lower().split("x"))
+        name = "photo.jpg" if (width, height) == (4000, 3000) else f"photo-{width}x{height}.jpg"
+        photo = make_photo(work / name, (width // 2, height // 2))
         if args.pooling:
             pooling(args, photo)
         else:

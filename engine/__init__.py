@@ -53,6 +53,7 @@ from engine.library import (
     WeightsEntry,
     best_weights,
     installed_weights,
+    recommended_weights,
     scan_weights,
     user_dir,
 )
@@ -60,7 +61,7 @@ from engine.metrics import psnr, ssim
 from engine.params import param_count
 from engine.progress import Eta, PassProgress, RunOutcome, counting_passes, format_seconds
 from engine.published import published_psnr
-from engine.releases import RELEASES, Release, find_releases
+from engine.releases import RELEASES, Release, find_releases, format_size
 from engine.training import (
     DEGRADATIONS,
     SCHEDULES,
@@ -122,6 +123,7 @@ __all__ = [
     "evaluate",
     "find_releases",
     "format_seconds",
+    "format_size",
     "get_family",
     "imresize",
     "import_weights",
@@ -134,6 +136,7 @@ __all__ = [
     "param_count",
     "parse_model_name",
     "psnr",
+    "recommended_weights",
     "published_psnr",
     "read_image",
     "read_state_dict",

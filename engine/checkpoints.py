@@ -22,6 +22,7 @@ from engine.archs.bicubic import Bicubic
 from engine.atomic import atomic_path
 from engine.descriptor import ModelDescriptor
 from engine.errors import CheckpointError
+from engine.library import WeightsEntry, best_weights, recommended_weights
 from engine.weights_file import (  # noqa: F401 - read_state_dict and the checks are re-exported
     FORMAT_VERSION,
     META_KEY,
@@ -140,8 +141,6 @@ def bicubic(scale: int) -> ModelDescriptor:
 def load_model(source: str | Path, *, scale: int | None = None) -> ModelDescriptor:
     """A weights file path, "bicubic", or a model name ("A2F-SD", "HPINet-M-x4") resolved to the
     best weights installed for it (engine.library)."""
-    from engine import library  # library imports this module
-
     text = str(source)
     if text.lower() == "bicubic":
         if scale is None:
@@ -156,17 +155,41 @@ def load_model(source: str | Path, *, scale: int | None = None) -> ModelDescript
     try:
         family, variant, name_scale = registry.parse_model_name(text)
     except ValueError as exc:
-        raise CheckpointError(str(exc)) from None
+        entry = _family_choice(text, scale)
+        if entry is None:
+            raise CheckpointError(str(exc)) from None
+        return load_file_model(entry.path)
     scale = scale or name_scale
     if scale is None:
         raise CheckpointError(f"{text}: give a scale (e.g. {text}-x4)")
-    entry = library.best_weights(family.name, variant, scale)
+    entry = best_weights(family.name, variant, scale)
     if entry is None:
         raise CheckpointError(
             f"no weights installed for {family.name}-{variant} x{scale}; "
             "see `srstudio models` for what is available"
         )
     return load_file_model(entry.path)
+
+
+def _family_choice(text: str, scale: int | None) -> WeightsEntry | None:
+    """A family name alone ("RNAN", "hpinet-x2"): its recommended installed weights; None when
+    `text` is no family name. CheckpointError when it is one but nothing fits."""
+    name, _, suffix = text.rpartition("-x")
+    if not (name and suffix.isdigit()):
+        name, suffix = text, ""
+    try:
+        family = registry.get_family(name)
+    except ValueError:
+        return None
+    scale = scale or (int(suffix) if suffix else None)
+    if scale is None:
+        raise CheckpointError(f"{text}: give a scale (e.g. {family.name}-x4 or --scale 4)")
+    entry = recommended_weights(scale, family.name)
+    if entry is None:
+        raise CheckpointError(
+            f"no {family.name} weights installed for x{scale}; see `srstudio models`"
+        )
+    return entry
 
 
 def _default_permissions(path: Path) -> None:

@@ -20,6 +20,7 @@ import platformdirs
 
 from engine.archs import registry
 from engine.errors import CheckpointError
+from engine.published import published_psnr
 from engine.weights_file import check_metadata, inspect_weights_file
 
 ORIGIN_RANK = {"downloaded": 0, "imported": 1, "bundled": 2}
@@ -164,3 +165,31 @@ def best_weights(family: str, variant: str, scale: int) -> WeightsEntry | None:
         == (family.lower(), variant.lower(), scale)
     ]
     return min(matches, key=lambda e: ORIGIN_RANK.get(e.origin, 9), default=None)
+
+
+def _expected_quality(entry: WeightsEntry) -> float:
+    """What to compare weights of one origin by: the paper's Set5 PSNR for the authors' released
+    weights; else the PSNR its training run measured on its held-out images (the bundled files
+    share one such set, so they compare among themselves)."""
+    if entry.metadata.get("release"):
+        figures = published_psnr(entry.family, entry.variant, entry.scale)
+        if figures is not None:
+            return figures[0]
+    psnr = entry.metadata.get("psnr")
+    return float(psnr) if isinstance(psnr, (int, float)) and not isinstance(psnr, bool) else 0.0
+
+
+def recommended_weights(scale: int, family: str | None = None) -> WeightsEntry | None:
+    """The best installed weights at `scale` (of `family` when given): the authors' downloaded
+    releases first, then imported or trained files, then the bundled ones; within each, the
+    highest expected quality (_expected_quality)."""
+    matches = [
+        e
+        for e in installed_weights()
+        if e.scale == scale and (family is None or e.family.lower() == family.lower())
+    ]
+    return min(
+        matches,
+        key=lambda e: (ORIGIN_RANK.get(e.origin, 9), -_expected_quality(e), e.name),
+        default=None,
+    )

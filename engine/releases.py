@@ -92,3 +92,12 @@ def find_releases(name: str) -> list[Release]:
         known = ", ".join(r.name for r in RELEASES)
         raise SRStudioError(f"no released weights match {name!r}; released: {known}")
     return found
+
+
+def format_size(size: int | None) -> str:
+    """Bytes in the units a download dialog uses (KB below a MiB, MB with one decimal)."""
+    if size is None:
+        return "-"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size / 2**20:.1f} MB"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 import threading
@@ -13,17 +14,25 @@ from engine.checkpoints import load_model
 from engine.descriptor import ModelDescriptor
 from engine.errors import SRStudioError
 from engine.inference.upscaler import UpscaleOptions
+from engine.library import recommended_weights
 from engine.progress import Eta, format_seconds
+
+DEFAULT_SCALE = 4  # what the app starts on, and what a photo upscale usually wants
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, default_model: str | None = None) -> None:
     parser.add_argument(
-        "--model", default=default_model, help="model name (e.g. A2F-SD, HPINet-M) or 'bicubic'"
+        "--model",
+        default=default_model,
+        help="model name (e.g. A2F-SD, HPINet-M), a family (A2F: its best installed weights) or "
+        "'bicubic'; default: the recommended installed weights (see `srstudio models`)",
     )
     parser.add_argument(
         "--weights", help="weights file (.safetensors, .pt, .pth); implies the model"
     )
-    parser.add_argument("--scale", type=int, choices=(2, 3, 4), help="upscaling factor")
+    parser.add_argument(
+        "--scale", type=int, choices=(2, 3, 4), help=f"upscaling factor (default {DEFAULT_SCALE})"
+    )
     parser.add_argument(
         "--tile",
         default="auto",
@@ -76,8 +85,18 @@ def resolve_model(args: argparse.Namespace) -> ModelDescriptor:
             raise SRStudioError(f"{args.weights} holds {desc.name}, not {args.model}")
         return desc
     if not args.model:
-        raise SRStudioError("give --model NAME (or --weights PATH)")
-    return load_model(args.model, scale=args.scale)
+        scale = args.scale or DEFAULT_SCALE
+        entry = recommended_weights(scale)
+        if entry is None:
+            raise SRStudioError(f"no weights installed for x{scale}: give --model or --weights")
+        print(
+            f"using {entry.name} x{scale} ({entry.origin}), the recommended installed weights "
+            "(choose with --model)",
+            file=sys.stderr,
+        )
+        return load_model(entry.path)
+    named_scale = re.search(r"[- ]x\d$", args.model.strip(), re.IGNORECASE)
+    return load_model(args.model, scale=args.scale or (None if named_scale else DEFAULT_SCALE))
 
 
 class ProgressBar:

@@ -10,9 +10,15 @@ import json
 from engine.archs.registry import FAMILIES
 from engine.cli.common import ProgressBar
 from engine.errors import SRStudioError
-from engine.library import ORIGIN_RANK, WeightsEntry, installed_weights, scan_weights
+from engine.library import (
+    ORIGIN_RANK,
+    WeightsEntry,
+    installed_weights,
+    recommended_weights,
+    scan_weights,
+)
 from engine.params import param_count
-from engine.releases import RELEASES, find_releases
+from engine.releases import RELEASES, find_releases, format_size
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -97,18 +103,37 @@ def run(args: argparse.Namespace) -> int:
     scan = scan_weights()
     rows, releases = model_table(scan.entries), release_table(scan.entries)
     broken = [{"path": str(b.path), "reason": b.reason} for b in scan.broken]
+    recommended = {}
+    for scale in (2, 3, 4):
+        entry = recommended_weights(scale)
+        recommended[scale] = f"{entry.name} ({entry.origin})" if entry else None
     if args.json:
-        print(json.dumps({"models": rows, "releases": releases, "broken": broken}, indent=2))
+        listing = {"models": rows, "releases": releases, "broken": broken}
+        print(json.dumps({**listing, "recommended": recommended}, indent=2))
         return 0
     print(f"{'model':<14}{'x2':>12}{'x3':>12}{'x4':>12}  weights (best first)")
     for r in rows:
         p = r["params"]
-        have = ", ".join(f"x{w['scale']} ({w['origin']})" for w in r["weights"]) or "none"
+        have = ", ".join(f"x{w['scale']} ({w['origin']})" for w in r["weights"])
+        if not have:
+            offered = [x["name"] for x in releases if x["name"].startswith(r["name"] + "-x")]
+            have = "none: " + (
+                f"srstudio models download {' '.join(offered)}"
+                if offered
+                else "no release exists; train them with `srstudio train`"
+            )
         print(f"{r['name']:<14}{p['2']:>12,}{p['3']:>12,}{p['4']:>12,}  {have}")
-    print("\nreleased weights (srstudio models download NAME):")
+    print("\nrecommended (used when no --model is given):")
+    for scale, name in recommended.items():
+        print(f"  x{scale}: {name or 'nothing installed'}")
+    print("\nreleased weights, the authors' own (srstudio models download NAME):")
     for r in releases:
-        mark = "installed" if r["installed"] else f"{r['size'] / 1e6:.1f} MB"
+        mark = "installed" if r["installed"] else format_size(r["size"])
         print(f"  {r['name']:<14}{mark}")
+    missing = [r for r in releases if not r["installed"]]
+    if missing:
+        size = format_size(sum(r["size"] for r in missing))
+        print(f"  sharper than the bundled weights: srstudio models download --all ({size})")
     if broken:
         print("\nbroken weights files, skipped (replace or remove them):")
         for b in broken:

@@ -2,19 +2,25 @@
 output never has to be held as float32, nor, for PNG and TIFF, at all.
 
 PNG and TIFF go band by band to the file through engine.imaging.encoders: memory does not grow with
-the output. JPEG and WebP need the whole image for Pillow's encoder: it is built band by band in
-one Pillow image, the only full-size copy. So is an 8-bit or a gray 16-bit TIFF with EXIF, which
-only Pillow's TIFF writer keeps. Everything else is as engine.imaging.io.write_image does it: the
-same channels, bit depth and metadata (left out with a warning where the format cannot hold it),
-and an atomic write, so a failure or a cancel between bands leaves no file.
+the output. JPEG and WebP need the whole image for Pillow's encoder (so does an 8-bit or a gray
+16-bit TIFF with EXIF, which only Pillow's TIFF writer keeps): the quantised bands are spooled to
+an unnamed temporary file next to the output while the network runs, and the one Pillow image,
+the only full-size copy in memory, is read back from it only once the last band is made and the
+tiles' memory is handed back (engine.inference.allocator.trim), so the two never add up.
+Everything else is as engine.imaging.io.write_image does it: the same channels, bit depth and
+metadata (left out with a warning where the format cannot hold it), and an atomic write, so a
+failure or a cancel between bands leaves no file.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -61,7 +67,13 @@ def write_bands(
                 stream.write(layout.quantize(rgb, alpha))
             stream.close()
         return warnings
-    pil = _assemble(layout, bands)  # before the file is opened: a cancel leaves nothing
+    # Before the file is opened: a cancel leaves nothing (the spool has no name).
+    with tempfile.TemporaryFile(dir=path.parent) as spool:
+        rows, dtype = _spool(layout, bands, spool)
+        from engine.inference import allocator  # the tiles are done: return their memory
+
+        allocator.trim()
+        pil = _assemble(layout, spool, rows, dtype)
 
     def encode(f: object, m: _Metadata) -> None:
         save_pillow(f, pil, layout, m, quality, compress_level, lossless)
@@ -69,15 +81,36 @@ def write_bands(
     return write_retrying(path, fmt, meta, encode)
 
 
-def _assemble(layout: OutputLayout, bands: Iterable[Band]) -> Image.Image:
-    pil: Image.Image | None = None
-    row = 0
+SPOOL_CHUNK = 32 << 20  # bytes read back from the spool at a time
+
+
+def _spool(layout: OutputLayout, bands: Iterable[Band], spool: IO[bytes]) -> tuple[int, np.dtype]:
+    """The quantised bands written to `spool`, top to bottom: (rows, sample dtype)."""
+    rows, dtype = 0, np.dtype(np.uint8)
     for rgb, alpha in bands:
-        part = layout.pillow_image(layout.quantize(rgb, alpha))
+        part = np.ascontiguousarray(layout.quantize(rgb, alpha))
+        spool.write(memoryview(part).cast("B"))
+        rows += part.shape[0]
+        dtype = part.dtype
+    if rows != layout.height:
+        raise ImageError(f"got {rows} rows of an image {layout.height} rows high")
+    return rows, dtype
+
+
+def _assemble(layout: OutputLayout, spool: IO[bytes], rows: int, dtype: np.dtype) -> Image.Image:
+    """The one Pillow image, read back from the spool a chunk of rows at a time."""
+    row_shape = (layout.width, layout.channels)
+    step = max(1, SPOOL_CHUNK // (layout.width * layout.channels * dtype.itemsize))
+    buffer = np.empty((min(step, rows), *row_shape), dtype)
+    spool.seek(0)
+    pil: Image.Image | None = None
+    for top in range(0, rows, step):
+        part = buffer[: min(step, rows - top)]
+        if spool.readinto(memoryview(part).cast("B")) != part.nbytes:  # type: ignore[attr-defined]
+            raise ImageError("the spooled output was cut short")
+        band = layout.pillow_image(part)
         if pil is None:
-            pil = Image.new(part.mode, (layout.width, layout.height))
-        pil.paste(part, (0, row))
-        row += part.height
-    if pil is None or row != layout.height:
-        raise ImageError(f"got {row} rows of an image {layout.height} rows high")
+            pil = Image.new(band.mode, (layout.width, layout.height))
+        pil.paste(band, (0, top))
+    assert pil is not None
     return pil

@@ -48,3 +48,16 @@ def tune() -> bool:
     log.info("malloc tuning %s", "applied" if ok else "refused by this libc")
     _done = ok
     return ok
+
+
+def trim() -> bool:
+    """Hand the heap's free memory back to the system now (glibc's malloc_trim), e.g. once the
+    tiles are done and one large output image is to be made; True when libc did release some."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return False
+    malloc_trim.argtypes = (ctypes.c_size_t,)
+    return bool(malloc_trim(0))

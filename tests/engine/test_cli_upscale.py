@@ -77,12 +77,12 @@ def test_options_reach_the_output(tmp_path: Path, capsys) -> None:
     ("extra", "message"),
     [
         (["--model", "NoSuchNet"], "unknown network family"),
-        (["--model", "bicubic"], "bicubic needs a scale"),
+        (["--model", "RNAN-paper", "--scale", "2"], "no weights installed"),
         (["--model", "bicubic", "--scale", "2", "--tile", "abc"], "--tile"),
         (["--model", "bicubic", "--scale", "2", "--quality", "0"], "--quality"),
         (["--model", "bicubic", "--scale", "2", "--name", "{oops}.png"], "unknown field"),
         (["--model", "bicubic", "--scale", "2", "--precision", "fp64"], "--precision"),
-        ([], "--model"),
+        (["--model", "A2F-SD", "--scale", "5"], "--scale"),
     ],
 )
 def test_usage_errors_exit_2(tmp_path: Path, capsys, extra: list[str], message: str) -> None:
