@@ -138,7 +138,7 @@ def _decode(im: Image.Image, source: _Source) -> ImageData:
     exif = _reset_orientation(exif_raw) if exif_raw else None
     if gray:
         color = np.repeat(color[..., :1], 3, axis=2)
-    rgb = torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1)))
+    rgb = torch.from_numpy(_planes(color))
     a = None if alpha is None else torch.from_numpy(np.ascontiguousarray(alpha[None, :, :]))
     return ImageData(rgb, a, bit_depth, gray, icc, exif, dpi, source_format)
 
@@ -249,7 +249,22 @@ def _pixels(
         alpha = (~np.all(color == key, axis=2)).astype(np.float32)
     else:
         alpha = None
-    return color.astype(np.float32) / 255.0, alpha, 8, gray, icc
+    return color, alpha, 8, gray, icc  # uint8: made float32 by _planes, a few rows at a time
+
+
+def _planes(color: np.ndarray) -> np.ndarray:
+    """HxWxC colour (float32, or uint8 to be divided by 255) -> CxHxW float32, converted a chunk
+    of rows at a time: a large photo is held as float32 once, not two or three times over."""
+    h, w, c = color.shape
+    if color.dtype != np.uint8:
+        return np.ascontiguousarray(color.transpose(2, 0, 1))
+    out = np.empty((c, h, w), np.float32)
+    step = max(1, QUANTIZE_CHUNK // max(1, c * w))
+    for top in range(0, h, step):
+        part = color[top : top + step].astype(np.float32)
+        part /= 255.0  # float32 division, as color.astype(np.float32) / 255.0 does
+        out[:, top : top + step] = part.transpose(2, 0, 1)
+    return out
 
 
 def _is_16bit(im: Image.Image) -> bool:

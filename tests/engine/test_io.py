@@ -425,3 +425,19 @@ def test_pixel_limit_is_configurable(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(ImageError, match="decompression bomb"):
         read_image(tmp_path / "s.png", max_pixels=100)
     assert Image.MAX_IMAGE_PIXELS == 200
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_8bit_pixels_are_made_float_in_chunks_of_rows_exactly(tmp_path, mode: str) -> None:
+    """read_image converts 8-bit pixels to float32 a chunk of rows at a time (one float copy of a
+    large photo, not three); the values are exactly those of uint8 / 255 in float32."""
+    rng = np.random.default_rng(7)
+    shape = (600, 700, 3) if mode == "RGB" else (600, 700)
+    arr = rng.integers(0, 256, shape, dtype=np.uint8)
+    Image.fromarray(arr).save(tmp_path / "a.png")
+    assert imgio.QUANTIZE_CHUNK < 600 * 700 * 3  # more than one chunk
+    rgb = read_image(tmp_path / "a.png").rgb
+    planes = arr.astype(np.float32) / 255.0
+    planes = np.repeat(planes[..., None], 3, axis=2) if mode == "L" else planes
+    assert rgb.dtype == torch.float32 and rgb.is_contiguous()
+    assert torch.equal(rgb, torch.from_numpy(np.ascontiguousarray(planes.transpose(2, 0, 1))))
