@@ -335,14 +335,6 @@ def _output_format(job: BatchJob, path: Path) -> tuple[str, str]:
         return "png", "png"
 
 
-def _file_id(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
 def _output_paths(job: BatchJob, upscaler: Upscaler, inputs: Sequence[_Input]) -> list[Path]:
     desc = upscaler.descriptor
     out_dir = Path(job.output_dir).expanduser()
@@ -373,8 +365,7 @@ def _plan(job: BatchJob, upscaler: Upscaler) -> list[tuple[FileRecord, Path, Pat
     (skipped, or refused) get their status here."""
     inputs = _without_own_outputs(job, upscaler, _collect(job))
     outputs = _output_paths(job, upscaler, inputs)
-    input_keys = {_key(item.path) for item in inputs}
-    input_ids = {i for item in inputs if (i := _file_id(item.path)) is not None}
+    input_ids = {_identity(item.path) for item in inputs}
     claimed: dict[str, str] = {}
     plan = []
     for item, out in zip(inputs, outputs, strict=True):
@@ -384,7 +375,7 @@ def _plan(job: BatchJob, upscaler: Upscaler) -> list[tuple[FileRecord, Path, Pat
             record.input_bytes = path.stat().st_size
         fmt, _ = _output_format(job, path)
         key = _key(out)
-        if key in input_keys or _file_id(out) in input_ids:
+        if _identity(out) in input_ids:  # the same file, however spelt or linked
             record.status, record.reason = "failed", "the output name is an input file; refused"
         elif key in claimed:
             record.status = "failed"

@@ -34,6 +34,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -189,35 +190,13 @@ def _run(forward: Forward, patch: Tensor, device: torch.device, dtype: torch.dty
         return y.to(device="cpu", dtype=torch.float32)
 
 
-def upscale_tiled(
-    forward: Forward,
-    x: Tensor,
-    *,
-    scale: int,
-    tile: int | None,
-    overlap: int,
-    device: torch.device,
-    dtype: torch.dtype = torch.float32,
-    shared_pooling: bool = False,
-    on_progress: ProgressFn = no_progress,
-    should_stop: StopFn = never_stop,
-) -> Tensor:
+def upscale_tiled(forward: Forward, x: Tensor, **options: Any) -> Tensor:
     """x: (1, C, H, W) float32 on the CPU -> (1, C', H * scale, W * scale) float32 on the CPU:
-    the bands of stream_tiled (same arguments) put together."""
+    the bands of stream_tiled (same keyword arguments) put together."""
+    scale = options["scale"]
     out: Tensor | None = None
     row = 0
-    for band in stream_tiled(
-        forward,
-        x,
-        scale=scale,
-        tile=tile,
-        overlap=overlap,
-        device=device,
-        dtype=dtype,
-        shared_pooling=shared_pooling,
-        on_progress=on_progress,
-        should_stop=should_stop,
-    ):
+    for band in stream_tiled(forward, x, **options):
         if out is None:
             if band.shape[2] == x.shape[2] * scale:
                 return band  # the whole image in one pass
