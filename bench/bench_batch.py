@@ -1,10 +1,12 @@
 """Batch throughput: images per second for a folder of small PNGs, read -> upscale -> write.
 
     .venv/bin/python bench/bench_batch.py [--count 16] [--size 128] [--device auto] [--tile auto]
-        [--threads N]
+        [--threads N] [--compare]
 
 Runs MATLAB bicubic x2 and, when its weights can be found (installed, or the authors' checkpoint
-in ../shared/official-weights), A2F-SD x2.
+in ../shared/official-weights), A2F-SD x2. --compare times each model with read-ahead off, then
+on (engine.batch.READ_AHEAD: the next file is decoded while this one is upscaled) and prints the
+speed-up.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import engine.batch  # noqa: E402
 from engine.batch import BatchJob, run_batch  # noqa: E402
 from engine.checkpoints import load_model  # noqa: E402
 from engine.descriptor import ModelDescriptor  # noqa: E402
@@ -58,6 +61,7 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--tile", default="auto", help="auto, 0 (whole image) or N")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--compare", action="store_true", help="read-ahead off, then on")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -70,17 +74,23 @@ def main() -> int:
             upscaler = Upscaler(desc, UpscaleOptions(device=args.device, tile=tile))
             warm = Path(tmp) / "warm"  # one image first: weights to device, kernels chosen
             run_batch(BatchJob(inputs=[src / "img_000.png"], output_dir=warm), upscaler)
-            out = Path(tmp) / f"out_{desc.family}"
-            start = time.perf_counter()
-            report = run_batch(BatchJob(inputs=[src], output_dir=out), upscaler)
-            seconds = time.perf_counter() - start
-            done = report.count("done")
-            assert done == args.count, report.to_text()
-            print(
-                f"{desc.label:<14} {done} x {args.size}x{args.size} PNG -> x2 on "
-                f"{upscaler.device} ({torch.get_num_threads()} threads, tile {args.tile}): "
-                f"{done / seconds:7.2f} images/s ({seconds:.2f} s)"
-            )
+            seconds = {}
+            for read_ahead in (False, True) if args.compare else (engine.batch.READ_AHEAD,):
+                engine.batch.READ_AHEAD = read_ahead
+                out = Path(tmp) / f"out_{desc.family}_{read_ahead}"
+                start = time.perf_counter()
+                report = run_batch(BatchJob(inputs=[src], output_dir=out), upscaler)
+                seconds[read_ahead] = time.perf_counter() - start
+                done = report.count("done")
+                assert done == args.count, report.to_text()
+                print(
+                    f"{desc.label:<14} {done} x {args.size}x{args.size} PNG -> x2 on "
+                    f"{upscaler.device} ({torch.get_num_threads()} threads, tile {args.tile}, "
+                    f"read-ahead {'on' if read_ahead else 'off'}): "
+                    f"{done / seconds[read_ahead]:7.2f} images/s ({seconds[read_ahead]:.2f} s)"
+                )
+            if args.compare:
+                print(f"{desc.label:<14} read-ahead speed-up {seconds[False] / seconds[True]:.2f}x")
     return 0
 
 
