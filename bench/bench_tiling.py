@@ -9,10 +9,11 @@ of one whole-image pass, and x8 self-ensemble over a plain pass; then the peak R
 that upscales a 1000x1000 image x4 with automatic tiles, against the 2 GiB limit. The released
 A2F-SD x4 weights are used when ../shared has them, random ones otherwise (same cost).
 
---calibrate measures, per registered model and scale, the peak RSS growth of one float32 forward
-on the CPU (after a small warm-up, each in a fresh process) divided by the LR pixels, at two input
-sizes, and prints the larger value with a 15% margin, as each network's Family.memory
-(engine/archs) wants it.
+--calibrate measures, per registered model and scale, the peak RSS growth of two float32 forwards
+on the CPU (after a small warm-up, each in a fresh process, with the Upscaler's malloc tuning)
+divided by the LR pixels, at two input sizes (--sizes, default 96 192), and prints the larger
+value with a 15% margin, as each network's Family.memory (engine/archs) wants it; --families
+limits it to some networks.
 
 --psnr: the authors' A2F-SD x4 and HPINet-M x4 checkpoints (or --models NAME|FILE..., e.g. the
 bundled weights/RNAN-tiny-x4.safetensors) on Set5 and Set14 x4, mean PSNR (Y, shave 4, clamp and
@@ -42,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from engine.checkpoints import build_untrained, load_file_model  # noqa: E402
 from engine.descriptor import ModelDescriptor  # noqa: E402
 from engine.imaging.color import tensor_to_uint8, uint8_to_tensor  # noqa: E402
+from engine.inference import allocator  # noqa: E402
 from engine.inference.ensemble import ensemble_forward  # noqa: E402
 from engine.inference.tiling import auto_tile_size, upscale_tiled  # noqa: E402
 from engine.metrics import psnr  # noqa: E402
@@ -138,25 +140,30 @@ def benchmark(threads: int, repeat: int) -> None:
 
 
 def measure_child(name: str, scale: int, size: int) -> None:
-    """Print the peak RSS growth, per LR pixel, of one forward of `name` at `size` x `size`."""
+    """Print the peak RSS growth, per LR pixel, of forwards of `name` at `size` x `size`: two of
+    them, with the malloc tuning the Upscaler applies (the heap it keeps is part of the cost)."""
+    allocator.tune()
     model = build_untrained(name, scale).model
     with torch.no_grad():
         model(torch.rand(1, 3, 12, 12))
         base = _maxrss_bytes(resource.RUSAGE_SELF)
-        model(torch.rand(1, 3, size, size))
+        for _ in range(2):
+            model(torch.rand(1, 3, size, size))
     print((_maxrss_bytes(resource.RUSAGE_SELF) - base) / (size * size))
 
 
-def calibrate(threads: int) -> None:
+def calibrate(threads: int, families: list[str] | None, sizes: list[int]) -> None:
     from engine.archs.registry import FAMILIES
 
-    print(f"# bytes per LR pixel, float32 CPU forward, sizes {CALIBRATION_SIZES}, x{MARGIN}")
+    print(f"# bytes per LR pixel, float32 CPU forward, sizes {sizes}, x{MARGIN}")
     for family in FAMILIES:
+        if families and family.name not in families:
+            continue
         for variant in family.variants:
             costs = []
             for scale in family.scales:
                 per_pixel = []
-                for size in CALIBRATION_SIZES:
+                for size in sizes:
                     cmd = [
                         sys.executable,
                         __file__,
@@ -228,6 +235,8 @@ def main() -> None:
     parser.add_argument("--calibrate", action="store_true")
     parser.add_argument("--psnr", action="store_true")
     parser.add_argument("--overlaps", type=int, nargs="*")
+    parser.add_argument("--families", nargs="*", help="--calibrate only these (e.g. A2F)")
+    parser.add_argument("--sizes", type=int, nargs=2, default=list(CALIBRATION_SIZES))
     parser.add_argument("--models", nargs="*", default=list(RELEASED))
     parser.add_argument("--peak-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--measure-child", nargs=3, help=argparse.SUPPRESS)
@@ -242,7 +251,7 @@ def main() -> None:
     elif args.psnr:
         tiling_psnr(args.overlaps, args.models)
     elif args.calibrate:
-        calibrate(args.threads)
+        calibrate(args.threads, args.families, args.sizes)
     else:
         benchmark(args.threads, args.repeat)
 

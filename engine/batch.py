@@ -430,7 +430,7 @@ def run_batch(
     on_progress(0, total)
 
     def read(path: Path, stop: StopFn) -> ImageData:
-        return read_image(path, max_pixels=job.max_pixels, should_stop=stop)
+        return read_image(path, max_pixels=job.max_pixels, should_stop=stop, eight_bit=True)
 
     paths = [path for _, path, _, _ in todo]
     with ReadAhead(paths, read, should_stop, threaded=READ_AHEAD) as images:

@@ -30,9 +30,11 @@ StateDict = Mapping[str, torch.Tensor]
 class MemoryCost:
     """Peak working memory of one float32 forward on the CPU, in bytes per LR input pixel, by
     variant and scale: what the automatic tile size (engine.inference.tiling) budgets with.
-    Measured by `.venv/bin/python bench/bench_tiling.py --calibrate --threads 1`: peak RSS growth
-    of a 96x96 and a 192x192 forward after a warm-up (random weights, torch 2.13), the larger of
-    the two per-pixel values plus 15%."""
+    Measured by `.venv/bin/python bench/bench_tiling.py --calibrate`: peak RSS growth of forwards
+    at two sizes after a warm-up (random weights, torch 2.13), the larger of the two per-pixel
+    values plus 15%; each family's entry says which sizes (A2F: 192 and 384, two forwards each
+    with the Upscaler's malloc tuning, which keeps freed heap; the others: 96 and 192, one forward,
+    untuned)."""
 
     by_variant: Mapping[str, Mapping[int, int]]
     # bytes per LR pixel that grow with every LR pixel of the tile (a network whose work is
@@ -65,6 +67,8 @@ class Family:
     scales: tuple[int, ...] = (2, 3, 4)
     # variants that are ours, not the paper's, and how they differ (shown in the model info)
     own_variants: Mapping[str, str] = field(default_factory=dict)
+    # what the network is good for, in a photographer's words (one line, shown by the model picker)
+    summary: str = ""
 
 
 def pad_to_multiple(

@@ -117,6 +117,7 @@ class TiffStream:
         self.rows += band.shape[0]
         held = sum(b.shape[0] for b in self.pending)
         if held < self.rows_per_strip:
+            self.pending[-1] = band.copy()  # a band may be a view its maker reuses
             return
         rows = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
         whole = held // self.rows_per_strip * self.rows_per_strip

@@ -53,7 +53,10 @@ QUANTIZE_CHUNK = 1 << 20  # samples quantized at a time (4 MiB of float32)
 
 @dataclass
 class ImageData:
-    rgb: torch.Tensor  # float32 (3, H, W) in [0, 1]; grayscale sources expanded to 3 channels
+    # float32 (3, H, W) in [0, 1]; grayscale sources expanded to 3 channels. read_image(...,
+    # eight_bit=True) keeps an 8-bit source's samples instead: uint8 0..255, which the Upscaler
+    # divides by 255 a tile at a time (a 12 MP photo in 36 MB, not 144).
+    rgb: torch.Tensor
     alpha: torch.Tensor | None = None  # float32 (1, H, W) in [0, 1]
     bit_depth: int = 8  # 8 or 16
     grayscale: bool = False  # single-channel source: written back single-channel
@@ -95,13 +98,15 @@ def read_image(
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     should_stop: StopFn = never_stop,
+    eight_bit: bool = False,
 ) -> ImageData:
     """Decode the first frame of a supported image file (engine.imaging.safe_open). max_pixels
     (None: no limit) is checked against the header before any pixel is decoded, to refuse
-    decompression bombs; should_stop() is polled between reads (Cancelled)."""
+    decompression bombs; should_stop() is polled between reads (Cancelled). eight_bit: an 8-bit
+    source's colour stays uint8 (see ImageData.rgb), for the Upscaler only."""
     source = _Source(Path(path), max_pixels, should_stop)
     with source.open() as im:
-        return _decode(im, source)
+        return _decode(im, source, eight_bit)
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,7 @@ def read_rgb_uint8(
     return (rgb * 255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-def _decode(im: Image.Image, source: _Source) -> ImageData:
+def _decode(im: Image.Image, source: _Source, eight_bit: bool = False) -> ImageData:
     source_format = im.format
     color, alpha, bit_depth, gray, icc = _pixels(im, source, _bytes_or_none(im.info, "icc_profile"))
     if _icc_space(icc) != (b"GRAY" if gray else b"RGB "):
@@ -138,7 +143,10 @@ def _decode(im: Image.Image, source: _Source) -> ImageData:
     exif = _reset_orientation(exif_raw) if exif_raw else None
     if gray:
         color = np.repeat(color[..., :1], 3, axis=2)
-    rgb = torch.from_numpy(_planes(color))
+    if eight_bit and color.dtype == np.uint8:
+        rgb = torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1)))
+    else:
+        rgb = torch.from_numpy(_planes(color))
     a = None if alpha is None else torch.from_numpy(np.ascontiguousarray(alpha[None, :, :]))
     return ImageData(rgb, a, bit_depth, gray, icc, exif, dpi, source_format)
 
@@ -509,6 +517,10 @@ class OutputLayout:
             color = color * alpha + (1.0 - alpha)
         planes = color if not self.alpha or alpha is None else torch.cat([color, alpha], dim=0)
         return _quantize(planes, 65535 if self.deep else 255)
+
+    def quantize_alpha(self, alpha: torch.Tensor) -> np.ndarray:
+        """(1, h, W) alpha -> its h x W x 1 samples: quantize()'s last channel on its own."""
+        return _quantize(alpha, 65535 if self.deep else 255)
 
     def pillow_image(self, arr: np.ndarray) -> Image.Image:
         return Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)

@@ -9,19 +9,20 @@ the only full-size copy in memory, is read back from it only once the last band 
 tiles' memory is handed back (engine.inference.allocator.trim), so the two never add up.
 Everything else is as engine.imaging.io.write_image does it: the same channels, bit depth and
 metadata (left out with a warning where the format cannot hold it), and an atomic write, so a
-failure or a cancel between bands leaves no file.
+failure or a cancel between bands leaves no file. The caller quantises (OutputLayout.quantize,
+or as the tiles finish, engine.inference.upscaler.Upscaler.quantized_bands): it is handed the
+layout the format needs and gives the rows top to bottom.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
 import numpy as np
-import torch
 from PIL import Image
 
 from engine.errors import ImageError
@@ -37,13 +38,13 @@ from engine.imaging.io import (
     write_retrying,
 )
 
-Band = tuple[torch.Tensor, torch.Tensor | None]  # rgb (3, rows, W), alpha (1, rows, W) or None
+Rows = Callable[[OutputLayout], Iterable[np.ndarray]]  # the quantised rows for a layout
 
 
 def write_bands(
     path: str | os.PathLike[str],
     image: ImageData,
-    bands: Iterable[Band],
+    bands: Rows,
     *,
     format: str | None = None,
     quality: int = 95,
@@ -52,7 +53,8 @@ def write_bands(
 ) -> list[str]:
     """Write the bands, top to bottom, of an image whose size, bit depth, grayscale-ness, alpha
     and metadata are those of `image` (its pixels are not read); arguments and return value as
-    write_image. The bands are consumed once: a Cancelled raised while making one leaves no file."""
+    write_image. `bands(layout)` gives the quantised rows (OutputLayout.quantize's arrays) and is
+    consumed once: a Cancelled raised while making one leaves no file."""
     path = Path(path)
     fmt = normalize_format(format) if format else format_for_path(path)
     if not 1 <= quality <= 100:
@@ -63,13 +65,13 @@ def write_bands(
         meta, warnings = _fitting(meta, fmt)  # these encoders store any metadata that fits
         with atomic_file(path) as f:
             stream = layout.stream(f, meta, compress_level)  # type: ignore[arg-type]
-            for rgb, alpha in bands:
-                stream.write(layout.quantize(rgb, alpha))
+            for part in bands(layout):
+                stream.write(part)
             stream.close()
         return warnings
     # Before the file is opened: a cancel leaves nothing (the spool has no name).
     with tempfile.TemporaryFile(dir=path.parent) as spool:
-        rows, dtype = _spool(layout, bands, spool)
+        rows, dtype = _spool(layout, bands(layout), spool)
         from engine.inference import allocator  # the tiles are done: return their memory
 
         allocator.trim()
@@ -84,11 +86,13 @@ def write_bands(
 SPOOL_CHUNK = 32 << 20  # bytes read back from the spool at a time
 
 
-def _spool(layout: OutputLayout, bands: Iterable[Band], spool: IO[bytes]) -> tuple[int, np.dtype]:
+def _spool(
+    layout: OutputLayout, bands: Iterable[np.ndarray], spool: IO[bytes]
+) -> tuple[int, np.dtype]:
     """The quantised bands written to `spool`, top to bottom: (rows, sample dtype)."""
     rows, dtype = 0, np.dtype(np.uint8)
-    for rgb, alpha in bands:
-        part = np.ascontiguousarray(layout.quantize(rgb, alpha))
+    for band in bands:
+        part = np.ascontiguousarray(band)
         spool.write(memoryview(part).cast("B"))
         rows += part.shape[0]
         dtype = part.dtype

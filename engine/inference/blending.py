@@ -3,19 +3,23 @@
 Each tile's output is added in with a feathered weight (see engine.inference.tiling for the
 layout): 1 inside its core, a raised-cosine ramp across the `overlap`-wide band centred on each
 core boundary inside the image, 0 in the outer half of its context. The weighted sums and the sum
-of the weights are kept only for the rows that some tile can still add to; once no tile left can
-reach a row (the tiler knows which tiles are left), that row is divided by its weight and handed
-on. So memory holds about one row of tiles of output, never the whole image.
+of the weights are kept, per column block, only for the pixels some tile can still add to; once
+no tile left can reach them (the tiler knows which tiles are left), they are divided by their
+weight and converted to what is kept (8-bit samples for a file) at once; rows every block has
+finished are handed on. So memory holds about one row of tiles of converted output plus the
+seams the tiles share, never the whole image and never a row of tiles of float sums.
 
-Why hand-written: the weights depend only on where a tile's core sits in its window and on which
-of its sides are image borders, so one weight tile per such shape is computed and reused for every
-tile of that shape (a grid has at most nine), and the two accumulators are reused across rows;
-allocating a fresh tile of weights and a full-size weight image per run was what the old code did.
+Why hand-written: no library blends a stream of tiles into bands. The weights depend only on
+where a tile's core sits in its window and on which of its sides are image borders, so one weight
+tile per such shape is computed and reused for every tile of that shape (a grid has at most
+nine); allocating a fresh tile of weights and a full-size weight image per run was what the old
+code did.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -91,56 +95,104 @@ class WeightCache:
         return found
 
 
-class RowAccumulator:
-    """Weighted sums of tile outputs and their weights for the HR rows [top, top + rows held),
-    full width; `finish(stop)` divides the rows above `stop` out and hands them on."""
+BLOCK_COLUMNS = 256  # HR columns a block of the accumulator spans
 
-    def __init__(self, width: int) -> None:
-        self.width = width
-        self.top = 0  # image row of buffer row 0
-        self.sums: Tensor | None = None  # (1, C, capacity, width)
-        self.weights: Tensor | None = None  # (1, 1, capacity, width)
-        self._handed = 0  # rows handed on by finish(), dropped at the next call
+Convert = Callable[[Tensor], Tensor]  # finished (1, C, h, w) float32 -> (h, w, channels) stored
+
+
+class BlockAccumulator:
+    """Weighted sums of tile outputs and their weights, full width, kept in column blocks of
+    BLOCK_COLUMNS: each block's rows that no tile left can reach are divided by their weight,
+    converted (`convert`: e.g. quantised to 8 bits, 3 bytes a pixel instead of 16) into a store
+    of rows, and dropped from the block at once; `finish` hands on the store's rows once every
+    block has them. So the float sums held are the seams tiles still share (the overlap band
+    under a row of tiles, the blocks beside a tile whose neighbour is not done) plus the blocks
+    of the tile just added, not a row of tiles of float output."""
+
+    def __init__(self, width: int, convert: Convert) -> None:
+        self.width, self.convert = width, convert
+        self.bounds = [(c, min(width, c + BLOCK_COLUMNS)) for c in range(0, width, BLOCK_COLUMNS)]
+        self.blocks = [_Block(c1 - c0) for c0, c1 in self.bounds]
+        self.store: Tensor | None = None  # (capacity, width, channels): converted rows
+        self.store_top = 0  # image row of store row 0
+        self._handed = 0  # store rows handed on by finish(), dropped at the next call
 
     def add(self, y: Tensor, w: Tensor, row: int, col: int) -> None:
         """Add tile output `y` (1, C, h, w) with weights `w` (h, w) at image row/column."""
         self._drop_handed()
-        h, wd = w.shape
-        self._reserve(y.shape[1], row + h - self.top)
-        assert self.sums is not None and self.weights is not None
-        r = slice(row - self.top, row - self.top + h)
-        c = slice(col, col + wd)
-        self.sums[:, :, r, c].addcmul_(y, w)
-        self.weights[:, :, r, c] += w
+        for (c0, c1), block in zip(self.bounds, self.blocks, strict=True):
+            lo, hi = max(c0, col), min(c1, col + w.shape[1])
+            if lo < hi:
+                block.add(y[:, :, :, lo - col : hi - col], w[:, lo - col : hi - col], row, lo - c0)
 
-    def finish(self, stop: int) -> Tensor | None:
-        """The finished rows [top, stop), normalised: a view valid until the next call."""
+    def finish(self, limits: list[int]) -> Tensor | None:
+        """Convert each block's rows above its limit (the first row a tile left can reach in
+        it); the rows every block has converted: a view of the store valid until the next call."""
         self._drop_handed()
-        n = stop - self.top
-        if n <= 0 or self.sums is None or self.weights is None:
+        for (c0, c1), block, stop in zip(self.bounds, self.blocks, limits, strict=True):
+            if stop > block.top:
+                top = block.top
+                self._put(self.convert(block.take(stop)), top, c0, c1)
+        n = min(b.top for b in self.blocks) - self.store_top
+        if n <= 0 or self.store is None:
             return None
-        band = self.sums[:, :, :n].div_(self.weights[:, :, :n])
         self._handed = n
-        return band
+        return self.store[:n]
+
+    def _put(self, values: Tensor, top: int, c0: int, c1: int) -> None:
+        rows = top - self.store_top + values.shape[0]
+        if self.store is None or self.store.shape[0] < rows:
+            store = values.new_empty((rows, self.width, values.shape[2]))
+            if self.store is not None:
+                store[: self.store.shape[0]] = self.store
+            self.store = store
+        self.store[top - self.store_top : rows, c0:c1] = values
 
     def _drop_handed(self) -> None:
         n, self._handed = self._handed, 0
-        if n == 0 or self.sums is None or self.weights is None:
+        if n == 0 or self.store is None:
             return
-        self.top += n
-        capacity = self.sums.shape[2]
-        for buf in (self.sums, self.weights):
-            rest = buf[:, :, n:].clone()  # at most the rows of one overlap: small
-            buf[:, :, : capacity - n] = rest
-            buf[:, :, capacity - n :].zero_()
+        self.store_top += n
+        filled = max(b.top for b in self.blocks) - self.store_top
+        if filled > 0:  # rows some blocks converted ahead of others: a seam's worth at most
+            self.store[:filled] = self.store[n : n + filled].clone()
+
+
+class _Block:
+    """One column block: float sums and weights of the HR rows [top, top + rows held)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.top = 0  # image row of buffer row 0: the rows above are converted
+        self.sums: Tensor | None = None  # (1, C, rows, block columns)
+        self.weights: Tensor | None = None  # (1, 1, rows, block columns)
+
+    def add(self, y: Tensor, w: Tensor, row: int, col: int) -> None:
+        h = w.shape[0]
+        self._reserve(y.shape[1], row + h - self.top)
+        assert self.sums is not None and self.weights is not None
+        r, c = slice(row - self.top, row - self.top + h), slice(col, col + w.shape[1])
+        self.sums[:, :, r, c].addcmul_(y, w)
+        self.weights[:, :, r, c] += w
+
+    def take(self, stop: int) -> Tensor:
+        """The rows [top, stop) divided by their weight (a tile has reached every one), dropped
+        from the buffers, which keep only the rows below (a new, smaller allocation: a block
+        must not keep a row of tiles' worth of capacity)."""
+        n = stop - self.top
+        assert self.sums is not None and self.weights is not None and self.sums.shape[2] >= n
+        done = self.sums[:, :, :n].div_(self.weights[:, :, :n])
+        self.sums, self.weights = self.sums[:, :, n:].clone(), self.weights[:, :, n:].clone()
+        self.top = stop
+        return done
 
     def _reserve(self, channels: int, rows: int) -> None:
-        if self.sums is not None and self.sums.shape[2] >= rows:
+        held = 0 if self.sums is None else self.sums.shape[2]
+        if held >= rows:
             return
         sums = torch.zeros(1, channels, rows, self.width)
         weights = torch.zeros(1, 1, rows, self.width)
         if self.sums is not None and self.weights is not None:
-            held = self.sums.shape[2]
             sums[:, :, :held] = self.sums
             weights[:, :, :held] = self.weights
         self.sums, self.weights = sums, weights

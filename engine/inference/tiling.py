@@ -43,22 +43,26 @@ from engine.archs.pooling import ImagePooling
 from engine.archs.registry import memory_cost
 from engine.descriptor import ModelDescriptor
 from engine.errors import Cancelled, ProgressFn, SRStudioError, StopFn, never_stop, no_progress
-from engine.inference.blending import RowAccumulator, Span, WeightCache
+from engine.inference.blending import BlockAccumulator, Convert, Span, WeightCache
 from engine.inference.devices import free_memory_bytes
 
 Forward = Callable[[Tensor], Tensor]
 
 MIN_TILE = 32  # smallest automatic tile side (LR pixels)
 MIN_OOM_TILE = 8  # out of memory below this side: give up
-# The unfinished output rows held while a row of tiles runs (float32 sums of 3 channels and their
-# weight: 16 bytes an HR pixel) are kept under BAND_BYTES by making tiles wider than tall.
+# The output rows held while a row of tiles runs (converted as they finish, engine.inference.
+# blending: 3 bytes an HR pixel at 8 bits, 6 at 16) are kept under BAND_BYTES by making tiles
+# wider than tall.
 BAND_BYTES = 192 << 20
-BAND_BYTES_PER_PIXEL = 16
+BAND_BYTES_PER_PIXEL = 6
 MIN_BAND_ROWS = 16
 TILE_MULTIPLE = 8
 GPU_FRACTION = 0.5  # of free GPU memory one tile may use (cuDNN workspaces, fragmentation)
 RAM_FRACTION = 0.25  # of available RAM one tile may use (the input and output live there too)
-CPU_TILE_BUDGET = 512 << 20  # a cap on the CPU: larger tiles are no faster there
+# A cap on the CPU. Larger tiles run no faster per pixel but repeat less context: A2F-SD x4 on a
+# 12 MP photo gets cores of ~420 LR pixels with it (BENCHMARKS.md), and the whole run stays
+# within ~1.5 GiB.
+CPU_TILE_BUDGET = 768 << 20
 HALF_FACTOR = 0.75  # fp16/bf16 autocast versus float32: measured 0.64-0.73 (bf16, CPU)
 
 UNKNOWN_COST = 60_000  # bytes per LR pixel of a network not calibrated: assume a heavy one
@@ -219,10 +223,15 @@ def stream_tiled(
     shared_pooling: bool = False,
     on_progress: ProgressFn = no_progress,
     should_stop: StopFn = never_stop,
+    convert: Convert | None = None,
 ) -> Iterator[Tensor]:
-    """x: (1, C, H, W) float32 on the CPU -> bands of output rows, top to bottom, each
+    """x: (1, C, H, W) float32 (or uint8 samples, read as /255) on the CPU -> bands of output
+    rows, top to bottom, each
     (1, C', rows, W * scale) float32 on the CPU, handed on as soon as no tile left can add to
     them (engine.inference.blending); a band is a view valid until the next one is asked for.
+    convert: what finished pixels are kept and handed on as, made from each finished piece
+    (1, C', h, w) as soon as it is finished: the bands are then (rows, W * scale, channels) of
+    what it returns (e.g. 8-bit samples: a row of tiles held in 3 bytes a pixel, not 12).
     tile: LR core side, None = the whole image in one pass. shared_pooling: the network pools
     only through engine.archs.pooling; when the image takes several tiles, a first pass over them
     gathers the image-wide pooled values that the second pass, the one kept, uses in every tile.
@@ -234,7 +243,8 @@ def stream_tiled(
         raise ValueError(f"tile must be None or >= 1, got {tile}")
     if overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
-    x = x.detach().to(device="cpu", dtype=torch.float32)
+    if x.dtype != torch.uint8:  # 8-bit samples are divided by 255 a window at a time (_input)
+        x = x.detach().to(device="cpu", dtype=torch.float32)
     height, width = x.shape[-2:]
     tiler = _Tiler(
         forward,
@@ -257,19 +267,36 @@ def stream_tiled(
     whole = Rect(0, 0, height, width)
     half = overlap // 2
     weights = WeightCache(half, scale)
-    rows = RowAccumulator(width * scale)
+    blend = BlockAccumulator(width * scale, convert or _channels_last)
     for core, window, y in tiler.tiles(on_progress, pooling):
         if core == whole and window == whole:
             on_progress(1, 1)
-            yield y  # the whole image in one pass: nothing to blend
+            yield y if convert is None else convert(y)  # the whole image in one pass
             return
         w, ys, xs = weights.get(_rows(core, window, height), _cols(core, window, width))
-        rows.add(y[:, :, ys, xs], w, window.top * scale + ys.start, window.left * scale + xs.start)
+        blend.add(y[:, :, ys, xs], w, window.top * scale + ys.start, window.left * scale + xs.start)
         del y
-        left = [_rows(r, tiler.window(r), height).reach(half)[0] for r in tiler.pending]
-        band = rows.finish(min(left, default=height) * scale)
+        band = blend.finish(_limits(tiler, blend.bounds, half, scale))
         if band is not None:
-            yield band
+            yield band if convert is not None else band.permute(2, 0, 1).unsqueeze(0)
+
+
+def _channels_last(piece: Tensor) -> Tensor:
+    return piece[0].permute(1, 2, 0)
+
+
+def _limits(tiler: _Tiler, bounds: list[tuple[int, int]], half: int, scale: int) -> list[int]:
+    """Per HR column block, the first HR row a tile not done yet can add to (the image's height
+    when none can)."""
+    limits = [tiler.height * scale] * len(bounds)
+    for core in tiler.pending:
+        window = tiler.window(core)
+        top = _rows(core, window, tiler.height).reach(half)[0] * scale
+        left, right = (v * scale for v in _cols(core, window, tiler.width).reach(half))
+        for j, (c0, c1) in enumerate(bounds):
+            if left < c1 and right > c0 and top < limits[j]:
+                limits[j] = top
+    return limits
 
 
 def _rows(core: Rect, window: Rect, height: int) -> Span:
@@ -373,7 +400,8 @@ class _Tiler:
         if self._buffer is None or self._buffer.numel() < n:
             self._buffer = torch.empty(n)
         patch = self._buffer[:n].view(1, self.x.shape[1], rows, cols)
-        return patch.copy_(self.x[:, :, window.top : window.bottom, window.left : window.right])
+        patch.copy_(self.x[:, :, window.top : window.bottom, window.left : window.right])
+        return patch.div_(255.0) if self.x.dtype == torch.uint8 else patch
 
     def _recorded(
         self, pooling: ImagePooling, window: Rect, core: Rect, records: list, patch: Tensor

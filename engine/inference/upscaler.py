@@ -15,14 +15,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from engine.descriptor import ModelDescriptor
 from engine.errors import ProgressFn, SRStudioError, StopFn, never_stop, no_progress
-from engine.imaging.io import ImageData
+from engine.imaging.io import ImageData, OutputLayout
 from engine.imaging.resize import imresize
 from engine.imaging.stream_writers import write_bands
 from engine.inference import allocator
+from engine.inference.blending import Convert
 from engine.inference.devices import resolve_device, resolve_dtype
 from engine.inference.ensemble import TRANSFORMS, ensemble, ensemble_forward
 from engine.inference.tiling import (
@@ -209,20 +211,28 @@ class Upscaler:
         *,
         on_progress: ProgressFn = no_progress,
         should_stop: StopFn = never_stop,
+        convert: Convert | None = None,
     ) -> Iterator[torch.Tensor]:
         """upscale_tensor's output as bands of rows, top to bottom, each (1, 3, rows, W') float32
         clamped to [0, 1], made as the tiles finish them (engine.inference.tiling.stream_tiled):
         no full-size image exists unless an outscale or a shared-pooling ensemble needs one (then
-        it is one band). A band is a view valid until the next one is asked for."""
+        it is one band). A band is a view valid until the next one is asked for. With `convert`
+        (stream_tiled's: it gets the pieces unclamped), bands of what it makes instead."""
         x = _checked(x)
         if not self._streams(*x.shape[-2:]):
-            yield self.upscale_tensor(x, on_progress=on_progress, should_stop=should_stop)
+            whole = self.upscale_tensor(x, on_progress=on_progress, should_stop=should_stop)
+            yield whole if convert is None else convert(whole)
             return
         layout = self._layout(*x.shape[-2:])
         for band in stream_tiled(
-            self._run, x, **layout, on_progress=on_progress, should_stop=should_stop
+            self._run,
+            x,
+            **layout,
+            on_progress=on_progress,
+            should_stop=should_stop,
+            convert=convert,
         ):
-            yield band.clamp_(0, 1)
+            yield band.clamp_(0, 1) if convert is None else band
 
     def image_bands(
         self,
@@ -230,14 +240,20 @@ class Upscaler:
         *,
         on_progress: ProgressFn = no_progress,
         should_stop: StopFn = never_stop,
+        convert: Convert | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         """upscale_image's pixels as bands of rows, top to bottom: (rgb (3, rows, W'), alpha
-        (1, rows, W') or None), float32 in [0, 1], views valid until the next band."""
+        (1, rows, W') or None), float32 in [0, 1], views valid until the next band. With
+        `convert` (upscale_bands'), rgb is the band it makes, (rows, W', channels), and a gray
+        image is left to it."""
         out_h, out_w = self.output_size(img.height, img.width)
         by_network = img.alpha is not None and self.options.alpha == "network"
         progress = _Progress(on_progress, 2 if by_network else 1)
         colour = self.upscale_bands(
-            img.rgb.unsqueeze(0), on_progress=progress.part(0), should_stop=should_stop
+            img.rgb.unsqueeze(0),
+            on_progress=progress.part(0),
+            should_stop=should_stop,
+            convert=convert,
         )
         alpha: _AlphaRows | None = None
         if img.alpha is not None and by_network:
@@ -248,10 +264,13 @@ class Upscaler:
             alpha = _AlphaRows(source=img.alpha.float(), size=(out_h, out_w))
         row = 0
         for band in colour:
-            rgb = band[0]
-            if img.grayscale:
-                rgb = rgb.mean(dim=0, keepdim=True).expand(3, -1, -1).contiguous()
-            rows = rgb.shape[1]
+            if convert is not None:
+                rgb, rows = band, band.shape[0]
+            else:
+                rgb = band[0]
+                if img.grayscale:
+                    rgb = _gray(rgb).contiguous()
+                rows = rgb.shape[1]
             yield rgb, None if alpha is None else alpha.take(row, row + rows)
             row += rows
         if alpha is not None:
@@ -284,12 +303,45 @@ class Upscaler:
         (engine.imaging.stream_writers.write_bands): no float32 copy of the output exists, and
         PNG and TIFF are never held whole. Returns (output_image(img), write_bands' warnings);
         a cancel or a failure leaves no file."""
-        bands = self.image_bands(img, on_progress=on_progress, should_stop=should_stop)
         out = self.output_image(img)
+
+        def rows(layout: OutputLayout) -> Iterator[np.ndarray]:
+            return self.quantized_bands(
+                img, layout, on_progress=on_progress, should_stop=should_stop
+            )
+
         warnings = write_bands(
-            path, out, bands, format=format, quality=quality, compress_level=compress_level
+            path, out, rows, format=format, quality=quality, compress_level=compress_level
         )
         return out, warnings
+
+    def quantized_bands(
+        self,
+        img: ImageData,
+        layout: OutputLayout,
+        *,
+        on_progress: ProgressFn = no_progress,
+        should_stop: StopFn = never_stop,
+    ) -> Iterator[np.ndarray]:
+        """image_bands as the rows `layout` writes, (rows, W', channels) 8- or 16-bit. The tiles'
+        finished pieces are quantised at once, so a row of tiles is held in 3 bytes a pixel (6
+        at 16 bits) instead of float sums; not where alpha is composited into the colour (JPEG
+        of an image with alpha), which needs both at once."""
+        kw: dict[str, Any] = {"on_progress": on_progress, "should_stop": should_stop}
+        if layout.composite and img.alpha is not None:
+            for rgb, alpha in self.image_bands(img, **kw):
+                yield layout.quantize(rgb, alpha)
+            return
+
+        def colour(piece: torch.Tensor) -> torch.Tensor:
+            rgb = piece[0].clamp_(0, 1)
+            return torch.from_numpy(layout.quantize(_gray(rgb) if img.grayscale else rgb, None))
+
+        for rgb, alpha in self.image_bands(img, **kw, convert=colour):
+            if layout.alpha and alpha is not None:
+                yield np.concatenate([rgb.numpy(), layout.quantize_alpha(alpha)], axis=2)
+            else:
+                yield rgb.numpy()
 
     def upscale_image(
         self,
@@ -381,8 +433,15 @@ class _AlphaRows:
         return strip[:, start - lo * s : stop - lo * s].clamp_(0, 1)
 
 
+def _gray(rgb: torch.Tensor) -> torch.Tensor:
+    """(3, h, w) -> the channels' mean, as three equal channels (a view)."""
+    return rgb.mean(dim=0, keepdim=True).expand(3, -1, -1)
+
+
 def _checked(x: torch.Tensor) -> torch.Tensor:
-    """The one tensor contract: (1, 3, H, W), made float32, contiguous, on the CPU."""
+    """The one tensor contract: (1, 3, H, W), made float32, contiguous, on the CPU; uint8 samples
+    (ImageData.rgb read with eight_bit) stay uint8 for the tiler, which reads them as x / 255."""
     if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3 or min(x.shape[-2:]) < 1:
         raise ValueError(f"expected a (1, 3, H, W) tensor, got {tuple(x.shape)}")
-    return x.detach().to(device="cpu", dtype=torch.float32).contiguous()
+    dtype = torch.uint8 if x.dtype == torch.uint8 else torch.float32
+    return x.detach().to(device="cpu", dtype=dtype).contiguous()

@@ -70,7 +70,12 @@ class Reads:
         self.gave_up: list[str] = []
 
     def __call__(
-        self, path: Path, *, max_pixels: int | None = None, should_stop: StopFn = never_stop
+        self,
+        path: Path,
+        *,
+        max_pixels: int | None = None,
+        should_stop: StopFn = never_stop,
+        eight_bit: bool = False,
     ) -> ImageData:
         name = Path(path).stem
         self.threads[name] = threading.current_thread()
@@ -86,7 +91,7 @@ class Reads:
                 time.sleep(0.001)
             else:
                 raise Cancelled()
-        return read_image(path, max_pixels=max_pixels, should_stop=should_stop)
+        return read_image(path, max_pixels=max_pixels, should_stop=should_stop, eight_bit=eight_bit)
 
 
 class Nearest(nn.Module):

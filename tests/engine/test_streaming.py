@@ -128,19 +128,61 @@ def test_blend_weights_are_made_once_per_tile_shape(monkeypatch) -> None:
     assert len(made) == 2 * 9  # first, middle and last along each axis: nine shapes, two ramps
 
 
-def test_rows_held_stay_about_one_row_of_tiles(monkeypatch) -> None:
+def test_float_held_is_the_seams_not_a_row_of_tiles(monkeypatch) -> None:
+    """Finished blocks leave the float sums at once: what stays float is the blocks of the tile
+    just added and the seams, well under a row of tiles of float output; the converted store
+    holds about one row of tiles."""
     held: list[int] = []
-    reserve = blending.RowAccumulator._reserve
+    add = blending.BlockAccumulator.add
 
-    def spy(self, channels: int, rows: int) -> None:  # type: ignore[no-untyped-def]
-        reserve(self, channels, rows)
-        held.append(self.sums.shape[2])
+    def spy(self, *args) -> None:  # type: ignore[no-untyped-def]
+        add(self, *args)
+        held.append(sum(0 if b.sums is None else b.sums.shape[2] * b.width for b in self.blocks))
 
-    monkeypatch.setattr(blending.RowAccumulator, "_reserve", spy)
-    x = torch.rand(1, 3, 200, 40)
-    y = upscale_tiled(torch.nn.Upsample(scale_factor=2), x, scale=2, tile=20, overlap=8, device=CPU)
-    assert y.shape == (1, 3, 400, 80)
-    assert max(held) <= (20 + 8) * 2  # a tile's core and its two half-overlaps, not 400 rows
+    monkeypatch.setattr(blending.BlockAccumulator, "add", spy)
+    x = torch.rand(1, 3, 80, 1200, generator=torch.Generator().manual_seed(2))
+    up = torch.nn.Upsample(scale_factor=2)
+    kw = {"scale": 2, "tile": 20, "overlap": 8, "device": CPU}
+    stored: list[int] = []
+    with torch.no_grad():
+        bands = [b.clone() for b in stream_tiled(up, x, **kw, convert=_to_uint8)]
+        for b in stream_tiled(up, x, **kw, convert=_to_uint8):
+            stored.append(b.shape[0])
+        expected = _quantized(upscale_tiled(up, x, **kw))
+    assert torch.equal(torch.cat(bands).permute(2, 0, 1).unsqueeze(0), expected)
+    row_of_tiles = (20 + 8) * 2 * 2400  # HR rows a row of tiles reaches, full width
+    assert 0 < max(held) <= row_of_tiles // 2
+    assert max(stored) <= (20 + 8) * 2
+
+
+def _to_uint8(piece: Tensor) -> Tensor:
+    return _quantized(piece)[0].permute(1, 2, 0)
+
+
+def test_converted_bands_equal_the_float_bands_after_an_out_of_memory_split() -> None:
+    """An out-of-memory error halves the tiles not done yet: an irregular layout, still blended
+    and converted block by block exactly as the float bands are."""
+    model = build_untrained("A2F-SD", 2).model
+    x = torch.rand(1, 3, 45, 70, generator=torch.Generator().manual_seed(3))
+
+    def failing_once() -> object:
+        calls = [0]
+
+        def forward(t: Tensor) -> Tensor:
+            calls[0] += 1
+            if calls[0] == 3:
+                raise RuntimeError("CPU: out of memory")
+            return model(t)
+
+        return forward
+
+    kw = {"scale": 2, "tile": 24, "overlap": 8, "device": CPU}
+    with torch.no_grad():
+        floats = [b.clone() for b in stream_tiled(failing_once(), x, **kw)]
+        converted = [b.clone() for b in stream_tiled(failing_once(), x, **kw, convert=_to_uint8)]
+    assert len(converted) > 1
+    expected = _quantized(torch.cat(floats, dim=2))
+    assert torch.equal(torch.cat(converted).permute(2, 0, 1).unsqueeze(0), expected)
 
 
 def _image(h: int, w: int, *, alpha: bool, gray: bool, depth: int) -> ImageData:
@@ -350,7 +392,7 @@ def test_wide_outputs_get_tiles_wider_than_tall(monkeypatch) -> None:
     from engine.inference import tiling
 
     # 48 HR rows of the 300-pixel-wide output: cores of 48 / 2 - 4 (overlap) -> 16 rows
-    monkeypatch.setattr(tiling, "BAND_BYTES", 300 * 16 * 48)
+    monkeypatch.setattr(tiling, "BAND_BYTES", 300 * tiling.BAND_BYTES_PER_PIXEL * 48)
     shapes: list[tuple[int, int]] = []
     model = torch.nn.Conv2d(3, 12, 3, padding=1)
 
@@ -366,3 +408,28 @@ def test_wide_outputs_get_tiles_wider_than_tall(monkeypatch) -> None:
     assert (y - whole).abs().max() < 1e-5  # a local network: still exact
     rows = {h for h, _ in shapes}
     assert max(rows) <= 16 + 2 * 4 and max(w for _, w in shapes) > 32 + 2 * 4
+
+
+@pytest.mark.parametrize("ext", ["png", "jpg"])
+def test_eight_bit_samples_give_the_same_file_as_float(tmp_path, ext: str) -> None:
+    """read_image(eight_bit=True) keeps uint8 samples (36 MB for a 12 MP photo, not 144): the
+    tiler divides each window by 255, exactly as the float read does for the whole image."""
+    g = torch.Generator().manual_seed(7)
+    arr = (torch.rand(29, 41, 3, generator=g) * 255).round().to(torch.uint8).numpy()
+    Image.fromarray(arr).save(tmp_path / "in.png")
+    samples = read_image(tmp_path / "in.png", eight_bit=True)
+    floats = read_image(tmp_path / "in.png")
+    assert samples.rgb.dtype == torch.uint8 and floats.rgb.dtype == torch.float32
+    assert torch.equal(samples.rgb.float() / 255.0, floats.rgb)
+    up = Upscaler(build_untrained("A2F-SD", 2), UpscaleOptions(tile=12, tile_overlap=8))
+    up.upscale_to_file(samples, tmp_path / f"a.{ext}")
+    up.upscale_to_file(floats, tmp_path / f"b.{ext}")
+    assert (tmp_path / f"a.{ext}").read_bytes() == (tmp_path / f"b.{ext}").read_bytes()
+    assert torch.equal(up.upscale_tensor(samples.rgb[None]), up.upscale_tensor(floats.rgb[None]))
+
+
+def test_sixteen_bit_sources_stay_float_with_eight_bit(tmp_path) -> None:
+    arr = np.arange(12 * 10 * 3, dtype=np.uint16).reshape(12, 10, 3) * 50
+    img = ImageData(torch.from_numpy(arr.astype(np.float32) / 65535.0).permute(2, 0, 1), None, 16)
+    write_image(tmp_path / "deep.png", img)
+    assert read_image(tmp_path / "deep.png", eight_bit=True).rgb.dtype == torch.float32

@@ -364,7 +364,8 @@ def test_auto_tile_fits_the_budget(family: str) -> None:
 def test_auto_tile_on_the_cpu_is_capped_and_none_when_the_image_fits() -> None:
     desc = descriptor()
     tile = auto_tile_size(desc, CPU, torch.float32, free_bytes=256 << 30)
-    assert tile is not None and (tile + 32) ** 2 * estimate_bytes_per_lr_pixel(desc) <= 512 << 20
+    cost = estimate_bytes_per_lr_pixel(desc)
+    assert tile is not None and (tile + 32) ** 2 * cost <= tiling.CPU_TILE_BUDGET
     assert (
         auto_tile_size(desc, CPU, torch.float32, free_bytes=256 << 30, image_size=(64, 80)) is None
     )
