@@ -19,10 +19,13 @@ from engine import (
     ImageError,
     ModelDescriptor,
     PassProgress,
+    Release,
     SRStudioError,
     UpscaleOptions,
     Upscaler,
+    build_untrained,
     counting_passes,
+    download_release,
     estimate_seconds,
     load_model,
     make_lr,
@@ -306,3 +309,81 @@ def run_batch_job(
     )
     written = report.write(report_path) if report_path is not None else None
     return report, written
+
+
+@dataclass(frozen=True)
+class Installed:
+    """One release of a download is in the library (sha256 verified) at `path`."""
+
+    release: Release
+    path: Path
+
+
+def download_releases(ctx, releases: Sequence[Release]) -> list[Path]:
+    """Download, verify and install the releases one after the other (engine.download_release:
+    resumable, sha256-checked); progress in bytes over all of them; each release is emitted when
+    it starts and as Installed when it is in. Raises Cancelled (what was received is kept)."""
+    total = sum(r.size or 0 for r in releases)
+    offset, paths = 0, []
+    for release in releases:
+        if ctx.should_stop():
+            raise Cancelled()
+        ctx.emit(release)
+
+        def progress(done: int, whole: int, offset: int = offset) -> None:
+            ctx.on_progress(offset + done, max(total, offset + whole))
+
+        path = download_release(release, on_progress=progress, should_stop=ctx.should_stop)
+        ctx.emit(Installed(release, path))
+        offset += release.size or 0
+        paths.append(path)
+    return paths
+
+
+@dataclass(frozen=True)
+class SpeedItem:
+    """A model whose time to estimate: installed (its weights are loaded) or not (a network of
+    the same shape with random weights is timed: the time does not depend on the values)."""
+
+    key: str
+    choice: ModelChoice
+    installed: bool
+
+
+@dataclass(frozen=True)
+class SpeedEstimate:
+    key: str
+    seconds: float | None  # None: it could not be estimated
+
+
+def estimate_speeds(
+    ctx,
+    items: Sequence[SpeedItem],
+    options: UpscaleOptions,
+    size: tuple[int, int],
+    cache: dict[tuple[ModelChoice, bool], ModelDescriptor],
+) -> None:
+    """Seconds each model should take for an LR image of size (height, width) on the device of
+    `options`, emitted one SpeedEstimate at a time (engine.estimate_seconds: a quick calibration
+    per model and device, kept for the session). `cache` holds the networks built so far."""
+    for item in items:
+        if ctx.should_stop():
+            raise Cancelled()
+        try:
+            key = (item.choice, item.installed)
+            desc = cache.get(key)
+            if desc is None:
+                if item.installed:
+                    desc = item.choice.load()
+                else:
+                    desc = build_untrained(item.choice.name, item.choice.scale)
+                cache[key] = desc
+            if ctx.should_stop():  # between the loading and the timing: stop sooner
+                raise Cancelled()
+            seconds = estimate_seconds(Upscaler(desc, options), *size)
+        except Cancelled:
+            raise
+        except Exception:  # an estimate is a nicety: the row says it has none
+            log.exception("could not estimate %s", item.choice.label)
+            seconds = None
+        ctx.emit(SpeedEstimate(item.key, seconds))

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.dialogs import AboutDialog, HelpDialog, MessageBar
+from app.downloads import DownloadManager
 from app.jobs import ModelChoice
 from app.models_dialog import ModelsDialog
 from app.panels.batch_tab import BatchTab
@@ -56,7 +57,11 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
 
         self.message_bar = MessageBar()
-        self.upscale = UpscaleTab(self.settings)
+        # One download at a time for the whole app: the Models dialog, the model picker and the
+        # offer of the authors' weights all go through it.
+        self.downloads = DownloadManager(self)
+        self.downloads.installed.connect(self._release_installed)
+        self.upscale = UpscaleTab(self.settings, downloads=self.downloads)
         self.batch = BatchTab(self.settings, self.upscale.panel.options)
         self.trainer = _trainer_tab(self)
         self.tabs = QTabWidget()
@@ -202,7 +207,7 @@ class MainWindow(QMainWindow):
     def show_models(self) -> ModelsDialog:
         """The Models dialog, modeless (a download goes on while the window is used)."""
         if self.models_dialog is None:
-            self.models_dialog = ModelsDialog(self)
+            self.models_dialog = ModelsDialog(self, self.downloads)
             self.models_dialog.installed.connect(self.offer_installed)
             self.models_dialog.removed.connect(self.weights_removed)
         elif not self.models_dialog.isVisible() and not self.models_dialog.busy:
@@ -221,6 +226,15 @@ class MainWindow(QMainWindow):
             self.upscale.panel.refresh()
         else:
             self.upscale.panel.refresh(select=choice)
+
+    def _release_installed(self, release, path) -> None:
+        """A download installed a release: one chosen on its own (the Models dialog, the
+        picker) is selected; those of a bulk download (the offer) are only listed."""
+        del path
+        if len(self.downloads.releases) == 1:
+            self.offer_installed(ModelChoice(release.family, release.variant, release.scale))
+        else:
+            self.weights_removed()
 
     def weights_removed(self) -> None:
         """Weights moved to the trash: the panels fall back to the next best weights."""
@@ -306,6 +320,7 @@ class MainWindow(QMainWindow):
         self.batch.shutdown()
         if self.models_dialog is not None:
             self.models_dialog.shutdown()
+        self.downloads.shutdown()
         shutdown = getattr(self.trainer, "shutdown", None)
         if callable(shutdown):
             shutdown()

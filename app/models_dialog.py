@@ -30,15 +30,16 @@ from PySide6.QtWidgets import (
 )
 
 from app.dialogs import MessageBar
+from app.downloads import DownloadManager
 from app.jobs import ModelChoice
 from app.theme import icon
 from app.workers import TaskHandle, start_task
 from engine import (
     RELEASES,
     Release,
+    RunOutcome,
     WeightsEntry,
     best_weights,
-    download_release,
     format_size,
     import_weights,
     scan_weights,
@@ -60,17 +61,24 @@ def release_status(release: Release, entries: list[WeightsEntry]) -> str:
 
 
 class ModelsDialog(QDialog):
-    """Lists releases and installed weights; `installed` carries the model a download or an
-    import made available (the library choice that now resolves to the best weights)."""
+    """Lists releases and installed weights; `installed` carries the model an import made
+    available (the library choice that now resolves to the best weights). Downloads go through
+    the app's DownloadManager (`downloads`), whose `installed` signal says what they installed,
+    wherever they were started."""
 
     installed = Signal(object)  # ModelChoice
     removed = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, parent: QWidget | None = None, downloads: DownloadManager | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("SR Studio - models")
-        self.task: TaskHandle | None = None
-        self._task_release: Release | None = None
+        self.task: TaskHandle | None = None  # an import
+        self.downloads = downloads or DownloadManager(self)
+        self.downloads.changed.connect(self._download_changed)
+        self.downloads.installed.connect(self._downloaded)
+        self.downloads.finished.connect(self._download_finished)
         self.message_bar = MessageBar()
 
         self.releases = _tree(["Release", "Network", "Scale", "Size", "Status"])
@@ -221,7 +229,7 @@ class ModelsDialog(QDialog):
 
     @property
     def busy(self) -> bool:
-        return self.task is not None and self.task.running
+        return (self.task is not None and self.task.running) or self.downloads.busy
 
     def _selected_release_installed(self) -> bool:
         item = self.releases.currentItem()
@@ -231,31 +239,22 @@ class ModelsDialog(QDialog):
         release = self.selected_release()
         if release is None or self.busy or self._selected_release_installed():
             return None
-        self._task_release = release
-        self.progress.setRange(0, 0)  # busy until the first byte count arrives
-        self.progress.setFormat(f"{release.name}: connecting...")
         self.message_bar.hide()
-        self._start(
-            lambda ctx: download_release(
-                release, on_progress=ctx.on_progress, should_stop=ctx.should_stop
-            ),
-            self._downloaded,
-        )
-        self.task.worker.progress.connect(self._on_progress)  # type: ignore[union-attr]
-        return self.task
+        task = self.downloads.download([release])
+        self._update_enabled()
+        return task
 
     def import_file(self, path: str) -> TaskHandle | None:
         if self.busy:
             return None
-        self._task_release = None
         self.progress.setRange(0, 0)
         self.progress.setFormat(f"importing {Path(path).name}...")
         self.message_bar.hide()
         return self._start(lambda ctx: import_weights(path), self._imported)
 
     def cancel(self) -> None:
-        if self.busy:
-            self.task.cancel()  # type: ignore[union-attr]
+        if self.downloads.busy:
+            self.downloads.cancel()
             self.cancel_button.setEnabled(False)
 
     def trash(self, entry: WeightsEntry) -> bool:
@@ -314,24 +313,34 @@ class ModelsDialog(QDialog):
         self._update_enabled()
         return self.task
 
-    def _on_progress(self, done: int, total: int) -> None:
-        release = self._task_release
-        if total <= 0:
-            return
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(int(1000 * min(done, total) / total))
-        name = release.name if release is not None else ""
-        self.progress.setFormat(f"{name}: {format_size(done)} of {format_size(total)}")
+    def _download_changed(self) -> None:
+        """Show the download going on (started here, in the model picker or by the offer)."""
+        d = self.downloads
+        if d.busy:
+            total = d.total_bytes
+            if d.done_bytes <= 0 or total <= 0:
+                self.progress.setRange(0, 0)  # busy until the first byte count arrives
+            else:
+                self.progress.setRange(0, 1000)
+                self.progress.setValue(int(1000 * min(d.done_bytes, total) / total))
+            self.progress.setFormat(d.progress_text())
+        self._update_enabled()
 
-    def _downloaded(self, path: Path) -> None:
-        release = self._task_release
-        assert release is not None
+    def _downloaded(self, release: Release, path: Path) -> None:
         self._finish_progress(f"{release.name}: installed")
         self.refresh()
         self.message_bar.show_message(
             f"Installed {release.name} (sha256 verified) as {path}.", "info"
         )
-        self.installed.emit(ModelChoice(release.family, release.variant, release.scale))
+
+    def _download_finished(self, outcome: RunOutcome, text: str) -> None:
+        if outcome is RunOutcome.FAILED:
+            self._finish_progress("failed")
+            self.message_bar.show_message(text, "error")
+        elif outcome is RunOutcome.CANCELLED:
+            self._finish_progress("cancelled")
+            self.message_bar.show_message(text, "info")
+        self.refresh()
 
     def _imported(self, entry: WeightsEntry) -> None:
         self._finish_progress(f"imported {entry.path.name}")
@@ -343,15 +352,11 @@ class ModelsDialog(QDialog):
 
     def _failed(self, text: str) -> None:
         self._finish_progress("failed")
-        what = "Download" if self._task_release is not None else "Import"
-        self.message_bar.show_message(f"{what} failed: {text}", "error")
+        self.message_bar.show_message(f"Import failed: {text}", "error")
         self.refresh()
 
     def _cancelled(self) -> None:
         self._finish_progress("cancelled")
-        self.message_bar.show_message(
-            "Download cancelled. What was received is kept: Download resumes it.", "info"
-        )
         self.refresh()
 
     def _finish_progress(self, text: str) -> None:
@@ -376,10 +381,11 @@ class ModelsDialog(QDialog):
         self.import_button.setEnabled(not busy)
         entry = self.selected_entry()
         self.trash_button.setEnabled(not busy and entry is not None and entry.removable)
-        self.cancel_button.setEnabled(busy and self._task_release is not None)
+        self.cancel_button.setEnabled(self.downloads.busy)
 
     def shutdown(self, timeout_ms: int = 10_000) -> None:
-        """Cancel a download and wait for its thread (the window is closing)."""
+        """Cancel a download or an import and wait for its thread (the window is closing)."""
+        self.downloads.shutdown(timeout_ms)
         if self.task is not None:
             self.task.cancel()
             self.task.wait(timeout_ms)

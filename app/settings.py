@@ -36,6 +36,9 @@ class AppSettings:
     view_mode: str = "side"  # "side" (side by side) or "wipe"
     auto_run: bool = True  # run the selected model as soon as an image is opened
     hold_long_runs: bool = True  # ...unless it is estimated to take over ~10 s: say so
+    # the authors' releases the user said "Not now" to; offered again only when one not in
+    # this list is missing (a newer or better download)
+    declined_downloads: list[str] = field(default_factory=list)
     save_format: str = "png"
     quality: int = 95
     last_open_dir: str = ""
@@ -93,9 +96,14 @@ def load_settings(store: QSettings | None = None) -> AppSettings:
     return settings
 
 
-def save_settings(settings: AppSettings, store: QSettings | None = None) -> None:
+def save_settings(
+    settings: AppSettings, store: QSettings | None = None, only: tuple[str, ...] = ()
+) -> None:
+    """Write the settings (`only` these fields when given: a choice remembered at once)."""
     store = store or qsettings()
     for f in dataclasses.fields(settings):
+        if only and f.name not in only:
+            continue
         value = getattr(settings, f.name)
         if isinstance(value, bytes):
             value = QByteArray(value)

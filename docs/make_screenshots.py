@@ -111,6 +111,8 @@ def tour(app: QApplication, scratch: Path, official: Path) -> None:
     tab.compare([bicubic_choice(4), network])
     wait(app, lambda: len(tab.results) == 2 and not tab.busy and not tab.side_tasks)
     tab.canvas.select(network.label)
+    picker = tab.panel.selector.model  # the model picker's times for this image
+    wait(app, lambda: all(picker.seconds.get(e.key) != "pending" for e in picker.entries))
     batch = window.batch
     batch.add_paths([str(set5 / "LR")])
     window.trainer.add_hr_folder(str(SHARED / "benchmarks" / "Set14" / "x2" / "HR"))

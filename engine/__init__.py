@@ -61,7 +61,14 @@ from engine.metrics import psnr, ssim
 from engine.params import param_count
 from engine.progress import Eta, PassProgress, RunOutcome, counting_passes, format_seconds
 from engine.published import published_psnr
-from engine.releases import RELEASES, Release, find_releases, format_size
+from engine.quality import Set5Figure, expected_set5, quality_fraction
+from engine.releases import (
+    RELEASES,
+    Release,
+    find_releases,
+    format_size,
+    recommended_releases,
+)
 from engine.training import (
     DEGRADATIONS,
     SCHEDULES,
@@ -104,6 +111,7 @@ __all__ = [
     "Release",
     "RunOutcome",
     "SRStudioError",
+    "Set5Figure",
     "TrainConfig",
     "TrainResult",
     "UpscaleOptions",
@@ -121,6 +129,7 @@ __all__ = [
     "estimate_seconds",
     "eta_seconds",
     "evaluate",
+    "expected_set5",
     "find_releases",
     "format_seconds",
     "format_size",
@@ -136,8 +145,10 @@ __all__ = [
     "param_count",
     "parse_model_name",
     "psnr",
+    "recommended_releases",
     "recommended_weights",
     "published_psnr",
+    "quality_fraction",
     "read_image",
     "read_state_dict",
     "rgb_to_y",

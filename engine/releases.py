@@ -67,6 +67,15 @@ RELEASES: tuple[Release, ...] = (
 )
 
 
+# What the app offers to fetch on first start: the authors' fastest network (A2F-SD) and their
+# sharpest one (HPINet-M), at every scale released.
+RECOMMENDED = ("A2F-SD", "HPINet-M")
+
+
+def recommended_releases() -> list[Release]:
+    return [r for r in RELEASES if f"{r.family}-{r.variant}" in RECOMMENDED]
+
+
 def by_sha256(sha256: str) -> Release | None:
     return next((r for r in RELEASES if r.sha256 == sha256.lower()), None)
 

@@ -22,7 +22,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.catalog import (
+    decode_file_choice,
+    encode_file_choice,
+    library_choices,
+    recognise_weights,
+)
+from app.downloads import DownloadManager
 from app.jobs import BICUBIC, ModelChoice, bicubic_choice
+from app.panels.model_picker import NO_IMAGE_SIZE, ModelPicker, SpeedEstimator
 from app.settings import AppSettings
 from app.workers import start_task
 from engine import (
@@ -33,13 +41,11 @@ from engine import (
     best_weights,
     installed_weights,
     list_devices,
-    load_model,
     param_count,
     published_psnr,
     variant_note,
 )
 
-SCALES = (2, 3, 4)
 TILE_MODES = (("auto", "Automatic"), ("manual", "Fixed size"), ("whole", "Whole image"))
 PRECISION_NAMES = {
     "fp32": "Full precision (fp32)",
@@ -58,22 +64,6 @@ def precision_choices(devices: list[DeviceInfo]) -> list[str]:
     if any(d.spec.startswith("cuda") for d in devices):
         return [p for p in PRECISIONS if p in PRECISION_NAMES]
     return ["fp32"]
-
-
-def library_choices() -> list[ModelChoice]:
-    """Bicubic at every scale, then each family-variant-scale with installed weights (the best
-    file of each: engine.best_weights), then each trained file on its own: runs of one model
-    differ, and none should hide another or a release."""
-    found = [bicubic_choice(s) for s in SCALES]
-    entries = installed_weights()
-    for entry in entries:
-        choice = ModelChoice(entry.family, entry.variant, entry.scale)
-        if entry.origin != "trained" and choice not in found:
-            found.append(choice)
-    for entry in entries:
-        if entry.origin == "trained":
-            found.append(ModelChoice(entry.family, entry.variant, entry.scale, str(entry.path)))
-    return found
 
 
 def library_entry(choice: ModelChoice) -> WeightsEntry | None:
@@ -97,17 +87,6 @@ def published_text(choice: ModelChoice) -> str:
     if not parts:
         return "Paper's score: none (not a network from the papers)"
     return "Paper's score: " + ", ".join(parts)
-
-
-def encode_file_choice(choice: ModelChoice) -> str:
-    return f"{choice.family}|{choice.variant}|{choice.scale}|{choice.path}"
-
-
-def decode_file_choice(text: str) -> ModelChoice | None:
-    parts = text.split("|", 3)
-    if len(parts) != 4 or not parts[2].isdigit() or not parts[3]:
-        return None
-    return ModelChoice(parts[0], parts[1], int(parts[2]), parts[3])
 
 
 def _variant_label(choice: ModelChoice) -> str:
@@ -267,7 +246,7 @@ class ModelSelector(QWidget):
     def load_weights(self, path: str) -> None:
         """Recognise a weights file in a worker; select it, or report why it cannot be used."""
         self.load_button.setEnabled(False)
-        self._task = start_task(self, lambda ctx: _recognise(path))
+        self._task = start_task(self, lambda ctx: recognise_weights(path))
         self._task.worker.finished.connect(self._weights_loaded)
         self._task.worker.failed.connect(self._weights_failed)
 
@@ -280,20 +259,22 @@ class ModelSelector(QWidget):
         self.error.emit(f"Cannot use these weights: {message}")
 
 
-def _recognise(path: str) -> ModelChoice:
-    desc = load_model(path)
-    return ModelChoice(desc.family, desc.variant, desc.scale, path)
-
-
 class ModelPanel(QWidget):
-    """The selector, run options, model information and the save format."""
+    """The model picker, run options and model information. The picker's estimated times are
+    for the image of set_image_size() with these options, on a worker thread."""
 
     changed = Signal()
     error = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, parent: QWidget | None = None, downloads: DownloadManager | None = None
+    ) -> None:
         super().__init__(parent)
-        self.selector = ModelSelector()
+        self.selector = ModelPicker(downloads)
+        self.estimator = SpeedEstimator(self)
+        self.estimator.estimated.connect(self.selector.set_seconds)
+        self._image_size: tuple[int, int] | None = None
+        self._estimate_key: tuple | None = None
         self.info = QLabel()
         self.info.setWordWrap(True)
         self.info.setObjectName("modelInfo")
@@ -372,6 +353,7 @@ class ModelPanel(QWidget):
 
         self.selector.changed.connect(self._on_change)
         self.selector.error.connect(self.error)
+        self.selector.model.modelReset.connect(self.estimate_times)
         for combo in (self.tile_mode, self.device, self.precision):
             combo.currentIndexChanged.connect(self._on_change)
         self.tile_size.valueChanged.connect(self._on_change)
@@ -386,7 +368,48 @@ class ModelPanel(QWidget):
             self.precision.setCurrentIndex(self.precision.findData("fp32"))
         self.precision.setEnabled(self.precision.count() > 1 and not on_cpu)
         self._show_info()
+        self.estimate_times()
         self.changed.emit()
+
+    # ------------------------------------------------------------ estimated times
+
+    def set_image_size(self, size: tuple[int, int] | None) -> None:
+        """The LR image the picker's times are for (height, width); None: per megapixel."""
+        self._image_size = size
+        self.estimate_times()
+
+    def set_busy(self, busy: bool) -> None:
+        """A run holds the machine: estimates wait for it (both would be slowed)."""
+        self.estimator.set_blocked(busy)
+
+    def estimate_times(self) -> None:
+        """(Re)estimate each listed model's time when the list, the image or the options that
+        change the time (device, precision, self-ensemble) changed."""
+        try:
+            options = self.options()
+        except Exception:  # noqa: BLE001 - options the run itself will refuse with a message
+            return
+        size = self._image_size or NO_IMAGE_SIZE
+        items = self.selector.speed_items()
+        key = (tuple(items), options.device, options.precision, options.ensemble, size)
+        if key == self._estimate_key:
+            return
+        self._estimate_key = key
+        model = self.selector.model
+        model.per_megapixel = self._image_size is None
+        if self._image_size is None:
+            model.size_words = "a 1-megapixel image (none is open)"
+        else:
+            h, w = self._image_size
+            model.size_words = f"this image ({w}x{h})"
+        model.device_words = self.device.currentText()
+        if options.ensemble:
+            model.device_words += ", with extra quality (8 passes)"
+        model.mark_pending()
+        self.estimator.request(items, options, size)
+
+    def shutdown(self, wait_ms: int = 5000) -> None:
+        self.estimator.shutdown(wait_ms)
 
     def current(self) -> ModelChoice:
         return self.selector.current()

@@ -22,6 +22,7 @@ from app import document, export, jobs
 from app.compact_toolbar import CompactToolBar
 from app.dialogs import CompareDialog
 from app.document import ComparisonDocument
+from app.downloads import DownloadManager
 from app.jobs import (
     Metrics,
     ModelChoice,
@@ -31,6 +32,7 @@ from app.jobs import (
     Stage,
     Upscaling,
 )
+from app.panels.download_offer import DownloadOffer, OfferBanner
 from app.panels.model_panel import ModelPanel
 from app.panels.side_boxes import MetricsBox, OutputBox, RunBox, metrics_lines
 from app.qimage import array_to_qimage, qimage_to_array
@@ -66,9 +68,15 @@ class UpscaleTab(QWidget):
     recent_changed = Signal()
     stale = Signal()  # what was said about the previous image no longer applies
 
-    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        settings: AppSettings,
+        parent: QWidget | None = None,
+        downloads: DownloadManager | None = None,
+    ) -> None:
         super().__init__(parent)
         self.settings = settings
+        self.downloads = downloads or DownloadManager(self)
         # What is compared (image, input, reference, results...): a plain model rendered here.
         self.doc = ComparisonDocument()
         self.cache: dict = {}  # ModelChoice -> ModelDescriptor, used by the run worker only
@@ -80,7 +88,14 @@ class UpscaleTab(QWidget):
 
         self.canvas = CompareCanvas()
         self.canvas.selection_changed.connect(self._selection_changed)
-        self.panel = ModelPanel()
+        self.panel = ModelPanel(downloads=self.downloads)
+        self.offer = DownloadOffer(settings, self.downloads, self)
+        self.banner = OfferBanner(self.offer)
+        # the library changed (a download, an import, a training run, the trash): offer again
+        self.panel.selector.model.modelReset.connect(self.offer.update)
+        self.busy_changed.connect(self.panel.set_busy)
+        self._held = False  # a long run waits for Upscale (auto-run held it)
+        self._estimate_serial = 0
         self.panel.error.connect(lambda text: self.message.emit(text, "error"))
         self.panel.changed.connect(self._model_changed)
         self._build_actions()
@@ -113,6 +128,9 @@ class UpscaleTab(QWidget):
         doc = self.doc
         if what in (document.SOURCE, document.REFERENCE):
             self._show_reference()
+        if what in (document.SOURCE, document.INPUT):
+            image = doc.input
+            self.panel.set_image_size(None if image is None else (image.height, image.width))
         if what == document.SOURCE or (what == document.RESULTS and not doc.results):
             self.panel.clear_measured()
             self.canvas.selected_key = None
@@ -232,6 +250,7 @@ class UpscaleTab(QWidget):
         layout.setContentsMargins(4, 0, 4, 4)
         layout.setSpacing(2)
         layout.addWidget(self.file_toolbar)
+        layout.addWidget(self.banner)
         layout.addWidget(self.splitter, 1)
 
     def changeEvent(self, event) -> None:  # noqa: N802
@@ -304,6 +323,7 @@ class UpscaleTab(QWidget):
     ) -> None:
         """A new image: earlier outputs, reference and previews are dropped (a run is stopped)."""
         self._stop_run()
+        self._held = False
         self.stale.emit()
         keep = keep_reference and not self.simulate_check.isChecked()
         self.doc.set_source(image, pixels, name, keep_reference=keep)
@@ -385,6 +405,8 @@ class UpscaleTab(QWidget):
             self._simulate(then_run=False)
         elif not self.results:
             self._refresh()
+        if self._held and not self.busy and self.input is not None:
+            self.auto_run(start=False)  # the time shown was another model's: estimate again
 
     def _remeasure(self) -> None:
         if not self.results:
@@ -429,35 +451,53 @@ class UpscaleTab(QWidget):
             return None
         return RunRequest(self.input, tuple(choices), options, self.reference)
 
-    def auto_run(self) -> None:
+    def auto_run(self, start: bool = True) -> None:
         """An image was just opened: run the selected model, unless (setting hold_long_runs) the
         run is estimated to take over LONG_RUN_SECONDS: then the estimate is shown and the
-        user starts it."""
+        user starts it. start=False: only say how long the selected model would take (the
+        model changed while a long run was held)."""
+        self._held = False
         if not self.settings.hold_long_runs:
-            self.run()
+            if start:
+                self.run()
             return
         request = self._request([self.panel.current()])
         if request is None:
             return
         generation, cache = self.doc.generation, self.cache
+        self._estimate_serial += 1
+        serial = self._estimate_serial
         label = request.choices[0].label
         self.run_box.control.show_step(f"{label}: estimating the time...")
         task = self._side_task(lambda ctx: jobs.estimate_run(ctx, request, cache))
-        task.worker.finished.connect(lambda found: self._estimated(found, label, generation))
-        task.worker.failed.connect(lambda text: self._estimated(None, label, generation))
 
-    def _estimated(self, found: tuple[float, str] | None, label: str, generation: int) -> None:
+        def estimated(found: tuple[float, str] | None) -> None:
+            if serial == self._estimate_serial:  # else the model changed again meanwhile
+                self._estimated(found, label, generation, start)
+
+        task.worker.finished.connect(estimated)
+        task.worker.failed.connect(lambda text: estimated(None))
+
+    def _estimated(
+        self, found: tuple[float, str] | None, label: str, generation: int, start: bool = True
+    ) -> None:
         if generation != self.doc.generation or self.busy:
             return  # a new image, or a run started by hand meanwhile
-        if found is not None and found[0] > LONG_RUN_SECONDS:
+        if found is not None and (found[0] > LONG_RUN_SECONDS or not start):
             seconds, device = found
+            self._held = True
             self.run_box.control.reset()  # not started: nothing to count
+            faster = " (or pick a faster model or a GPU)" if seconds > LONG_RUN_SECONDS else ""
             self.run_box.control.set_status(
                 f"{label} would take about {format_seconds(seconds)} on {device}: press "
-                "Upscale to start (or pick a faster model or a GPU)."
+                f"Upscale to start{faster}."
             )
             return
-        self.run()
+        if start:
+            self.run()
+        else:
+            self.run_box.control.reset()
+            self.run_box.control.set_status("Press Upscale to start.")
 
     def run(self, choices: list[ModelChoice] | None = None) -> TaskHandle | None:
         """Run the selected model (or `choices`, all at one scale) on the input; each output
@@ -466,6 +506,7 @@ class UpscaleTab(QWidget):
         request = self._request(choices)
         if request is None:
             return None
+        self._held = False
         self.doc.keep_scale(choices[0].scale)
         gen, cache = self.doc.next_generation(), self.cache
         task = self.task = start_task(self, lambda ctx: jobs.run_models(ctx, request, cache))
@@ -779,6 +820,7 @@ class UpscaleTab(QWidget):
 
     def shutdown(self, wait_ms: int = 5000) -> None:
         """Cancel everything and wait for the threads (window closing)."""
+        self.panel.shutdown(wait_ms)
         tasks = [t for t in (self.task, *self.side_tasks) if t is not None]
         for task in tasks:
             task.cancel()

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.qimage import array_to_qimage
 
-MAX_PANES = 4
+MAX_PANES = 6  # a grid of 3 x 2: the input, four outputs and the reference
 MIN_ZOOM = 1 / 64
 MAX_ZOOM = 32.0
 WHEEL_STEP = 1.25
@@ -251,17 +251,21 @@ class ImagePane(QWidget):
 
 
 def choose_visible(keys: list[str], hidden: set[str]) -> list[str]:
-    """At most MAX_PANES keys: all not hidden, dropping the input, then the reference, then the
-    last outputs when there are too many."""
+    """At most MAX_PANES keys, in order: all not hidden; when there are too many, the last
+    outputs are left out (the Panes menu picks them), never the input or the reference, which
+    every output is compared with."""
     shown = [k for k in keys if k not in hidden]
-    for drop in ("input", "reference"):
-        if len(shown) > MAX_PANES and drop in shown:
-            shown.remove(drop)
+    kept = {"input", "reference"}
+    while len(shown) > MAX_PANES:
+        extra = [k for k in shown if k not in kept]
+        if not extra:
+            break
+        shown.remove(extra[-1])
     return shown[:MAX_PANES]
 
 
 class CompareCanvas(QWidget):
-    """Panes side by side (a grid of up to 4) or one wipe pane; a pixel readout underneath."""
+    """Panes side by side (a grid of up to 6) or one wipe pane; a pixel readout underneath."""
 
     selection_changed = Signal(str)
 
@@ -452,7 +456,7 @@ class CompareCanvas(QWidget):
             self.wipe_pane.update()
         else:
             keys = self.visible_keys() or [None]
-            columns = 1 if len(keys) == 1 else (2 if len(keys) in (2, 4) else 3)
+            columns = {1: 1, 2: 2, 4: 2}.get(len(keys), 3)
             for pane in self.panes:
                 self.grid.removeWidget(pane)
                 pane.hide()

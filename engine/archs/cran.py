@@ -267,6 +267,7 @@ def detect(state_dict: StateDict) -> CRANConfig | None:
 
 FAMILY = Family(
     name="CRAN",
+    summary="Clean edges; medium speed",
     variants=tuple(_PRESETS),
     config=config,
     build=build,

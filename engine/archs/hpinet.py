@@ -350,6 +350,7 @@ def detect(state_dict: StateDict) -> HPINetConfig | None:
 
 FAMILY = Family(
     name="HPINet",
+    summary="Sharpest on photos; slow on a CPU",
     variants=tuple(_VARIANTS),
     config=config,
     build=build,

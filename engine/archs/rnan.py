@@ -240,6 +240,7 @@ def detect(state_dict: StateDict) -> RNANConfig | None:
 
 FAMILY = Family(
     name="RNAN",
+    summary="Balanced detail and speed",
     variants=tuple(_VARIANTS),
     config=config,
     build=build,

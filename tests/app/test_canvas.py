@@ -115,8 +115,25 @@ def test_wipe_mode_shows_two_images_split_by_the_slider(qtbot):
     assert len(canvas.active_panes()) == 3
 
 
-def test_at_most_four_panes_input_dropped_first():
+def test_three_models_and_a_reference_keep_the_input_pane():
     keys = ["input", "a", "b", "c", "reference"]
-    assert choose_visible(keys, set()) == ["a", "b", "c", "reference"]
-    assert choose_visible(keys + ["d"], set()) == ["a", "b", "c", "d"]
+    assert choose_visible(keys, set()) == keys
     assert choose_visible(keys, {"b"}) == ["input", "a", "c", "reference"]
+    # more outputs than panes: the last outputs wait in the Panes menu, never input or reference
+    many = ["input", "a", "b", "c", "d", "e", "reference"]
+    assert choose_visible(many, set()) == ["input", "a", "b", "c", "d", "reference"]
+    assert choose_visible(many, {"a"}) == ["input", "b", "c", "d", "e", "reference"]
+
+
+def test_five_panes_show_in_a_grid_of_three_columns(qtbot):
+    canvas = CompareCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(900, 600)
+    canvas.show()
+    pixels = np.zeros((8, 8, 3), np.uint8)
+    keys = ["input", "a", "b", "c", "reference"]
+    canvas.set_contents([PaneContent(k, k, pixels) for k in keys])
+    panes = canvas.active_panes()
+    assert [p.content.key for p in panes] == keys
+    rows = {canvas.grid.getItemPosition(canvas.grid.indexOf(p))[:2] for p in panes}
+    assert rows == {(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)}

@@ -198,3 +198,22 @@ def test_a_batch_says_what_it_does_from_the_first_moment(qtbot, window, tmp_path
     assert work and all(maximum == 300 and shown for _, _, maximum, shown, _ in work)
     assert any(text == "Upscaling: 1 of 3 files done" for *_, text in work)
     assert tab.progress.value() == tab.progress.maximum() == 300
+
+
+def test_the_estimate_of_a_held_run_is_redone_for_another_model(
+    qtbot, bundled_weights, window, tmp_path, monkeypatch
+):
+    def fake(upscaler, h, w):
+        return 150.0 if upscaler.descriptor.family == "Bicubic" else 30.0
+
+    monkeypatch.setattr(jobs, "estimate_seconds", fake)
+    window.settings.auto_run = True
+    tab = window.upscale
+    assert tab.panel.selector.set_current(bicubic_choice(2))
+    _open(qtbot, window, tmp_path)
+    qtbot.waitUntil(lambda: "2:30" in tab.status.text(), timeout=10_000)
+    assert tab.status.text().startswith("Bicubic x2 would take about 2:30")
+    assert tab.panel.selector.set_current(jobs.ModelChoice("A2F", "SD", 2))
+    qtbot.waitUntil(lambda: "0:30" in tab.status.text(), timeout=30_000)
+    assert tab.status.text().startswith("A2F-SD x2 would take about 0:30")
+    assert not tab.busy and not tab.results  # said, not started

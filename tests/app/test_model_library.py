@@ -48,7 +48,8 @@ def test_a_finished_training_run_is_offered_by_the_model_panels(window, qtbot, t
     trained = ModelChoice("A2F", "SD", 2, path)
     assert trained in panel.selector.choices and trained in window.batch.selector.choices
     assert panel.current() == trained
-    assert panel.selector.variant.currentText() == f"SD ({Path(path).name})"
+    row = panel.selector.selected_entry()
+    assert row.title == f"A2F-SD ({Path(path).name})" and row.origin_text == "trained by you"
     info = panel.info.text()
     assert f"Weights: trained, {Path(path).name}" in info
     assert "(its training run's validation images)" in info  # from the file's metadata

@@ -156,6 +156,28 @@ def test_estimate_scales_calibration_to_the_image() -> None:
     estimate_module.forget_calibrations()
 
 
+def test_a_hiccup_during_calibration_does_not_skew_the_estimate() -> None:
+    """Each size is timed twice and the fastest kept: one run slowed by another program (+0.5 s
+    here) leaves the estimate as it would be on a quiet machine."""
+    estimate_module.forget_calibrations()
+    clock = FakeClock()
+    runs: list[int] = []
+    upscaler = Upscaler(bicubic(3), UpscaleOptions(tile=0, device="cpu"))
+    real = Upscaler.upscale_tensor
+
+    def timed(self, x, **kwargs):
+        runs.append(x.shape[-1])
+        hiccup = 0.5 if len(runs) == 3 else 0.0  # the first timed run of the large input
+        clock.advance(0.001 + 1e-6 * x.shape[-1] * x.shape[-2] + hiccup)
+        return real(self, x, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Upscaler, "upscale_tensor", timed)
+        assert estimate_seconds(upscaler, 1000, 2000, clock=clock) == pytest.approx(2.001)
+    assert runs == [32, 32, 64, 32, 64]  # warm-up, then each size twice
+    estimate_module.forget_calibrations()
+
+
 def test_param_count_by_name() -> None:
     assert param_count("Bicubic", "MATLAB", 4) == 0
     count = param_count("A2F", "SD", 4)
