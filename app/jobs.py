@@ -116,11 +116,14 @@ class Stage:
 @dataclass(frozen=True)
 class Upscaling:
     """Model `index` is loaded and runs: the progress that follows counts network passes,
-    `passes` a tile (8 with the self-ensemble); `seconds` is the estimate of its run."""
+    `passes` a tile (8 with a self-ensemble run tile by tile), over `rounds` rounds of `tiles`
+    tiles (engine's Upscaler.plan); `seconds` is the estimate of its run."""
 
     index: int
     passes: int
     seconds: float | None
+    rounds: int = 1
+    tiles: int = 0
 
 
 @dataclass(frozen=True)
@@ -207,10 +210,9 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
             cache[choice] = desc
             upscaler = Upscaler(desc, request.options)
             seconds = _estimate(upscaler, image)
-            passes = 8 if request.options.ensemble else 1
-            ctx.emit(Upscaling(index, passes, seconds))
-            tiles = 1 if request.options.tile == 0 else None
-            progress = PassProgress(ctx.on_progress, passes, tiles)
+            plan = upscaler.plan(image.height, image.width)
+            ctx.emit(Upscaling(index, plan.passes, seconds, plan.rounds, plan.tiles))
+            progress = PassProgress(ctx.on_progress, plan.passes, plan.tiles * plan.rounds)
             start = time.perf_counter()
             with counting_passes(upscaler.model, progress.on_pass):
                 out = upscaler.upscale_image(

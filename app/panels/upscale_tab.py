@@ -85,6 +85,7 @@ class UpscaleTab(QWidget):
         self.side_tasks: list[TaskHandle] = []
         self._stage: Stage | None = None  # the model of the run in progress
         self._passes = 1  # network passes a tile of that model (8 with the self-ensemble)
+        self._rounds = 1  # rounds over the tiles (shared pooling: 2, x8 with the ensemble)
 
         self.canvas = CompareCanvas()
         self.canvas.selection_changed.connect(self._selection_changed)
@@ -515,7 +516,7 @@ class UpscaleTab(QWidget):
         task.finished.connect(lambda n: self._run_ended(task, RunOutcome.DONE, n))
         task.failed.connect(lambda text: self._run_ended(task, RunOutcome.FAILED, error=text))
         task.cancelled.connect(lambda: self._run_ended(task, RunOutcome.CANCELLED))
-        self._stage, self._passes = None, 1
+        self._stage, self._passes, self._rounds = None, 1, 1
         self.run_box.control.begin("Loading the model...")
         self._update_enabled()
         self.busy_changed.emit(True)
@@ -567,10 +568,15 @@ class UpscaleTab(QWidget):
             self.run_box.control.show_step(f"{model}: upscaling tile 1{pass_text}")
             return
         tiles_done, tiles = done // passes, total // passes
-        if tiles == 1:
+        rounds = self._rounds if tiles % self._rounds == 0 else 1  # else split: out of memory
+        per_round = tiles // rounds
+        if rounds > 1 and running:
+            pass_text = f", round {tiles_done // per_round + 1} of {rounds}{pass_text}"
+            tiles_done %= per_round
+        if per_round == 1:
             text = f"{model}: upscaling the whole image{pass_text}"
         else:
-            text = f"{model}: upscaling, {tiles_done} of {_plural(tiles, 'tile')}{pass_text}"
+            text = f"{model}: upscaling, {tiles_done} of {_plural(per_round, 'tile')}{pass_text}"
         stage = self._stage
         index, count = (stage.index, stage.count) if stage else (0, 1)
         overall = (index * total + done, count * total)
@@ -580,10 +586,10 @@ class UpscaleTab(QWidget):
         if generation != self.doc.generation:
             return
         if isinstance(obj, Stage):
-            self._stage, self._passes = obj, 1
+            self._stage, self._passes, self._rounds = obj, 1, 1
             self.run_box.control.show_step(f"{self._model_text()}: loading the model...")
         elif isinstance(obj, Upscaling):
-            self._passes = obj.passes
+            self._passes, self._rounds = obj.passes, max(1, obj.rounds)
             if obj.seconds is not None and self._stage is not None:
                 left = obj.seconds * (self._stage.count - self._stage.index)
                 if self.run_box.control.eta.remaining() is None:

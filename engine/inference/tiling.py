@@ -203,12 +203,15 @@ def upscale_tiled(forward: Forward, x: Tensor, **options: Any) -> Tensor:
     for band in stream_tiled(forward, x, **options):
         if out is None:
             if band.shape[2] == x.shape[2] * scale:
-                return band  # the whole image in one pass
+                # the whole image in one band (one pass, or one row of tiles): kept as it is, and
+                # the stream run to its end (its last progress report), which leaves it alone
+                out, row = band, band.shape[2]
+                continue
             out = torch.empty(1, band.shape[1], x.shape[2] * scale, x.shape[3] * scale)
         out[:, :, row : row + band.shape[2]] = band
         row += band.shape[2]
     assert out is not None
-    return out
+    return out.contiguous()  # a band may be a channels-last view of the blend's store
 
 
 def stream_tiled(

@@ -89,6 +89,17 @@ class UpscaleOptions:
             )
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """tiles: tiles an image is cut into; rounds: times the tiler goes over them (2 when pooled
+    values are shared, x8 for a self-ensemble then); passes: network passes a tile in a round
+    (8 for a self-ensemble run tile by tile). The tiler reports tiles x rounds."""
+
+    tiles: int
+    rounds: int
+    passes: int
+
+
 class Upscaler:
     def __init__(self, descriptor: ModelDescriptor, options: UpscaleOptions | None = None) -> None:
         if descriptor.model is None:
@@ -142,6 +153,20 @@ class Upscaler:
         if self._shared(tile, height, width):
             return text + ", pooling shared between tiles (exact, 2 passes)"
         return text + ", pooling per tile (1 pass)"
+
+    def plan(self, height: int, width: int) -> RunPlan:
+        """How many tiles an LR image of this size takes, how many rounds over them, and how many
+        network passes each tile of a round makes (before any out-of-memory split)."""
+        tile = self._tile(height, width)
+        tiles = 1
+        if tile is not None:
+            scale, overlap = self.descriptor.scale, self._overlap()
+            tiles = len(layout(height, width, tile, overlap=overlap, scale=scale))
+        shared = self._shared(tile, height, width)
+        ensemble = len(TRANSFORMS) if self.options.ensemble else 1
+        if shared:  # each flip / rotation is tiled on its own, twice
+            return RunPlan(tiles, rounds=2 * ensemble, passes=1)
+        return RunPlan(tiles, rounds=1, passes=ensemble)
 
     def _layout(self, height: int, width: int) -> dict[str, Any]:
         """The tiler's arguments for an LR image of this size (and a log line saying them)."""

@@ -217,3 +217,16 @@ def test_the_estimate_of_a_held_run_is_redone_for_another_model(
     qtbot.waitUntil(lambda: "0:30" in tab.status.text(), timeout=30_000)
     assert tab.status.text().startswith("A2F-SD x2 would take about 0:30")
     assert not tab.busy and not tab.results  # said, not started
+
+
+def test_rounds_over_the_tiles_are_said_as_rounds(window):
+    """Shared pooling with the self-ensemble goes over the tiles 16 times: the text says the
+    image's 9 tiles and the round, never 144 tiles."""
+    tab = window.upscale
+    generation = tab.doc.generation
+    tab._run_event(jobs.Stage(0, 1, "A2F-SD x4"), generation)
+    tab._run_event(jobs.Upscaling(0, 1, None, rounds=16, tiles=9), generation)
+    seen = _record(tab.run_box.control)
+    tab._run_progress(20, 144, generation)
+    texts = [text for kind, *_, text in seen if kind == "work"]
+    assert texts and texts[-1].endswith("upscaling, 2 of 9 tiles, round 3 of 16")

@@ -192,3 +192,36 @@ def test_real_a2f_beats_bicubic_on_a_set5_crop(shared_dir) -> None:
         return psnr(to8, ref, crop_border=4)
 
     assert score(sr) > score(bic) + 1.0
+
+
+@pytest.mark.parametrize(
+    ("model", "ensemble", "exact", "rounds", "passes"),
+    [
+        ("bicubic", False, False, 1, 1),
+        ("bicubic", True, False, 1, 8),
+        ("A2F-SD", False, False, 2, 1),  # cores of 8 x 8: pooled values shared
+        ("A2F-SD", True, True, 16, 1),
+    ],
+)
+def test_plan_counts_what_the_tiler_reports(model, ensemble, exact, rounds, passes) -> None:
+    """Upscaler.plan: tiles x rounds is the total the tiler reports, passes what each tile of a
+    round runs (the self-ensemble is tiled per orientation when pooling is shared)."""
+    from engine.checkpoints import build_untrained
+    from engine.progress import counting_passes
+
+    desc = load_model("bicubic", scale=2) if model == "bicubic" else build_untrained(model, 2)
+    up = Upscaler(
+        desc, UpscaleOptions(tile=8, tile_overlap=4, ensemble=ensemble, exact_tiles=exact)
+    )
+    plan = up.plan(20, 14)
+    assert (plan.rounds, plan.passes) == (rounds, passes)
+    assert plan.tiles == 3  # 20 rows cut in three; 14 columns fit one tile with its context
+    reports: list[tuple[int, int]] = []
+    forwards: list[int] = []
+    x = torch.rand(1, 3, 20, 14, generator=torch.Generator().manual_seed(0))
+    with counting_passes(up.model, lambda: forwards.append(1)):
+        up.upscale_tensor(x, on_progress=lambda d, t: reports.append((d, t)))
+    assert reports[-1] == (plan.tiles * plan.rounds, plan.tiles * plan.rounds)
+    assert len(forwards) == plan.tiles * plan.rounds * plan.passes
+    whole = Upscaler(desc, UpscaleOptions(tile=0, ensemble=ensemble)).plan(20, 14)
+    assert (whole.tiles, whole.rounds) == (1, 1)
