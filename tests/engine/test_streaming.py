@@ -140,6 +140,7 @@ def test_float_held_is_the_seams_not_a_row_of_tiles(monkeypatch) -> None:
         held.append(sum(0 if b.sums is None else b.sums.shape[2] * b.width for b in self.blocks))
 
     monkeypatch.setattr(blending.BlockAccumulator, "add", spy)
+    monkeypatch.setattr(blending._Block, "QUANTUM", 1)  # capacity = rows held, at this size
     x = torch.rand(1, 3, 80, 1200, generator=torch.Generator().manual_seed(2))
     up = torch.nn.Upsample(scale_factor=2)
     kw = {"scale": 2, "tile": 20, "overlap": 8, "device": CPU}
