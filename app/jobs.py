@@ -382,7 +382,7 @@ def estimate_speeds(
                 cache[key] = desc
             if ctx.should_stop():  # between the loading and the timing: stop sooner
                 raise Cancelled()
-            seconds = estimate_seconds(Upscaler(desc, options), *size)
+            seconds = estimate_seconds(Upscaler(desc, options), *size, should_stop=ctx.should_stop)
         except Cancelled:
             raise
         except Exception:  # an estimate is a nicety: the row says it has none

@@ -4,8 +4,9 @@ pixel is scaled to the image. No Qt.
 
     seconds = estimate_seconds(upscaler, height, width)   # the first call calibrates
 
-The estimate counts the network's passes (x8 for the self-ensemble) and not the model's loading
-(done before an Upscaler exists), the reading or the writing of the image."""
+The estimate counts the network's runs as the Upscaler plans them (tiles with their context, a
+second round for shared pooling, x8 for the self-ensemble) and not the model's loading (done
+before an Upscaler exists), the reading or the writing of the image."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from engine.inference.ensemble import TRANSFORMS
+from engine.errors import Cancelled, StopFn, never_stop
 from engine.inference.upscaler import Upscaler
 
 LONG_RUN_SECONDS = 10.0  # a run estimated to take longer is announced before it starts
@@ -33,12 +34,16 @@ def _key(upscaler: Upscaler) -> tuple:
 
 
 def calibrate(
-    upscaler: Upscaler, *, clock: Callable[[], float] = time.perf_counter
+    upscaler: Upscaler,
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+    should_stop: StopFn = never_stop,
 ) -> tuple[float, float]:
     """(fixed seconds per network run, seconds per LR pixel) of one plain pass of upscaler's
     network on its device, measured once per session (cached) on two small seeded inputs after a
     warm-up run, each timed REPEATS times (the fastest kept: another program's burst of work
-    only slows some runs). Callable from a worker thread."""
+    only slows some runs). Callable from a worker thread; should_stop() is asked before each run
+    (Cancelled), so a window can close without waiting for a slow network's calibration."""
     key = _key(upscaler)
     with _lock:
         if key in _costs:
@@ -48,10 +53,14 @@ def calibrate(
     generator = torch.Generator().manual_seed(0)
     small, large = CALIBRATION_SIDES
     inputs = {s: torch.rand(1, 3, s, s, generator=generator) for s in (small, large)}
+    if should_stop():
+        raise Cancelled()
     plain.upscale_tensor(inputs[small])  # warm-up: first-call allocations, kernel selection
     times = {side: float("inf") for side in inputs}
     for _ in range(REPEATS):
         for side, x in inputs.items():
+            if should_stop():
+                raise Cancelled()
             start = clock()
             plain.upscale_tensor(x)
             times[side] = min(times[side], max(0.0, clock() - start))
@@ -70,12 +79,14 @@ def estimate_seconds(
     width: int,
     *,
     clock: Callable[[], float] = time.perf_counter,
+    should_stop: StopFn = never_stop,
 ) -> float:
     """Seconds the upscaler should take for an LR image of height x width (calibrating first if
-    this model has not been timed on this device in this session)."""
-    fixed, per_pixel = calibrate(upscaler, clock=clock)
-    passes = len(TRANSFORMS) if upscaler.options.ensemble else 1
-    return passes * (fixed + per_pixel * height * width)
+    this model has not been timed on this device in this session): the network's runs as the
+    Upscaler plans them, the tiles' context and a second round for shared pooling included."""
+    fixed, per_pixel = calibrate(upscaler, clock=clock, should_stop=should_stop)
+    plan = upscaler.plan(height, width)
+    return plan.rounds * plan.passes * (plan.tiles * fixed + per_pixel * plan.pixels)
 
 
 def forget_calibrations() -> None:

@@ -93,11 +93,13 @@ class UpscaleOptions:
 class RunPlan:
     """tiles: tiles an image is cut into; rounds: times the tiler goes over them (2 when pooled
     values are shared, x8 for a self-ensemble then); passes: network passes a tile in a round
-    (8 for a self-ensemble run tile by tile). The tiler reports tiles x rounds."""
+    (8 for a self-ensemble run tile by tile). The tiler reports tiles x rounds. What the
+    network runs in all: rounds x passes x (tiles runs on `pixels` LR pixels)."""
 
     tiles: int
     rounds: int
     passes: int
+    pixels: int = 0  # LR pixels the network reads in one round: the tiles with their context
 
 
 class Upscaler:
@@ -158,15 +160,17 @@ class Upscaler:
         """How many tiles an LR image of this size takes, how many rounds over them, and how many
         network passes each tile of a round makes (before any out-of-memory split)."""
         tile = self._tile(height, width)
-        tiles = 1
+        tiles, pixels = 1, height * width
         if tile is not None:
             scale, overlap = self.descriptor.scale, self._overlap()
-            tiles = len(layout(height, width, tile, overlap=overlap, scale=scale))
+            cores = layout(height, width, tile, overlap=overlap, scale=scale)
+            tiles = len(cores)
+            pixels = sum(_window_area(c, overlap, height, width) for c in cores)
         shared = self._shared(tile, height, width)
         ensemble = len(TRANSFORMS) if self.options.ensemble else 1
         if shared:  # each flip / rotation is tiled on its own, twice
-            return RunPlan(tiles, rounds=2 * ensemble, passes=1)
-        return RunPlan(tiles, rounds=1, passes=ensemble)
+            return RunPlan(tiles, rounds=2 * ensemble, passes=1, pixels=pixels)
+        return RunPlan(tiles, rounds=1, passes=ensemble, pixels=pixels)
 
     def _layout(self, height: int, width: int) -> dict[str, Any]:
         """The tiler's arguments for an LR image of this size (and a log line saying them)."""
@@ -456,6 +460,11 @@ class _AlphaRows:
         hi = min(height, -(-stop // s) + self.MARGIN)
         strip = imresize(alpha[:, lo:hi], size=((hi - lo) * s, out_w))
         return strip[:, start - lo * s : stop - lo * s].clamp_(0, 1)
+
+
+def _window_area(core: Any, overlap: int, height: int, width: int) -> int:
+    rows = min(height, core.bottom + overlap) - max(0, core.top - overlap)
+    return rows * (min(width, core.right + overlap) - max(0, core.left - overlap))
 
 
 def _gray(rgb: torch.Tensor) -> torch.Tensor:

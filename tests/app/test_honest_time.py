@@ -95,7 +95,7 @@ def test_a_tiled_run_says_tiles_of_work(qtbot, window, tmp_path):
 
 
 def test_opening_an_image_does_not_start_a_long_run(qtbot, window, tmp_path, monkeypatch):
-    monkeypatch.setattr(jobs, "estimate_seconds", lambda upscaler, h, w: 150.0)
+    monkeypatch.setattr(jobs, "estimate_seconds", lambda upscaler, h, w, **kw: 150.0)
     window.settings.auto_run = True
     assert window.settings.hold_long_runs  # the default
     tab = window.upscale
@@ -112,14 +112,14 @@ def test_opening_an_image_does_not_start_a_long_run(qtbot, window, tmp_path, mon
 
 
 def test_a_short_run_or_the_setting_off_starts_at_once(qtbot, window, tmp_path, monkeypatch):
-    monkeypatch.setattr(jobs, "estimate_seconds", lambda upscaler, h, w: 1.0)
+    monkeypatch.setattr(jobs, "estimate_seconds", lambda upscaler, h, w, **kw: 1.0)
     window.settings.auto_run = True
     tab = window.upscale
     assert tab.panel.selector.set_current(bicubic_choice(2))
     _open(qtbot, window, tmp_path)
     qtbot.waitUntil(lambda: len(tab.results) == 1 and not tab.busy, timeout=20_000)
 
-    monkeypatch.setattr(jobs, "estimate_seconds", lambda upscaler, h, w: 999.0)
+    monkeypatch.setattr(jobs, "estimate_seconds", lambda upscaler, h, w, **kw: 999.0)
     window.hold_long_action.setChecked(False)
     assert not window.settings.hold_long_runs
     window.upscale.open_path(write_png(tmp_path / "other.png", 10, 10))
@@ -203,7 +203,7 @@ def test_a_batch_says_what_it_does_from_the_first_moment(qtbot, window, tmp_path
 def test_the_estimate_of_a_held_run_is_redone_for_another_model(
     qtbot, bundled_weights, window, tmp_path, monkeypatch
 ):
-    def fake(upscaler, h, w):
+    def fake(upscaler, h, w, **kw):
         return 150.0 if upscaler.descriptor.family == "Bicubic" else 30.0
 
     monkeypatch.setattr(jobs, "estimate_seconds", fake)

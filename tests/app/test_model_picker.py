@@ -137,9 +137,9 @@ def test_times_are_estimated_for_the_open_image_off_the_gui_thread(
     threads: set[str] = set()
     real = jobs.estimate_seconds
 
-    def recorded(upscaler, h, w):
+    def recorded(upscaler, h, w, **kw):
         threads.add(threading.current_thread().name)
-        return real(upscaler, h, w)
+        return real(upscaler, h, w, **kw)
 
     monkeypatch.setattr(jobs, "estimate_seconds", recorded)
     tab = window.upscale

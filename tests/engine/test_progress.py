@@ -19,6 +19,8 @@ from engine import (
     param_count,
 )
 from engine import estimate as estimate_module
+from engine.checkpoints import build_untrained
+from engine.errors import Cancelled
 
 
 class FakeClock:
@@ -184,3 +186,28 @@ def test_param_count_by_name() -> None:
     assert count is not None and count > 1000
     assert param_count("A2F", "SD", 2) != count  # the upsampler depends on the scale
     assert param_count("NoSuchNet", "X", 4) is None
+
+
+def test_estimate_counts_the_tiles_context_and_rounds() -> None:
+    """A tiled run costs its windows (cores plus context) and, with shared pooling, two rounds:
+    the estimate follows Upscaler.plan, not the image's own pixels."""
+    estimate_module.forget_calibrations()
+    clock = FakeClock()
+    real = Upscaler.upscale_tensor
+
+    def timed(self, x, **kwargs):  # 1 ms fixed + 1 us per LR pixel, on the fake clock
+        clock.advance(0.001 + 1e-6 * x.shape[-1] * x.shape[-2])
+        return real(self, x, **kwargs)
+
+    desc = build_untrained("A2F-SD", 2)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Upscaler, "upscale_tensor", timed)
+        tiled = Upscaler(desc, UpscaleOptions(tile=40, tile_overlap=8, exact_tiles=True))
+        plan = tiled.plan(100, 100)
+        assert (plan.tiles, plan.rounds) == (9, 2) and plan.pixels > 100 * 100
+        seconds = estimate_seconds(tiled, 100, 100, clock=clock)
+        assert seconds == pytest.approx(2 * (9 * 0.001 + 1e-6 * plan.pixels), rel=1e-6)
+        with pytest.raises(Cancelled):
+            estimate_module.forget_calibrations()
+            estimate_seconds(tiled, 100, 100, clock=clock, should_stop=lambda: True)
+    estimate_module.forget_calibrations()
