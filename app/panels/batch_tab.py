@@ -159,7 +159,8 @@ class BatchTab(QWidget):
         model_box = QGroupBox("Model")
         QVBoxLayout(model_box).addWidget(self.selector)
         note = QLabel(
-            "Tile size, extra quality, device and precision: as in the Upscale/Compare tab."
+            "Tile size, extra quality, exact tiles, device and precision: as in the Upscale/Compare"
+            " tab."
         )
         note.setWordWrap(True)
         model_box.layout().addWidget(note)
