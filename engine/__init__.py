@@ -46,6 +46,7 @@ from engine.imaging.io import (
     write_image,
 )
 from engine.imaging.resize import imresize
+from engine.inference.allocator import tune as tune_allocator
 from engine.inference.devices import DeviceInfo, list_devices
 from engine.inference.upscaler import PRECISIONS, UpscaleOptions, Upscaler
 from engine.library import (
@@ -83,6 +84,7 @@ from engine.training import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "tune_allocator",
     "DEFAULT_TEMPLATE",
     "DEGRADATIONS",
     "FAMILIES",

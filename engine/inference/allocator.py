@@ -7,7 +7,10 @@ faults the same memory in again, page by page. On the 12 MP photo of BENCHMARKS.
 was ~97 million minor page faults and about half the run's CPU time spent in the kernel.
 
 tune() raises both thresholds once per process (mallopt through ctypes), so the heap keeps its
-pages from tile to tile: memory stays at the largest tile's need instead of growing. It does
+pages from tile to tile: memory stays at the largest tile's need instead of growing. It also
+limits glibc to one arena: with one heap per thread (torch's workers allocate too), each kept its
+own freed memory and a 48 MP x4 run grew from 1.7 to over 2 GiB in ten minutes; with one arena
+(measured with MALLOC_ARENA_MAX=1) it stayed at 1.6 GiB. It does
 nothing where libc is not glibc (macOS, Windows, musl) or when SRSTUDIO_MALLOC_TUNING=0. The
 values and their effect are measured in BENCHMARKS.md ("Streaming a 12 MP photo").
 """
@@ -24,6 +27,8 @@ log = logging.getLogger(__name__)
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+ARENA_MAX = 1  # one heap for all threads (torch's workers, the read-ahead), not one each
 MMAP_THRESHOLD = 512 << 20  # blocks up to this size come from the heap and are reused
 TRIM_THRESHOLD = 1 << 30  # free heap kept before any is returned to the system
 
@@ -43,7 +48,8 @@ def tune() -> bool:
     except (OSError, AttributeError):  # not glibc
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    ok = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    ok = mallopt(M_ARENA_MAX, ARENA_MAX) == 1
+    ok = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and ok
     ok = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
     log.info("malloc tuning %s", "applied" if ok else "refused by this libc")
     _done = ok
