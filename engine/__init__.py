@@ -5,6 +5,8 @@ Tensor contract for every network: float32 RGB in [0, 1], NCHW (engine/archs/bas
 
 from __future__ import annotations
 
+# first, before torch is imported: it applies the malloc settings (engine.inference.allocator)
+from engine.inference.allocator import tune as tune_allocator  # isort: skip
 from engine.archs.registry import (
     FAMILIES,
     get_family,
@@ -46,7 +48,6 @@ from engine.imaging.io import (
     write_image,
 )
 from engine.imaging.resize import imresize
-from engine.inference.allocator import tune as tune_allocator
 from engine.inference.devices import DeviceInfo, list_devices
 from engine.inference.upscaler import PRECISIONS, UpscaleOptions, Upscaler
 from engine.library import (

@@ -12,7 +12,11 @@ limits glibc to one arena: with one heap per thread (torch's workers allocate to
 own freed memory and a 48 MP x4 run grew from 1.7 to over 2 GiB in ten minutes; with one arena
 (measured with MALLOC_ARENA_MAX=1) it stayed at 1.6 GiB. It does
 nothing where libc is not glibc (macOS, Windows, musl) or when SRSTUDIO_MALLOC_TUNING=0. The
-values and their effect are measured in BENCHMARKS.md ("Streaming a 12 MP photo").
+values and their effect are measured in BENCHMARKS.md ("Streaming a 12 MP photo"). It runs when
+this module is imported, which engine/__init__.py does first: glibc fixes its arena limit when a
+second thread first needs an arena, so a later mallopt can come too late (a 48 MP run with the
+setting applied at CLI start still grew past 1.8 GiB; with MALLOC_ARENA_MAX=1 in the
+environment it stayed at 1.6). ./run also sets MALLOC_ARENA_MAX=1 for the app and the CLI.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ def tune() -> bool:
     log.info("malloc tuning %s", "applied" if ok else "refused by this libc")
     _done = ok
     return ok
+
+
+tune()  # on import: engine/__init__.py imports this first, before torch starts any thread
 
 
 def trim() -> bool:
