@@ -144,7 +144,7 @@ def _decode(im: Image.Image, source: _Source, eight_bit: bool = False) -> ImageD
     if gray:
         color = np.repeat(color[..., :1], 3, axis=2)
     if eight_bit and color.dtype == np.uint8:
-        rgb = torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1)))
+        rgb = torch.from_numpy(np.require(color.transpose(2, 0, 1), requirements=["C", "W"]))
     else:
         rgb = torch.from_numpy(_planes(color))
     a = None if alpha is None else torch.from_numpy(np.ascontiguousarray(alpha[None, :, :]))
