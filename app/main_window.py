@@ -28,7 +28,6 @@ from app.panels.upscale_tab import UpscaleTab
 from app.screen_fit import default_geometry, fit_to_screen
 from app.settings import APPLICATION, ORGANIZATION, AppSettings, load_settings, save_settings
 from app.theme import app_icon, apply_theme, icon
-from engine import tune_allocator
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +340,6 @@ def start_app(argv: list[str]) -> MainWindow:
     """The application and its window, shown; the image and folder paths in argv[1:] ("Open
     with", `srstudio PATH...`) are opened once the event loop runs: one image in the Upscale tab,
     several or a folder in the Batch queue."""
-    tune_allocator()  # before worker threads allocate: one heap for them all
     app = QApplication.instance() or QApplication(argv)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from app.dialogs import MessageBar
 from app.downloads import DownloadManager
 from app.jobs import ModelChoice
+from app.panels.weights_files import WEIGHTS_FILTER
 from app.theme import icon
 from app.workers import TaskHandle, start_task
 from engine import (
@@ -45,8 +46,6 @@ from engine import (
     scan_weights,
     user_dir,
 )
-
-WEIGHTS_FILTER = "Weights (*.safetensors *.pt *.pth *.ckpt);;All files (*)"
 
 
 def release_status(release: Release, entries: list[WeightsEntry]) -> str:

@@ -11,7 +11,6 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -24,15 +23,13 @@ from PySide6.QtWidgets import (
 
 from app.catalog import (
     decode_file_choice,
-    encode_file_choice,
     library_choices,
-    recognise_weights,
 )
 from app.downloads import DownloadManager
 from app.jobs import BICUBIC, ModelChoice, bicubic_choice
 from app.panels.model_picker import NO_IMAGE_SIZE, ModelPicker, SpeedEstimator
+from app.panels.weights_files import WeightsFiles
 from app.settings import AppSettings
-from app.workers import start_task
 from engine import (
     PRECISIONS,
     DeviceInfo,
@@ -52,7 +49,6 @@ PRECISION_NAMES = {
     "fp16": "Half precision (fp16, GPU)",
     "bf16": "Half precision (bf16, GPU)",
 }
-WEIGHTS_FILTER = "Weights (*.safetensors *.pt *.pth *.ckpt);;All files (*)"
 
 
 def _is_number(value: object) -> bool:
@@ -93,7 +89,7 @@ def _variant_label(choice: ModelChoice) -> str:
     return f"{choice.variant} ({Path(choice.path).name})" if choice.path else choice.variant
 
 
-class ModelSelector(QWidget):
+class ModelSelector(WeightsFiles, QWidget):
     """Family, variant and scale combos over the available choices, and "Load weights..."."""
 
     changed = Signal()
@@ -205,9 +201,7 @@ class ModelSelector(QWidget):
         """Re-read the installed weights (after a download, an import or a training run), keeping
         the weights files loaded by hand and, where it is still there, the current choice."""
         current = self.current()
-        found = library_choices()
-        kept = [c for c in self.choices if c.path and c not in found and Path(c.path).is_file()]
-        self.choices = found + kept
+        self.reread_choices()
         self.blockSignals(True)
         self._fill_families()
         self.blockSignals(False)
@@ -219,9 +213,6 @@ class ModelSelector(QWidget):
             self.choices.append(choice)
             self._fill_families()
 
-    def file_choices(self) -> list[ModelChoice]:
-        return [c for c in self.choices if c.path]
-
     def restore(self, s: AppSettings) -> None:
         """The weights files loaded before (those still there) and the last model."""
         for text in s.loaded_weights:
@@ -229,34 +220,6 @@ class ModelSelector(QWidget):
             if choice is not None and Path(choice.path).is_file():
                 self.add_choice(choice)
         self.set_current(ModelChoice(s.family, s.variant, s.scale, s.weights_path or None))
-
-    def store(self, s: AppSettings) -> None:
-        choice = self.current()
-        s.family, s.variant, s.scale = choice.family, choice.variant, choice.scale
-        s.weights_path = choice.path or ""
-        s.loaded_weights = [encode_file_choice(c) for c in self.file_choices()]
-
-    # ------------------------------------------------------------ weights files
-
-    def _ask_weights(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load weights", "", WEIGHTS_FILTER)
-        if path:
-            self.load_weights(path)
-
-    def load_weights(self, path: str) -> None:
-        """Recognise a weights file in a worker; select it, or report why it cannot be used."""
-        self.load_button.setEnabled(False)
-        self._task = start_task(self, lambda ctx: recognise_weights(path))
-        self._task.worker.finished.connect(self._weights_loaded)
-        self._task.worker.failed.connect(self._weights_failed)
-
-    def _weights_loaded(self, choice: ModelChoice) -> None:
-        self.load_button.setEnabled(True)
-        self.set_current(choice)
-
-    def _weights_failed(self, message: str) -> None:
-        self.load_button.setEnabled(True)
-        self.error.emit(f"Cannot use these weights: {message}")
 
 
 class ModelPanel(QWidget):

@@ -15,7 +15,6 @@ from PySide6.QtGui import QFont, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -34,12 +33,11 @@ from app.catalog import (
     CatalogEntry,
     catalog,
     decode_file_choice,
-    encode_file_choice,
     library_choices,
-    recognise_weights,
 )
 from app.downloads import DownloadManager
 from app.jobs import ModelChoice, bicubic_choice
+from app.panels.weights_files import WeightsFiles
 from app.settings import AppSettings
 from app.theme import icon
 from app.workers import TaskHandle, start_task
@@ -52,7 +50,6 @@ from engine import (
     installed_weights,
 )
 
-WEIGHTS_FILTER = "Weights (*.safetensors *.pt *.pth *.ckpt);;All files (*)"
 NO_IMAGE_SIZE = (1000, 1000)  # with no image open, times are given per megapixel of input
 VISIBLE_ROWS = 5
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -352,7 +349,7 @@ class DownloadStrip(QFrame):
         layout.addLayout(row)
 
 
-class ModelPicker(QWidget):
+class ModelPicker(WeightsFiles, QWidget):
     """Scale, the list and "Load weights...": what ModelPanel shows as its model selector (the
     same interface as the Batch tab's ModelSelector: choices, current(), set_current(),
     refresh(), add_choice(), restore(), store(), load_weights())."""
@@ -607,9 +604,7 @@ class ModelPicker(QWidget):
         """Re-read the installed weights (after a download, an import or a training run), keeping
         the weights files loaded by hand and, where it is still there, the current choice."""
         current = self.current()
-        found = library_choices()
-        kept = [c for c in self.choices if c.path and c not in found and Path(c.path).is_file()]
-        self.choices = found + kept
+        self.reread_choices()
         if current not in self.choices:
             same = [c for c in self.choices if c.scale == current.scale]
             fallback = ModelChoice(current.family, current.variant, current.scale)
@@ -625,9 +620,6 @@ class ModelPicker(QWidget):
             if choice.scale == self.scale.currentData():
                 self._fill()
 
-    def file_choices(self) -> list[ModelChoice]:
-        return [c for c in self.choices if c.path]
-
     def speed_items(self) -> list[jobs.SpeedItem]:
         return [jobs.SpeedItem(e.key, e.choice, e.installed) for e in self.model.entries]
 
@@ -640,31 +632,3 @@ class ModelPicker(QWidget):
         wanted = ModelChoice(s.family, s.variant, s.scale, s.weights_path or None)
         if not self.set_current(wanted):
             self.set_current(bicubic_choice(s.scale if s.scale in SCALES else 4))
-
-    def store(self, s: AppSettings) -> None:
-        choice = self.current()
-        s.family, s.variant, s.scale = choice.family, choice.variant, choice.scale
-        s.weights_path = choice.path or ""
-        s.loaded_weights = [encode_file_choice(c) for c in self.file_choices()]
-
-    # ------------------------------------------------------------ weights files
-
-    def _ask_weights(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load weights", "", WEIGHTS_FILTER)
-        if path:
-            self.load_weights(path)
-
-    def load_weights(self, path: str) -> None:
-        """Recognise a weights file in a worker; select it, or report why it cannot be used."""
-        self.load_button.setEnabled(False)
-        self._task = start_task(self, lambda ctx: recognise_weights(path))
-        self._task.worker.finished.connect(self._weights_loaded)
-        self._task.worker.failed.connect(self._weights_failed)
-
-    def _weights_loaded(self, choice: ModelChoice) -> None:
-        self.load_button.setEnabled(True)
-        self.set_current(choice)
-
-    def _weights_failed(self, message: str) -> None:
-        self.load_button.setEnabled(True)
-        self.error.emit(f"Cannot use these weights: {message}")

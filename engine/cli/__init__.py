@@ -9,7 +9,6 @@ import sys
 from importlib import import_module
 
 from engine.errors import Cancelled, SRStudioError
-from engine.inference import allocator
 
 SUBCOMMANDS = ("upscale", "eval", "train", "models")
 VERBOSE_HELP = "say what the engine chooses (tile size and pooling mode, fallbacks, clean-ups)"
@@ -55,7 +54,6 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     if getattr(args, "verbose", False):
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
-    allocator.tune()  # before any worker thread allocates (engine.inference.allocator)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
