@@ -57,12 +57,17 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
 
         self.message_bar = MessageBar()
-        # One download at a time for the whole app: the Models dialog, the model picker and the
-        # offer of the authors' weights all go through it.
+        # One download at a time for the whole app: the Models dialog, the model pickers (Upscale
+        # and Batch tabs) and the offer of the authors' weights all go through it.
         self.downloads = DownloadManager(self)
         self.downloads.installed.connect(self._release_installed)
         self.upscale = UpscaleTab(self.settings, downloads=self.downloads)
-        self.batch = BatchTab(self.settings, self.upscale.panel.options)
+        self.batch = BatchTab(
+            self.settings,
+            self.upscale.panel.options,
+            downloads=self.downloads,
+            device_name=self.upscale.panel.device.currentText,
+        )
         self.trainer = _trainer_tab(self)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.upscale, icon("fa5s.search-plus"), "Upscale/Compare")
@@ -221,7 +226,7 @@ class MainWindow(QMainWindow):
     def offer_installed(self, choice: ModelChoice) -> None:
         """Weights just downloaded or imported: list them everywhere; in the Upscale panel
         select the model (its best weights, downloaded over imported over bundled)."""
-        self.batch.selector.refresh()
+        self.batch.refresh_models(installed=choice)
         if self.upscale.busy:
             self.upscale.panel.refresh()
         else:
@@ -238,12 +243,12 @@ class MainWindow(QMainWindow):
 
     def weights_removed(self) -> None:
         """Weights moved to the trash: the panels fall back to the next best weights."""
-        self.batch.selector.refresh()
+        self.batch.refresh_models()
         self.upscale.panel.refresh()
 
     def offer_trained(self, path: str) -> None:
         """A training run wrote weights: list them, and select them in the Upscale panel."""
-        self.batch.selector.refresh()
+        self.batch.refresh_models()
         if self.upscale.busy:
             self.upscale.panel.refresh()
         else:

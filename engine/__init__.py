@@ -48,6 +48,7 @@ from engine.imaging.io import (
     write_image,
 )
 from engine.imaging.resize import imresize
+from engine.imaging.safe_open import image_size
 from engine.inference.devices import DeviceInfo, list_devices
 from engine.inference.upscaler import PRECISIONS, UpscaleOptions, Upscaler
 from engine.library import (
@@ -137,6 +138,7 @@ __all__ = [
     "format_seconds",
     "format_size",
     "get_family",
+    "image_size",
     "imresize",
     "import_weights",
     "installed_weights",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -28,11 +29,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.jobs import Step, run_batch_job
-from app.panels.model_panel import ModelSelector
+from app.downloads import DownloadManager
+from app.jobs import ModelChoice, Step, run_batch_job
+from app.panels.model_picker import ModelPicker, PickerTimes
 from app.panels.side_boxes import LOSSY_FORMATS
 from app.panels.upscale_tab import IMAGE_FILTER
 from app.run_control import RunControl
+from app.screen_fit import fit_scroll_width
 from app.settings import AppSettings
 from app.theme import icon
 from app.workers import TaskHandle, start_task
@@ -45,6 +48,7 @@ from engine import (
     SRStudioError,
     UpscaleOptions,
     collect_inputs,
+    image_size,
 )
 
 COLUMNS = ("File", "Status", "Time (s)", "Size", "Details")
@@ -65,6 +69,16 @@ FORMATS = (
 REPORT_STEM = "srstudio-batch-report"
 
 
+def megapixels(path: str) -> float | None:
+    """An image file's size in megapixels, from its header read by the engine's checked opener
+    (None when it cannot be read: the batch's own run reports why)."""
+    try:
+        width, height = image_size(path)
+    except (SRStudioError, OSError, ValueError):
+        return None
+    return width * height / 1e6
+
+
 class BatchTab(QWidget):
     message = Signal(str, str)
     busy_changed = Signal(bool)
@@ -76,7 +90,12 @@ class BatchTab(QWidget):
         settings: AppSettings,
         options_fn: Callable[[], UpscaleOptions],
         parent: QWidget | None = None,
+        downloads: DownloadManager | None = None,
+        device_name: Callable[[], str] | None = None,
     ) -> None:
+        """`options_fn`: the run options (the Upscale tab's); `downloads`: the app's one download
+        queue (the model picker's downloads go through it); `device_name`: the device the
+        options run on, in words (for the estimated times)."""
         super().__init__(parent)
         self.settings = settings
         self.options_fn = options_fn
@@ -85,6 +104,7 @@ class BatchTab(QWidget):
         self.task: TaskHandle | None = None
         self.report: BatchReport | None = None
         self.report_files: tuple[Path, Path] | None = None
+        self._megapixels: dict[str, float | None] = {}  # input file -> its size, read once
 
         # ---------------------------------------------------------------- queue
         self.table = QTableWidget(0, len(COLUMNS))
@@ -154,8 +174,28 @@ class BatchTab(QWidget):
         left_layout.addWidget(self.control)
 
         # ---------------------------------------------------------------- settings
-        self.selector = ModelSelector()
+        self.selector = ModelPicker(downloads)
         self.selector.error.connect(lambda text: self.message.emit(text, "error"))
+        self.selector.list.setToolTip(
+            "The networks you can use at this scale, and those one download away: what each "
+            "is good for, its quality (bar), its time for the queued images on this computer "
+            "and where it comes from. Hover over a row for the exact figures."
+        )
+        self.selector.time_caption.setToolTip(
+            "Quality: the bar runs from plain bicubic enlargement (empty) to the best score "
+            "in the papers (full), on the Set5 test photos. Time: for all the queued images on "
+            "this computer (per megapixel while the queue is empty)."
+        )
+        # The times are estimated while the tab is shown, and wait while the batch runs.
+        self.times = PickerTimes(
+            self.selector,
+            options_fn,
+            device_name or (lambda: "this computer"),
+            idle_words="a 1-megapixel image (the queue is empty)",
+            parent=self,
+        )
+        self.times.active = False
+        self.busy_changed.connect(self.times.set_blocked)
         model_box = QGroupBox("Model")
         QVBoxLayout(model_box).addWidget(self.selector)
         note = QLabel(
@@ -214,23 +254,53 @@ class BatchTab(QWidget):
 
         right = QWidget()
         right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.setContentsMargins(0, 0, 4, 0)
         right_layout.addWidget(model_box)
         right_layout.addWidget(output_box)
         right_layout.addStretch(1)
         right.setMinimumWidth(320)
+        # Scrolls vertically on a small screen (the model list is tall), never squeezed.
+        scroll = self.side_scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(right)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self._fit_side()
 
         splitter = QSplitter()
         splitter.addWidget(left)
-        splitter.addWidget(right)
+        splitter.addWidget(scroll)
+        splitter.setCollapsible(1, False)
         splitter.setStretchFactor(0, 1)
-        splitter.setSizes([900, 340])
+        splitter.setStretchFactor(1, 0)
+        splitter.setSizes([900, max(360, scroll.minimumWidth())])
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
         self.selector.restore(settings)
         self._format_changed()
         self._update_enabled()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        self.times.active = True
+        self.times.update()  # the options may have changed on the Upscale tab
+        super().showEvent(event)
+
+    def hideEvent(self, event) -> None:  # noqa: N802
+        self.times.active = False  # no new estimate for a tab not shown
+        super().hideEvent(event)
+
+    def changeEvent(self, event) -> None:  # noqa: N802
+        # A new theme or font changes what the side column's controls need.
+        if event.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
+            self._fit_side()
+        super().changeEvent(event)
+
+    def _fit_side(self) -> None:
+        scroll = self.side_scroll
+        fit_scroll_width(scroll)
+        extra = scroll.verticalScrollBar().sizeHint().width() + 2 * scroll.frameWidth()
+        scroll.setMinimumWidth(max(scroll.minimumWidth(), scroll.widget().minimumWidth() + extra))
 
     def _format_changed(self, *_args) -> None:
         # "Keep" may keep JPEG or WebP inputs, which take the quality.
@@ -239,6 +309,7 @@ class BatchTab(QWidget):
     # ================================================================= settings
 
     def store(self, s: AppSettings) -> None:
+        """The output settings (the model is the Upscale tab's setting: restored from it)."""
         s.batch_output_dir = self.output_dir.text().strip()
         s.batch_format = self.format.currentData()
         s.batch_quality = self.quality.value()
@@ -334,7 +405,32 @@ class BatchTab(QWidget):
             if files
             else "Queue is empty: add files or folders, or drop them here."
         )
+        self._show_batch_size(files)
         self._update_enabled()
+
+    def _show_batch_size(self, files: list[str]) -> None:
+        """The picker's times: for the queued images (their megapixels), else per megapixel."""
+        known_before = self._megapixels
+        self._megapixels = {
+            path: known_before[path] if path in known_before else megapixels(path) for path in files
+        }
+        known = [mp for mp in self._megapixels.values() if mp is not None]
+        self.times.set_batch(len(known), sum(known))
+
+    def refresh_models(self, installed: ModelChoice | None = None) -> None:
+        """Re-read the installed weights (a download, an import, a training run, weights moved
+        to the trash). `installed`: weights just installed; selected when they are the release
+        this tab's picker offered (its download)."""
+        offered = self.selector.offered
+        self.selector.refresh()
+        if installed is None or offered is None or self.busy:
+            return
+        if (offered.family, offered.variant, offered.scale) == (
+            installed.family,
+            installed.variant,
+            installed.scale,
+        ):
+            self.selector.set_current(installed)
 
     def _set_row(self, row: int, status: str, seconds: str, size: str, details: str) -> None:
         for column, text in ((1, status), (2, seconds), (3, size), (4, details)):
@@ -488,6 +584,9 @@ class BatchTab(QWidget):
         self.selector.setEnabled(not busy)
 
     def shutdown(self, wait_ms: int = 5000) -> None:
+        """The window closes: the batch is cancelled and the estimates stopped, their threads
+        waited for."""
         if self.task is not None:
             self.cancel()
             self.task.wait(wait_ms)
+        self.times.shutdown(wait_ms)

@@ -1,5 +1,6 @@
-"""Choosing a model (family / variant / scale among those with weights, plus bicubic, plus weights
-files the user loads) and the run options (tile, self-ensemble, device, precision)."""
+"""The Upscale tab's model panel: the model picker (app.panels.model_picker: installed networks,
+bicubic, weights files the user loads, the authors' releases), what is known of the chosen model,
+and the run options (tile, self-ensemble, device, precision)."""
 
 from __future__ import annotations
 
@@ -15,20 +16,14 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from app.catalog import (
-    decode_file_choice,
-    library_choices,
-)
 from app.downloads import DownloadManager
-from app.jobs import BICUBIC, ModelChoice, bicubic_choice
-from app.panels.model_picker import NO_IMAGE_SIZE, ModelPicker, SpeedEstimator
-from app.panels.weights_files import WeightsFiles
+from app.jobs import BICUBIC, ModelChoice
+from app.panels.model_picker import ModelPicker, PickerTimes
 from app.settings import AppSettings
 from engine import (
     PRECISIONS,
@@ -85,143 +80,6 @@ def published_text(choice: ModelChoice) -> str:
     return "Paper's score: " + ", ".join(parts)
 
 
-def _variant_label(choice: ModelChoice) -> str:
-    return f"{choice.variant} ({Path(choice.path).name})" if choice.path else choice.variant
-
-
-class ModelSelector(WeightsFiles, QWidget):
-    """Family, variant and scale combos over the available choices, and "Load weights..."."""
-
-    changed = Signal()
-    error = Signal(str)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.choices: list[ModelChoice] = library_choices()
-        self.family = QComboBox()
-        self.variant = QComboBox()
-        self.scale = QComboBox()
-        self.load_button = QPushButton("Load weights...")
-        self.load_button.setToolTip(
-            "Use a .safetensors / .pt / .pth file of RNAN, CRAN, A2F or HPINet"
-        )
-        self.family.setToolTip(
-            "Network family (architecture): RNAN, CRAN, A2F or HPINet; Bicubic is plain "
-            "interpolation, for comparison"
-        )
-        self.variant.setToolTip("Size of the network (or a weights file you loaded)")
-        self.scale.setToolTip("How many times larger the output is, in width and height")
-        self._task = None
-        form = QFormLayout(self)
-        form.setContentsMargins(0, 0, 0, 0)
-        form.addRow("Family", self.family)
-        form.addRow("Variant", self.variant)
-        form.addRow("Scale", self.scale)
-        form.addRow("", self.load_button)
-        self.family.currentIndexChanged.connect(self._fill_variants)
-        self.variant.currentIndexChanged.connect(self._fill_scales)
-        self.scale.currentIndexChanged.connect(lambda _: self.changed.emit())
-        self.load_button.clicked.connect(self._ask_weights)
-        self._fill_families()
-
-    # ------------------------------------------------------------ combos
-
-    def _fill_families(self) -> None:
-        current = self.family.currentText()
-        families = list(dict.fromkeys(c.family for c in self.choices))
-        self.family.blockSignals(True)
-        self.family.clear()
-        self.family.addItems(families)
-        if current in families:
-            self.family.setCurrentText(current)
-        self.family.blockSignals(False)
-        self._fill_variants()
-
-    def _fill_variants(self) -> None:
-        current = self.variant.currentData()
-        family = self.family.currentText()
-        self.variant.blockSignals(True)
-        self.variant.clear()
-        keys: list[tuple[str, str | None]] = []
-        for c in self.choices:
-            key = (c.variant, c.path)
-            if c.family == family and key not in keys:
-                keys.append(key)
-                self.variant.addItem(_variant_label(c), key)
-        if current in keys:
-            self.variant.setCurrentIndex(keys.index(current))
-        self.variant.blockSignals(False)
-        self._fill_scales()
-
-    def _fill_scales(self) -> None:
-        current = self.scale.currentData()
-        key = self.variant.currentData()
-        self.scale.blockSignals(True)
-        self.scale.clear()
-        scales = sorted(
-            {
-                c.scale
-                for c in self.choices
-                if c.family == self.family.currentText() and (c.variant, c.path) == key
-            }
-        )
-        for s in scales:
-            self.scale.addItem(f"x{s}", s)
-        if current in scales:
-            self.scale.setCurrentIndex(scales.index(current))
-        self.scale.blockSignals(False)
-        self.changed.emit()
-
-    # ------------------------------------------------------------ choice
-
-    def current(self) -> ModelChoice:
-        key = self.variant.currentData()
-        scale = self.scale.currentData()
-        for c in self.choices:
-            if (c.family, (c.variant, c.path), c.scale) == (self.family.currentText(), key, scale):
-                return c
-        return bicubic_choice(4)
-
-    def set_current(self, choice: ModelChoice) -> bool:
-        """Select `choice` (adding it when it is a weights file); False when it is not available."""
-        if choice.path and choice not in self.choices:
-            self.add_choice(choice)
-        if choice not in self.choices:
-            return False
-        self.blockSignals(True)
-        self.family.setCurrentText(choice.family)
-        index = self.variant.findData((choice.variant, choice.path))
-        self.variant.setCurrentIndex(max(0, index))
-        self.scale.setCurrentIndex(max(0, self.scale.findData(choice.scale)))
-        self.blockSignals(False)
-        self.changed.emit()
-        return True
-
-    def refresh(self) -> None:
-        """Re-read the installed weights (after a download, an import or a training run), keeping
-        the weights files loaded by hand and, where it is still there, the current choice."""
-        current = self.current()
-        self.reread_choices()
-        self.blockSignals(True)
-        self._fill_families()
-        self.blockSignals(False)
-        if current not in self.choices or not self.set_current(current):
-            self.changed.emit()
-
-    def add_choice(self, choice: ModelChoice) -> None:
-        if choice not in self.choices:
-            self.choices.append(choice)
-            self._fill_families()
-
-    def restore(self, s: AppSettings) -> None:
-        """The weights files loaded before (those still there) and the last model."""
-        for text in s.loaded_weights:
-            choice = decode_file_choice(text)
-            if choice is not None and Path(choice.path).is_file():
-                self.add_choice(choice)
-        self.set_current(ModelChoice(s.family, s.variant, s.scale, s.weights_path or None))
-
-
 class ModelPanel(QWidget):
     """The model picker, run options and model information. The picker's estimated times are
     for the image of set_image_size() with these options, on a worker thread."""
@@ -234,10 +92,10 @@ class ModelPanel(QWidget):
     ) -> None:
         super().__init__(parent)
         self.selector = ModelPicker(downloads)
-        self.estimator = SpeedEstimator(self)
-        self.estimator.estimated.connect(self.selector.set_seconds)
-        self._image_size: tuple[int, int] | None = None
-        self._estimate_key: tuple | None = None
+        self.times = PickerTimes(
+            self.selector, self.options, lambda: self.device.currentText(), parent=self
+        )
+        self.estimator = self.times.estimator
         self.info = QLabel()
         self.info.setWordWrap(True)
         self.info.setObjectName("modelInfo")
@@ -316,7 +174,6 @@ class ModelPanel(QWidget):
 
         self.selector.changed.connect(self._on_change)
         self.selector.error.connect(self.error)
-        self.selector.model.modelReset.connect(self.estimate_times)
         for combo in (self.tile_mode, self.device, self.precision):
             combo.currentIndexChanged.connect(self._on_change)
         self.tile_size.valueChanged.connect(self._on_change)
@@ -338,41 +195,18 @@ class ModelPanel(QWidget):
 
     def set_image_size(self, size: tuple[int, int] | None) -> None:
         """The LR image the picker's times are for (height, width); None: per megapixel."""
-        self._image_size = size
-        self.estimate_times()
+        self.times.set_image_size(size)
 
     def set_busy(self, busy: bool) -> None:
         """A run holds the machine: estimates wait for it (both would be slowed)."""
-        self.estimator.set_blocked(busy)
+        self.times.set_blocked(busy)
 
     def estimate_times(self) -> None:
-        """(Re)estimate each listed model's time when the list, the image or the options that
-        change the time (device, precision, self-ensemble) changed."""
-        try:
-            options = self.options()
-        except Exception:  # noqa: BLE001 - options the run itself will refuse with a message
-            return
-        size = self._image_size or NO_IMAGE_SIZE
-        items = self.selector.speed_items()
-        key = (tuple(items), options.device, options.precision, options.ensemble, size)
-        if key == self._estimate_key:
-            return
-        self._estimate_key = key
-        model = self.selector.model
-        model.per_megapixel = self._image_size is None
-        if self._image_size is None:
-            model.size_words = "a 1-megapixel image (none is open)"
-        else:
-            h, w = self._image_size
-            model.size_words = f"this image ({w}x{h})"
-        model.device_words = self.device.currentText()
-        if options.ensemble:
-            model.device_words += ", with extra quality (8 passes)"
-        model.mark_pending()
-        self.estimator.request(items, options, size)
+        """(Re)estimate the listed models' times when what changes them changed (PickerTimes)."""
+        self.times.update()
 
     def shutdown(self, wait_ms: int = 5000) -> None:
-        self.estimator.shutdown(wait_ms)
+        self.times.shutdown(wait_ms)
 
     def current(self) -> ModelChoice:
         return self.selector.current()

@@ -4,10 +4,13 @@ for, a quality bar (Set5, exact figures in the tooltip), its estimated time for 
 on this machine and where it comes from. Choosing a release offers to download it.
 
 The rows are app.catalog entries in a list model (PickerModel), painted by PickerDelegate; the
-times come from a SpeedEstimator (a worker thread, never the GUI thread)."""
+times come from a SpeedEstimator (a worker thread, never the GUI thread), asked by PickerTimes for
+what the tab will run: the open image (Upscale tab), the queued images (Batch tab), or one
+megapixel when there is neither."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QRect, QSize, Qt, Signal
@@ -70,6 +73,15 @@ def approx_time(seconds: float | None, per_megapixel: bool = False) -> str:
     if seconds < 5400:
         return f"~{seconds / 60:.0f} min{unit}"
     return f"~{seconds / 3600:.1f} h{unit}"
+
+
+def megapixels_text(megapixels: float) -> str:
+    """ "48", "12.3", "0.42": as many figures as say the size."""
+    if megapixels >= 10:
+        return f"{megapixels:.0f}"
+    if megapixels >= 1:
+        return f"{megapixels:.1f}"
+    return f"{megapixels:.2g}"
 
 
 # ===================================================================== the list's model
@@ -322,6 +334,120 @@ class SpeedEstimator(QObject):
             self.task.wait(timeout_ms)
 
 
+class PickerTimes(QObject):
+    """Keeps a ModelPicker's estimated times current, for what its tab will run: the shared
+    piece of the Upscale tab's panel and the Batch tab.
+
+    The times are for one image (set_image_size), for a batch (set_batch: its files' total
+    megapixels, the time per megapixel times that), else per megapixel of input. They are redone
+    when the listed rows or the options that change the time (device, precision, self-ensemble)
+    change; a new batch total only rescales them. While blocked (a run holds the machine) the
+    estimator waits; while inactive (a hidden tab) nothing new is asked."""
+
+    def __init__(
+        self,
+        picker: ModelPicker,
+        options_fn: Callable[[], UpscaleOptions],
+        device_name: Callable[[], str] = lambda: "this computer",
+        idle_words: str = "a 1-megapixel image (none is open)",
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent if parent is not None else picker)
+        self.picker = picker
+        self.options_fn = options_fn
+        self.device_name = device_name
+        self.idle_words = idle_words
+        self.active = True
+        self.estimator = SpeedEstimator(self)
+        self.estimator.estimated.connect(self._estimated)
+        self._image_size: tuple[int, int] | None = None  # (height, width)
+        self._batch: tuple[int, float] | None = None  # files, megapixels
+        self._key: tuple | None = None
+        self._seconds: dict[str, float | None] = {}  # of the request of _key, per its size
+        picker.model.modelReset.connect(self.update)
+
+    # ------------------------------------------------------------ what the times are for
+
+    def set_image_size(self, size: tuple[int, int] | None) -> None:
+        """The LR image the times are for (height, width); None: per megapixel."""
+        self._image_size, self._batch = size, None
+        self.update()
+
+    def set_batch(self, files: int, megapixels: float) -> None:
+        """The times are for a batch of `files` images of `megapixels` in all (none: per
+        megapixel)."""
+        self._image_size = None
+        self._batch = (files, megapixels) if files > 0 and megapixels > 0 else None
+        self._show_words()
+        self._show_seconds()
+
+    def _size(self) -> tuple[int, int]:
+        return self._image_size or NO_IMAGE_SIZE
+
+    def _factor(self) -> float:
+        return self._batch[1] if self._batch is not None else 1.0
+
+    def _show_words(self) -> None:
+        model = self.picker.model
+        model.per_megapixel = self._image_size is None and self._batch is None
+        if self._image_size is not None:
+            h, w = self._image_size
+            model.size_words = f"this image ({w}x{h})"
+        elif self._batch is not None:
+            files, megapixels = self._batch
+            model.size_words = (
+                f"the {files} queued image{'s' * (files != 1)} "
+                f"({megapixels_text(megapixels)} megapixels)"
+            )
+        else:
+            model.size_words = self.idle_words
+
+    def _show_seconds(self) -> None:
+        """The rows' times from those estimated (still pending: left pending)."""
+        factor = self._factor()
+        for key, seconds in self._seconds.items():
+            self.picker.set_seconds(key, None if seconds is None else seconds * factor)
+
+    # ------------------------------------------------------------ estimating
+
+    def update(self) -> None:
+        """(Re)estimate each listed model's time when the list, the size or the options that
+        change the time changed; else show the times already estimated."""
+        if not self.active:
+            return
+        try:
+            options = self.options_fn()
+        except Exception:  # noqa: BLE001 - options the run itself will refuse with a message
+            return
+        items = self.picker.speed_items()
+        key = (tuple(items), options.device, options.precision, options.ensemble, self._size())
+        self._show_words()
+        model = self.picker.model
+        model.device_words = self.device_name()
+        if options.ensemble:
+            model.device_words += ", with extra quality (8 passes)"
+        if key == self._key:
+            self._show_seconds()  # the list was rebuilt with the same rows: same times
+            return
+        self._key = key
+        self._seconds = {}
+        model.mark_pending()
+        self.estimator.request(items, options, self._size())
+
+    def _estimated(self, key: str, seconds: float | None) -> None:
+        self._seconds[key] = seconds
+        factor = self._factor()
+        self.picker.set_seconds(key, None if seconds is None else seconds * factor)
+
+    def set_blocked(self, blocked: bool) -> None:
+        """A run holds the machine: estimates wait for it (both would be slowed)."""
+        self.estimator.set_blocked(blocked)
+
+    def shutdown(self, wait_ms: int = 5000) -> None:
+        self.active = False
+        self.estimator.shutdown(wait_ms)
+
+
 # ===================================================================== the picker
 
 
@@ -350,9 +476,10 @@ class DownloadStrip(QFrame):
 
 
 class ModelPicker(WeightsFiles, QWidget):
-    """Scale, the list and "Load weights...": what ModelPanel shows as its model selector (the
-    same interface as the Batch tab's ModelSelector: choices, current(), set_current(),
-    refresh(), add_choice(), restore(), store(), load_weights())."""
+    """Scale, the list and "Load weights...": the model selector of the Upscale tab's panel and
+    of the Batch tab (choices, current(), set_current(), refresh(), add_choice(), restore(),
+    store(), load_weights()). One DownloadManager may serve several pickers: a download started
+    in one shows its progress in the one that offered it."""
 
     changed = Signal()
     error = Signal(str)
@@ -418,7 +545,7 @@ class ModelPicker(WeightsFiles, QWidget):
     def _captions(self) -> QHBoxLayout:
         """What the columns of the rows are, above the list."""
         left = QLabel("Network: what it is good for")
-        right = QLabel("Quality / time")
+        right = self.time_caption = QLabel("Quality / time")
         right.setToolTip(
             "Quality: the bar runs from plain bicubic enlargement (empty) to the best score "
             "in the papers (full), on the Set5 test photos. Time: for the open image on this "
@@ -464,8 +591,7 @@ class ModelPicker(WeightsFiles, QWidget):
         files = [c for c in files if c.path not in library_paths]
         releases = {str(e.metadata.get("release")) for e in installed if e.metadata.get("release")}
         entries = catalog(scale, best, trained, files, releases)
-        self.model.set_entries(entries)
-        self.model.mark_pending()
+        self.model.set_entries(entries)  # PickerTimes, told by modelReset, shows their times
         self._select_row(self._current)
         self._fit_height()
 

@@ -1,4 +1,4 @@
-"""What the Upscale tab's model picker and the Batch tab's selector share: remembering the chosen
+"""The model picker's (Upscale and Batch tabs) dealings with weights files: remembering the chosen
 model and loaded weights files in the settings, and "Load weights..." (recognised in a worker).
 
 A mixin for a QWidget with `load_button`, an `error` signal, current(), set_current() and
