@@ -47,6 +47,12 @@ def wait(app: QApplication, condition, timeout: float = 120.0) -> None:
         time.sleep(0.01)
 
 
+def times_shown(picker) -> bool:
+    """Every entry of a model picker has its estimated time (none still pending)."""
+    model = picker.model
+    return all(model.seconds.get(e.key) != "pending" for e in model.entries)
+
+
 def grab(app: QApplication, window, name: str) -> None:
     wait(app, lambda: True)
     screen = window.screen()
@@ -111,8 +117,7 @@ def tour(app: QApplication, scratch: Path, official: Path) -> None:
     tab.compare([bicubic_choice(4), network])
     wait(app, lambda: len(tab.results) == 2 and not tab.busy and not tab.side_tasks)
     tab.canvas.select(network.label)
-    picker = tab.panel.selector.model  # the model picker's times for this image
-    wait(app, lambda: all(picker.seconds.get(e.key) != "pending" for e in picker.entries))
+    wait(app, lambda: times_shown(tab.panel.selector))  # the picker's times for this image
     batch = window.batch
     batch.add_paths([str(set5 / "LR")])
     window.trainer.add_hr_folder(str(SHARED / "benchmarks" / "Set14" / "x2" / "HR"))
@@ -121,6 +126,8 @@ def tour(app: QApplication, scratch: Path, official: Path) -> None:
         window.message_bar.hide()
         for key, page in (("upscale", tab), ("batch", batch), ("train", window.trainer)):
             window.tabs.setCurrentWidget(page)
+            if key == "batch":  # its picker's times for the queued images
+                wait(app, lambda: times_shown(batch.selector))
             grab_screen(app, f"tour-{size}-{theme}-{key}.png")
         dialog = window.show_models()
         dialog.select_release("A2F-SD-x4")
@@ -178,6 +185,7 @@ def main() -> int:
     tab.canvas.select(network.label)
     wait(app, lambda: True)
     tab.canvas.state.set_view(2.2, QPointF(330, 250))  # the baby's eye
+    wait(app, lambda: times_shown(tab.panel.selector))
     grab(app, window, "compare.png")
 
     # ---------------------------------------------------------------- batch

@@ -273,7 +273,7 @@ class BatchTab(QWidget):
         splitter.setCollapsible(1, False)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 0)
-        splitter.setSizes([900, max(360, scroll.minimumWidth())])
+        splitter.setSizes([900, max(420, scroll.minimumWidth())])  # the picker's lines unelided
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)

@@ -111,9 +111,9 @@ def run(args: argparse.Namespace) -> int:
         listing = {"models": rows, "releases": releases, "broken": broken}
         print(json.dumps({**listing, "recommended": recommended}, indent=2))
         return 0
-    print(f"{'model':<14}{'x2':>12}{'x3':>12}{'x4':>12}  weights (best first)")
+    summaries = {f.name: f.summary for f in FAMILIES}
+    print(f"{'model':<12}{'good for':<40}{'params x4':>10}  weights (best first)")
     for r in rows:
-        p = r["params"]
         have = ", ".join(f"x{w['scale']} ({w['origin']})" for w in r["weights"])
         if not have:
             offered = [x["name"] for x in releases if x["name"].startswith(r["name"] + "-x")]
@@ -122,7 +122,13 @@ def run(args: argparse.Namespace) -> int:
                 if offered
                 else "no release exists; train them with `srstudio train`"
             )
-        print(f"{r['name']:<14}{p['2']:>12,}{p['3']:>12,}{p['4']:>12,}  {have}")
+        chosen = [
+            f"x{s}" for s, name in recommended.items() if name and name.startswith(r["name"] + " ")
+        ]
+        if chosen:
+            have += f"  <- recommended at {', '.join(chosen)}"
+        summary = summaries.get(r["family"], "")
+        print(f"{r['name']:<12}{summary:<40}{r['params']['4']:>10,}  {have}")
     print("\nrecommended (used when no --model is given):")
     for scale, name in recommended.items():
         print(f"  x{scale}: {name or 'nothing installed'}")

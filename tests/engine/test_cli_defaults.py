@@ -65,7 +65,12 @@ def test_models_recommends_and_advises(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "recommended (used when no --model is given):" in out
-    assert "A2F-M              998,584" in out and "download A2F-M-x3 A2F-M-x4" in out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "1,010,068" in lines["A2F-M"] and "download A2F-M-x3 A2F-M-x4" in lines["A2F-M"]
+    assert "Fastest; for previews and large photos" in lines["A2F-SD"]  # what it is good for
+    best = recommended_weights(4)
+    assert best is not None and "<- recommended at x4" in lines[f"{best.family}-{best.variant}"]
+    assert "recommended" not in lines["RNAN-paper"]
     assert "RNAN-paper" in out and "no release exists; train them" in out
     assert "srstudio models download --all (" in out
     assert main(["models", "--json"]) == 0
