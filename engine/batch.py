@@ -50,6 +50,7 @@ from engine.imaging.safe_open import reason
 from engine.inference.upscaler import Upscaler
 from engine.progress import eta_from_rate
 from engine.read_ahead import ReadAhead
+from engine.shard import Shard, assign_shards, pixel_weight
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,11 @@ class BatchJob:
     webp, tiff; the input's own spelling when its format is kept), {model} e.g. "A2F-SD",
     {family}, {variant}, {scale} the output scale (2, or 1.5 with an outscale), {index} the
     1-based position in the batch. format: png, jpg, webp or tiff; None keeps the input's format
-    where it can be written, else PNG. max_pixels: decompression-bomb limit (None: no limit)."""
+    where it can be written, else PNG. max_pixels: decompression-bomb limit (None: no limit).
+    shard: (K, N), K in 1..N: process only shard K of the planned files (engine.shard: the split
+    is balanced by pixels and the same in every process); names, {index}, the own-output and
+    collision rules still come from the whole planned list, so the shards' outputs together are
+    those of one unsharded run."""
 
     inputs: Sequence[Path | str]
     output_dir: Path | str
@@ -82,6 +87,7 @@ class BatchJob:
     quality: int = 95
     skip_existing: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    shard: tuple[int, int] | None = None
 
 
 @dataclass
@@ -100,9 +106,22 @@ class FileRecord:
 
 @dataclass
 class BatchReport:
+    """shard: (K, N) when the batch ran as shard K of N; merged: (N, the shards merged) for a
+    report made by `srstudio report merge`; planned_files: then the files of all N shards."""
+
     records: list[FileRecord] = field(default_factory=list)
     seconds: float = 0.0
     model: str = ""
+    shard: tuple[int, int] | None = None
+    merged: tuple[int, tuple[int, ...]] | None = None
+    planned_files: int | None = None
+
+    @property
+    def missing_shards(self) -> list[int]:
+        if self.merged is None:
+            return []
+        count, present = self.merged
+        return sorted(set(range(1, count + 1)) - set(present))
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.records)
@@ -122,18 +141,39 @@ class BatchReport:
     def to_dict(self) -> dict[str, Any]:
         counts = {s: self.count(s) for s in STATUSES}
         files = [asdict(r) for r in self.records]
-        return {
+        data: dict[str, Any] = {
             "model": self.model,
             "seconds": round(self.seconds, 3),
             "counts": counts,
-            "files": files,
         }
+        if self.shard is not None:
+            index, count = self.shard
+            data["shard"] = {"index": index, "count": count, "planned_files": self.planned_files}
+        if self.merged is not None:
+            count, present = self.merged
+            data["shards"] = {
+                "count": count,
+                "merged": sorted(present),
+                "missing": self.missing_shards,
+                "planned_files": self.planned_files,
+            }
+        data["files"] = files
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
     def to_text(self) -> str:
-        lines = [f"SR Studio batch report: {self.model}", self.summary(), ""]
+        lines = [f"SR Studio batch report: {self.model}", self.summary()]
+        if self.shard is not None:
+            lines.append(f"shard {self.shard[0]} of {self.shard[1]}{self._planned_text()}")
+        if self.merged is not None:
+            count, present = self.merged
+            merged = ", ".join(map(str, sorted(present))) or "none"
+            missing = ", ".join(map(str, self.missing_shards)) or "none"
+            lines.append(f"shards merged: {merged} of {count}{self._planned_text()}")
+            lines.append(f"shards missing: {missing}")
+        lines.append("")
         for r in self.records:
             size_in = "x".join(map(str, r.input_size)) if r.input_size else "-"
             size_out = "x".join(map(str, r.output_size)) if r.output_size else "-"
@@ -145,6 +185,9 @@ class BatchReport:
             lines.append(line)
             lines.extend(f"          warning: {w}" for w in r.warnings)
         return "\n".join(lines) + "\n"
+
+    def _planned_text(self) -> str:
+        return "" if self.planned_files is None else f" ({self.planned_files} files in all shards)"
 
     def write(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
         """Write PATH.json and PATH.txt (see report_paths); returns both paths."""
@@ -367,31 +410,58 @@ def _without_own_outputs(job: BatchJob, upscaler: Upscaler, inputs: list[_Input]
     return kept
 
 
-def _plan(job: BatchJob, upscaler: Upscaler) -> list[tuple[FileRecord, Path, Path, str]]:
-    """One (record, input, output, format) per input; records that are already decided
-    (skipped, or refused) get their status here."""
+def planned_outputs(job: BatchJob, upscaler: Upscaler) -> list[tuple[Path, Path]]:
+    """(input, output) for every file the job plans, in order, all shards included: the names
+    run_batch writes (the template, subfolders, own outputs of earlier runs left out)."""
     inputs = _without_own_outputs(job, upscaler, _collect(job))
     outputs = _output_paths(job, upscaler, inputs)
+    return [(item.path, out) for item, out in zip(inputs, outputs, strict=True)]
+
+
+def _in_shard(job: BatchJob, inputs: Sequence[_Input]) -> list[bool]:
+    if job.shard is None:
+        return [True] * len(inputs)
+    shard = Shard(*job.shard)
+
+    def weigh(path: Path) -> int:
+        return pixel_weight(path, max_pixels=job.max_pixels)
+
+    owners = assign_shards([item.path for item in inputs], shard.count, weigh=weigh)
+    log.info("shard %s: %d of %d files", shard, owners.count(shard.index), len(inputs))
+    return [k == shard.index for k in owners]
+
+
+def _plan(
+    job: BatchJob, upscaler: Upscaler
+) -> tuple[list[tuple[FileRecord, Path, Path, str]], int]:
+    """One (record, input, output, format) per input of this shard (all without one), and the
+    number of planned files in all shards; records that are already decided (skipped, or
+    refused) get their status here."""
+    inputs = _without_own_outputs(job, upscaler, _collect(job))
+    outputs = _output_paths(job, upscaler, inputs)
+    mine = _in_shard(job, inputs)
     input_ids = {_identity(item.path) for item in inputs}
     claimed: dict[str, str] = {}
     plan = []
-    for item, out in zip(inputs, outputs, strict=True):
+    for item, out, keep in zip(inputs, outputs, mine, strict=True):
         path = item.path
+        key = _key(out)
+        taken_by = claimed.setdefault(key, str(path))  # claims count across all shards
+        if not keep:
+            continue
         record = FileRecord(input=str(path), output=str(out))
         if path.is_file():
             record.input_bytes = path.stat().st_size
         fmt, _ = _output_format(job, path)
-        key = _key(out)
         if _identity(out) in input_ids:  # the same file, however spelt or linked
             record.status, record.reason = "failed", "the output name is an input file; refused"
-        elif key in claimed:
+        elif taken_by != str(path):
             record.status = "failed"
-            record.reason = f"the output name is already taken by {claimed[key]}"
+            record.reason = f"the output name is already taken by {taken_by}"
         elif job.skip_existing and out.exists() and path.is_file():
             record.status, record.reason = "skipped", "output exists"
-        claimed.setdefault(key, str(path))
         plan.append((record, path, out, fmt))
-    return plan
+    return plan, len(inputs)
 
 
 def _clean_output_folders(plan: Sequence[tuple[FileRecord, Path, Path, str]]) -> None:
@@ -416,8 +486,10 @@ def run_batch(
     render_name(job.name_template, {f: "x" for f in TEMPLATE_FIELDS})  # fail early on a bad one
     if job.format:
         normalize_format(job.format)
-    plan = _plan(job, upscaler)
+    plan, planned = _plan(job, upscaler)
     report = BatchReport(records=[r for r, *_ in plan], model=upscaler.descriptor.label)
+    if job.shard is not None:
+        report.shard, report.planned_files = (job.shard[0], job.shard[1]), planned
     emit = on_file or (lambda record: None)
     for record, *_ in plan:
         if record.status != "pending":

@@ -1,4 +1,4 @@
-"""The command line: srstudio upscale | eval | train | models."""
+"""The command line: srstudio upscale | eval | train | models | report."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from importlib import import_module
 
 from engine.errors import Cancelled, SRStudioError
 
-SUBCOMMANDS = ("upscale", "eval", "train", "models")
+SUBCOMMANDS = ("upscale", "eval", "train", "models", "report")
 VERBOSE_HELP = "say what the engine chooses (tile size and pooling mode, fallbacks, clean-ups)"
 
 

@@ -5,11 +5,18 @@ arguments, an input that does not exist, unknown model, unreadable weights, an o
 path that cannot be written: all found before the first image is read), 130 cancelled (Ctrl+C or
 SIGTERM: the first one stops after the current tile, leaving no partial file and still writing
 the report; a second one interrupts at once).
+
+--shard K/N (K counts from 1) processes only shard K of the planned files, split by pixel count
+the same way in every process (engine.shard); without it, a Slurm array task
+(SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT set) takes its shard from those. A sharded run
+refuses, before any work, a planned list where two inputs map to one output name, and its
+report records the shard; `srstudio report merge` combines the shards' reports.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -23,6 +30,7 @@ from engine.batch import (
     check_report_target,
     collect_inputs,
     missing_inputs,
+    planned_outputs,
     run_batch,
 )
 from engine.cli.common import StopOnSignal, add_model_options, resolve_model, upscale_options
@@ -30,6 +38,9 @@ from engine.errors import SRStudioError
 from engine.imaging.io import DEFAULT_MAX_PIXELS
 from engine.inference.upscaler import ALPHA_MODES, Upscaler
 from engine.progress import Eta, format_seconds
+from engine.shard import Shard, check_distinct_outputs, parse_shard, shard_from_env
+
+log = logging.getLogger(__name__)
 
 FORMAT_CHOICES = ("png", "jpg", "jpeg", "webp", "tiff", "tif")
 
@@ -83,6 +94,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="TEMPLATE",
         help="output name; fields {stem} {ext} {model} {family} {variant} {scale} "
         f"{{index}} (default {DEFAULT_TEMPLATE})",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="process only shard K (1..N) of the files, split by pixel count; default: from "
+        "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT in a Slurm array (index 0 is shard 1)",
     )
     p.set_defaults(run=run)
 
@@ -144,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> tuple[BatchJob, Upscaler]:
     if args.max_pixels < 0:
         raise SRStudioError("--max-pixels must be >= 0 (0: no limit)")
+    shard = _shard(args)
     job = BatchJob(
         inputs=list(args.inputs),
         output_dir=Path(args.output),
@@ -153,6 +171,7 @@ def _prepare(args: argparse.Namespace) -> tuple[BatchJob, Upscaler]:
         quality=args.quality,
         skip_existing=args.skip_existing,
         max_pixels=args.max_pixels or None,
+        shard=None if shard is None else (shard.index, shard.count),
     )
     out = Path(args.output)
     if out.exists() and not out.is_dir():
@@ -166,7 +185,26 @@ def _prepare(args: argparse.Namespace) -> tuple[BatchJob, Upscaler]:
     if args.report:
         check_report_target(args.report, inputs)
     options = upscale_options(args, outscale=args.outscale, alpha=args.alpha)
-    return job, Upscaler(resolve_model(args), options)
+    upscaler = Upscaler(resolve_model(args), options)
+    if shard is not None:  # every shard checks the whole list, so none starts a clash
+        check_distinct_outputs(planned_outputs(job, upscaler))
+    return job, upscaler
+
+
+def _shard(args: argparse.Namespace) -> Shard | None:
+    """--shard K/N, else a Slurm array task's shard, else None (the whole batch)."""
+    if args.shard is not None:
+        shard = parse_shard(args.shard)
+        log.info("shard %s (from --shard)", shard)
+        return shard
+    shard = shard_from_env()
+    if shard is not None:
+        log.info(
+            "shard %s from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT (index 0 is shard 1; "
+            "--shard K/N overrides)",
+            shard,
+        )
+    return shard
 
 
 def _more(count: int) -> str:
