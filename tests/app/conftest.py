@@ -15,7 +15,8 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 
-from engine import library  # noqa: E402
+from app import jobs  # noqa: E402
+from engine import Release, build_untrained, library, save_checkpoint, user_dir  # noqa: E402
 
 REAL_BUNDLED_DIR = library.bundled_dir
 
@@ -64,3 +65,36 @@ def window(qtbot):
     win.show()
     yield win
     win.close()
+
+
+def fake_install(release: Release) -> Path:
+    """What a download leaves in the library, without the network: the release's network (random
+    weights) with the release's metadata."""
+    path = user_dir() / f"{release.name}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = build_untrained(f"{release.family}-{release.variant}", release.scale).model
+    meta = {"origin": "downloaded", "release": release.name}
+    return save_checkpoint(
+        path,
+        model,
+        family=release.family,
+        variant=release.variant,
+        scale=release.scale,
+        metadata=meta,
+    )
+
+
+@pytest.fixture
+def fake_downloads(monkeypatch) -> list[str]:
+    """download_release replaced by fake_install; the names it was asked for, in order."""
+    asked: list[str] = []
+
+    def download(release, *, on_progress, should_stop, **_):
+        asked.append(release.name)
+        on_progress(0, release.size)
+        path = fake_install(release)
+        on_progress(release.size, release.size)
+        return path
+
+    monkeypatch.setattr(jobs, "download_release", download)
+    return asked

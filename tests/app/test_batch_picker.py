@@ -28,7 +28,6 @@ from app.screen_fit import FRAME
 from app.settings import AppSettings
 from engine import RELEASES, Cancelled
 from tests.app.conftest import write_png
-from tests.app.test_model_picker import fake_install
 
 SECONDS_PER_MP = 2.0
 
@@ -43,21 +42,6 @@ def quick_estimates(monkeypatch) -> list[tuple[int, int]]:
         return SECONDS_PER_MP * h * w / 1e6
 
     monkeypatch.setattr(jobs, "estimate_seconds", estimate)
-    return asked
-
-
-@pytest.fixture
-def fake_downloads(monkeypatch) -> list[str]:
-    asked: list[str] = []
-
-    def download(release, *, on_progress, should_stop, **_):
-        asked.append(release.name)
-        on_progress(0, release.size)
-        path = fake_install(release)
-        on_progress(release.size, release.size)
-        return path
-
-    monkeypatch.setattr(jobs, "download_release", download)
     return asked
 
 

@@ -6,9 +6,7 @@ to download it. And the offer of the authors' weights at the top of the Upscale 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
-import pytest
 from PySide6.QtCore import Qt
 
 from app import jobs
@@ -25,40 +23,7 @@ from engine import (
     save_checkpoint,
     user_dir,
 )
-from tests.app.conftest import write_png
-
-
-def fake_install(release: Release) -> Path:
-    """What a download leaves in the library, without the network: the release's network (random
-    weights) with the release's metadata."""
-    path = user_dir() / f"{release.name}.safetensors"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model = build_untrained(f"{release.family}-{release.variant}", release.scale).model
-    meta = {"origin": "downloaded", "release": release.name}
-    return save_checkpoint(
-        path,
-        model,
-        family=release.family,
-        variant=release.variant,
-        scale=release.scale,
-        metadata=meta,
-    )
-
-
-@pytest.fixture
-def fake_downloads(monkeypatch) -> list[str]:
-    """download_release replaced by fake_install; the names it was asked for, in order."""
-    asked: list[str] = []
-
-    def download(release, *, on_progress, should_stop, **_):
-        asked.append(release.name)
-        on_progress(0, release.size)
-        path = fake_install(release)
-        on_progress(release.size, release.size)
-        return path
-
-    monkeypatch.setattr(jobs, "download_release", download)
-    return asked
+from tests.app.conftest import fake_install, write_png
 
 
 def _release(name: str) -> Release:
