@@ -575,9 +575,10 @@ def _quantize(planes: torch.Tensor, peak: int) -> np.ndarray:
     of rows at a time so that no float copy of the whole image is made."""
     c, h, w = planes.shape
     out = np.empty((h, w, c), np.uint8 if peak == 255 else np.uint16)
+    samples = torch.from_numpy(out)  # torch's cast and transpose use every thread, numpy's one
     step = max(1, QUANTIZE_CHUNK // max(1, c * w))
     for top in range(0, h, step):
         part = planes[:, top : top + step].detach().to(device="cpu", dtype=torch.float32)
         part = part.clamp(0, 1).mul_(peak).round_()
-        out[top : top + step] = part.permute(1, 2, 0).numpy()
+        samples[top : top + step].copy_(part.permute(1, 2, 0))
     return out

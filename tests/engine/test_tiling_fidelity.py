@@ -33,13 +33,14 @@ def _eval(capsys, shared_dir, weights: str, dataset: str, *extra: str) -> float:
 
 # Mean PSNR of tiles of 48 LR pixels (the family's own overlap) minus the whole-image pass, within
 # the 0.01 dB. A2F's tiles share the image-wide channel-attention means (two passes):
-# within 0.0001 dB of the whole image (+0.0125 dB on Set14 with per-tile means). HPINet's patch
+# within 0.001 dB of the whole image with its overlap of 16 (at 24: -0.0008 on Set5, +0.0000 on
+# Set14; +0.0125 dB on Set14 with per-tile means). HPINet's patch
 # matching cannot be shared; its overlap of 40 keeps Set14 at -0.0020 dB (+0.0103 with 32), and
 # leaves every Set5 image uncut (no side is longer than 48 + 2 x 40).
 TILE_DELTA = [  # weights, set, delta, whether any image is cut
-    (A2F, "Set5", -0.0008, True),
+    (A2F, "Set5", -0.0009, True),
     (HPINET, "Set5", 0.0, False),
-    (A2F, "Set14", 0.0000, True),
+    (A2F, "Set14", -0.0001, True),
     (HPINET, "Set14", -0.0020, True),
 ]
 
