@@ -11,6 +11,8 @@ the same way in every process (engine.shard); without it, a Slurm array task
 (SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT set) takes its shard from those. A sharded run
 refuses, before any work, a planned list where two inputs map to one output name, and its
 report records the shard; `srstudio report merge` combines the shards' reports.
+
+Under torchrun (WORLD_SIZE > 1): engine.cli.upscale_torchrun.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from engine import distributed
 from engine.batch import (
     DEFAULT_TEMPLATE,
     PROGRESS_STEPS,
     BatchJob,
+    BatchReport,
     FileRecord,
     check_report_target,
     collect_inputs,
@@ -125,8 +129,13 @@ def _quality(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    info = distributed.from_env()
+    if info.enabled:
+        from engine.cli.upscale_torchrun import run_torchrun  # it uses this module's parts
+
+        return run_torchrun(args, info)
     try:
-        job, upscaler = _prepare(args)
+        job, upscaler = prepare(args)
     except SRStudioError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -141,11 +150,22 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     progress.clear()
+    return finish(args, report)
+
+
+def finish(args: argparse.Namespace, report: BatchReport) -> int:
+    """Print the summary and failures, write --report; the exit status of `report`."""
     print(report.summary(), file=sys.stderr)
     if report.failed:
         print("failed:", file=sys.stderr)
         for r in report.failed:
             print(f"  {r.input}: {r.reason}", file=sys.stderr)
+    if report.merged is not None and report.missing_shards:
+        missing = ", ".join(map(str, report.missing_shards))
+        print(
+            f"shards missing: {missing} of {report.merged[0]} (rerun with --skip-existing)",
+            file=sys.stderr,
+        )
     if args.report:
         try:
             json_path, text_path = report.write(args.report)
@@ -155,13 +175,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"report: {json_path} and {text_path}", file=sys.stderr)
     if report.cancelled:
         return 130
-    return 1 if report.failed else 0
+    return 1 if report.failed or report.missing_shards else 0
 
 
-def _prepare(args: argparse.Namespace) -> tuple[BatchJob, Upscaler]:
+def prepare(args: argparse.Namespace, shard: Shard | None = None) -> tuple[BatchJob, Upscaler]:
+    """The job and upscaler, every usage error found first; shard: given (torchrun), else from
+    --shard or a Slurm array."""
     if args.max_pixels < 0:
         raise SRStudioError("--max-pixels must be >= 0 (0: no limit)")
-    shard = _shard(args)
+    if shard is None:
+        shard = _shard(args)
     job = BatchJob(
         inputs=list(args.inputs),
         output_dir=Path(args.output),

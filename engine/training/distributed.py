@@ -7,56 +7,26 @@ gives each rank its shard of the images, and lets only rank 0 validate and write
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
+# shared with `srstudio upscale` under torchrun; re-exported for the trainer
+from engine.distributed import DistInfo, from_env, init, shutdown
 
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def from_env() -> DistInfo:
-    """The torchrun variables, or a single process when they are absent."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
-    return DistInfo(
-        rank=int(os.environ.get("RANK", "0")),
-        world=world,
-        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
-    )
-
-
-def init(info: DistInfo, device: torch.device) -> bool:
-    """Join the process group (True when this call created it and must tear it down)."""
-    if not info.enabled or dist.is_initialized():
-        return False
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world)
-    return True
-
-
-def shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+__all__ = [
+    "DistInfo",
+    "barrier",
+    "broadcast",
+    "from_env",
+    "init",
+    "shutdown",
+    "sum_and_any",
+    "unwrap",
+    "wrap",
+]
 
 
 def wrap(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:

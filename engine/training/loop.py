@@ -30,10 +30,10 @@ from torch import nn
 from engine.archs import registry
 from engine.checkpoints import load_model, save_checkpoint
 from engine.descriptor import ModelDescriptor
+from engine.distributed import local_device
 from engine.errors import ProgressFn, SRStudioError, StopFn, never_stop, no_progress
 from engine.evaluate import Pair, evaluate
 from engine.imaging.color import tensor_to_uint8
-from engine.inference import devices
 from engine.training import data, distributed, state
 from engine.training.config import (
     LogEvent,
@@ -85,15 +85,6 @@ class _Progress:
     iteration: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     best: dict[str, float] | None = None
-
-
-def resolve_device(name: str, info: DistInfo) -> torch.device:
-    """engine.inference.devices' choice; under torchrun each process takes the GPU of its
-    LOCAL_RANK unless one was named."""
-    spec = name.strip().lower()
-    if info.enabled and spec in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda", info.local_rank % torch.cuda.device_count())
-    return devices.resolve_device(spec)
 
 
 def _sha256(path: Path) -> str:
@@ -524,7 +515,7 @@ def train(
     """Train (or resume, with config.resume) and write the project's weights format. Under
     torchrun each process calls this; only rank 0 reports events and writes files."""
     info = distributed.from_env()
-    device = resolve_device(config.device, info)
+    device = local_device(config.device, info)
     owns_group = distributed.init(info, device)
     try:
         trainer = _Trainer(config, info, device, on_event)
