@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -271,6 +272,7 @@ def stream_tiled(
     half = overlap // 2
     weights = WeightCache(half, scale)
     blend = BlockAccumulator(width * scale, convert or _channels_last)
+    reach = _PendingReach(tiler, blend.bounds, half, scale)
     for core, window, y in tiler.tiles(on_progress, pooling):
         if core == whole and window == whole:
             on_progress(1, 1)
@@ -279,7 +281,7 @@ def stream_tiled(
         w, ys, xs = weights.get(_rows(core, window, height), _cols(core, window, width))
         blend.add(y[:, :, ys, xs], w, window.top * scale + ys.start, window.left * scale + xs.start)
         del y
-        band = blend.finish(_limits(tiler, blend.bounds, half, scale))
+        band = blend.finish(reach.limits())
         if band is not None:
             yield band if convert is not None else band.permute(2, 0, 1).unsqueeze(0)
 
@@ -288,18 +290,49 @@ def _channels_last(piece: Tensor) -> Tensor:
     return piece[0].permute(1, 2, 0)
 
 
-def _limits(tiler: _Tiler, bounds: list[tuple[int, int]], half: int, scale: int) -> list[int]:
+class _PendingReach:
     """Per HR column block, the first HR row a tile not done yet can add to (the image's height
-    when none can)."""
-    limits = [tiler.height * scale] * len(bounds)
-    for core in tiler.pending:
-        window = tiler.window(core)
-        top = _rows(core, window, tiler.height).reach(half)[0] * scale
-        left, right = (v * scale for v in _cols(core, window, tiler.width).reach(half))
-        for j, (c0, c1) in enumerate(bounds):
-            if left < c1 and right > c0 and top < limits[j]:
-                limits[j] = top
-    return limits
+    when none can): what BlockAccumulator.finish may convert. The pending tiles' reach is worked
+    out once per layout, as (block, top row) entries in tile order: tiles are only taken from
+    the front until an out-of-memory split lays the rest out again, so each call is one numpy
+    minimum over the entries of the tiles still pending. (A loop over pending tiles x blocks at
+    every tile was quadratic in the tiles: thousands of them on a 48 MP image in small tiles.)"""
+
+    def __init__(self, tiler: _Tiler, bounds: list[tuple[int, int]], half: int, scale: int):
+        self.tiler, self.half, self.scale = tiler, half, scale
+        self.c0 = np.array([c0 for c0, _ in bounds])
+        self.c1 = np.array([c1 for _, c1 in bounds])
+        self._layout: deque[Rect] | None = None  # the pending tiles the entries describe
+        self._count = 0
+        self._starts: list[int] = []  # tile k's first entry
+        self._blocks = self._tops = np.zeros(0, dtype=np.int64)
+
+    def limits(self) -> list[int]:
+        pending = self.tiler.pending
+        if pending is not self._layout:
+            self._index(pending)
+        start = self._starts[self._count - len(pending)]  # tiles taken from the front since
+        limits = np.full(len(self.c0), self.tiler.height * self.scale, dtype=np.int64)
+        np.minimum.at(limits, self._blocks[start:], self._tops[start:])
+        return limits.tolist()
+
+    def _index(self, pending: deque[Rect]) -> None:
+        tiler, half, scale = self.tiler, self.half, self.scale
+        blocks: list[int] = []
+        tops: list[int] = []
+        self._starts = [0]
+        for core in pending:
+            window = tiler.window(core)
+            top = _rows(core, window, tiler.height).reach(half)[0] * scale
+            left, right = (v * scale for v in _cols(core, window, tiler.width).reach(half))
+            first = int(np.searchsorted(self.c1, left, side="right"))  # c1 > left
+            end = int(np.searchsorted(self.c0, right, side="left"))  # c0 < right
+            blocks.extend(range(first, end))
+            tops.extend([top] * (end - first))
+            self._starts.append(len(blocks))
+        self._layout, self._count = pending, len(pending)
+        self._blocks = np.array(blocks, dtype=np.intp)
+        self._tops = np.array(tops, dtype=np.int64)
 
 
 def _rows(core: Rect, window: Rect, height: int) -> Span:

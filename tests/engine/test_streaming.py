@@ -18,7 +18,7 @@ from engine.checkpoints import build_untrained, load_model
 from engine.errors import Cancelled
 from engine.imaging.encoders import PngStream, TiffStream
 from engine.imaging.io import ImageData, read_image, write_image
-from engine.inference import blending
+from engine.inference import blending, tiling
 from engine.inference.tiling import Rect, _Tiler, part_progress, stream_tiled, upscale_tiled
 from engine.inference.upscaler import ONE_PASS_MIN_PIXELS, UpscaleOptions, Upscaler
 
@@ -184,6 +184,47 @@ def test_converted_bands_equal_the_float_bands_after_an_out_of_memory_split() ->
     assert len(converted) > 1
     expected = _quantized(torch.cat(floats, dim=2))
     assert torch.equal(torch.cat(converted).permute(2, 0, 1).unsqueeze(0), expected)
+
+
+def _naive_limits(tiler, bounds, half: int, scale: int) -> list[int]:
+    """The pending tiles' reach per column block, tile by tile and block by block."""
+    limits = [tiler.height * scale] * len(bounds)
+    for core in tiler.pending:
+        window = tiler.window(core)
+        top = tiling._rows(core, window, tiler.height).reach(half)[0] * scale
+        left, right = (v * scale for v in tiling._cols(core, window, tiler.width).reach(half))
+        for j, (c0, c1) in enumerate(bounds):
+            if left < c1 and right > c0 and top < limits[j]:
+                limits[j] = top
+    return limits
+
+
+def test_pending_reach_equals_the_tile_by_tile_limits(monkeypatch) -> None:
+    """The limits worked out once per layout equal those of a loop over every pending tile and
+    block, at every tile, through an out-of-memory re-layout (several blocks, ragged tiles)."""
+    checked = [0]
+    real = tiling._PendingReach.limits
+
+    def limits(self) -> list[int]:
+        found = real(self)
+        bounds = list(zip(self.c0.tolist(), self.c1.tolist(), strict=True))
+        assert found == _naive_limits(self.tiler, bounds, self.half, self.scale)
+        checked[0] += 1
+        return found
+
+    monkeypatch.setattr(tiling._PendingReach, "limits", limits)
+    calls = [0]
+
+    def nearest(t: Tensor) -> Tensor:  # a "network" that fails once, as out of memory
+        calls[0] += 1
+        if calls[0] == 4:
+            raise RuntimeError("CPU: out of memory")
+        return t.repeat_interleave(3, dim=2).repeat_interleave(3, dim=3)
+
+    x = torch.rand(1, 3, 97, 230, generator=torch.Generator().manual_seed(4))
+    bands = [b.clone() for b in stream_tiled(nearest, x, scale=3, tile=40, overlap=8, device=CPU)]
+    assert checked[0] > 10
+    torch.testing.assert_close(torch.cat(bands, dim=2), nearest(x), rtol=0, atol=1e-6)
 
 
 def _image(h: int, w: int, *, alpha: bool, gray: bool, depth: int) -> ImageData:
