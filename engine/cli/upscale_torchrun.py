@@ -19,6 +19,7 @@ import contextlib
 import io
 import logging
 import sys
+import time
 
 import torch
 import torch.distributed as dist
@@ -90,6 +91,7 @@ def _torchrun_batch(args: argparse.Namespace, info: DistInfo) -> int:
             rank, message = next((k, m) for k, m in enumerate(errors) if m)
             print(f"error: {_who(rank)}{message}", file=sys.stderr)
         return 2
+    started = time.perf_counter()
     progress = BatchProgress(sys.stderr, label=upscaler.descriptor.label)
     report: BatchReport | None = None
     with StopOnSignal() as stop:
@@ -122,11 +124,13 @@ def _torchrun_batch(args: argparse.Namespace, info: DistInfo) -> int:
         assert report is not None
         return 130 if report.cancelled else 1 if report.failed else 0
     assert parts is not None
-    return _finish_torchrun(args, parts)
+    return _finish_torchrun(args, parts, time.perf_counter() - started)
 
 
 def _finish_torchrun(
-    args: argparse.Namespace, parts: list[tuple[BatchReport | None, str | None]]
+    args: argparse.Namespace,
+    parts: list[tuple[BatchReport | None, str | None]],
+    seconds: float,
 ) -> int:
     """Rank 0: one report from every process's part, merged as `srstudio report merge` does."""
     errors = [(k, message) for k, (_, message) in enumerate(parts) if message]
@@ -135,7 +139,9 @@ def _finish_torchrun(
     reports = [(f"rank {k}", r) for k, (r, _) in enumerate(parts) if r is not None]
     if not reports:
         return 2
-    status = finish(args, merge_reports(reports))
+    merged = merge_reports(reports)
+    merged.seconds = seconds  # the run's wall time, not the processes' times added up
+    status = finish(args, merged)
     return 2 if errors and status != 130 else status
 
 
