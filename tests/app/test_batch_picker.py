@@ -178,6 +178,19 @@ def test_times_are_per_megapixel_then_for_the_queued_images(
     assert model.per_megapixel and model.seconds[key] == pytest.approx(SECONDS_PER_MP)
 
 
+def test_a_long_queue_is_measured_on_a_sample(window, tmp_path, monkeypatch):
+    """Headers are read on the GUI thread: past SIZE_SAMPLE files, an even sample of them is read
+    and the total scaled to the queue."""
+    monkeypatch.setattr(batch_tab, "SIZE_SAMPLE", 3)
+    read: list[str] = []
+    real = batch_tab.megapixels
+    monkeypatch.setattr(batch_tab, "megapixels", lambda path: read.append(path) or real(path))
+    tab = window.batch
+    _queue(tab, tmp_path / "in", [(100, 100)] * 7)  # 0.01 megapixels each
+    assert len(read) == 3  # files 0, 3 and 6 of 7
+    assert tab.times._batch == (7, pytest.approx(0.07))
+
+
 def _ended(task) -> bool:
     try:
         return task.thread.isFinished()
