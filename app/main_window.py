@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from app.dialogs import AboutDialog, HelpDialog, MessageBar
 from app.downloads import DownloadManager
+from app.gui_gc import collect_on_gui_thread
 from app.jobs import ModelChoice
 from app.models_dialog import ModelsDialog
 from app.panels.batch_tab import BatchTab
@@ -349,6 +350,7 @@ def start_app(argv: list[str]) -> MainWindow:
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setWindowIcon(app_icon())
+    collect_on_gui_thread(app)  # never from a worker thread (app/gui_gc.py)
     settings = load_settings()
     apply_theme(app, settings.theme)
     sys.excepthook = _excepthook

@@ -8,6 +8,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import gc  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -16,9 +17,25 @@ from PIL import Image  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 
 from app import jobs  # noqa: E402
+from app.gui_gc import collect_on_gui_thread  # noqa: E402
 from engine import Release, build_untrained, library, save_checkpoint, user_dir  # noqa: E402
 
 REAL_BUNDLED_DIR = library.bundled_dir
+
+
+@pytest.fixture(autouse=True, scope="package")
+def gc_on_gui_thread(qapp):
+    """As the app does (app/gui_gc.py): cycles are collected on this thread, never by a worker
+    thread that happens to allocate; automatic collection is back on for the engine's tests."""
+    collector = collect_on_gui_thread(qapp)
+    yield
+    collector.stop()
+
+
+@pytest.fixture(autouse=True)
+def collect_after_each_test(gc_on_gui_thread):
+    yield
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)
