@@ -50,7 +50,7 @@ from engine.imaging.safe_open import reason
 from engine.inference.upscaler import Upscaler
 from engine.progress import eta_from_rate
 from engine.read_ahead import ReadAhead
-from engine.shard import Shard, assign_shards, pixel_weight
+from engine.shard import Shard, assign_shards, check_distinct_outputs, pixel_weight
 
 log = logging.getLogger(__name__)
 
@@ -410,14 +410,6 @@ def _without_own_outputs(job: BatchJob, upscaler: Upscaler, inputs: list[_Input]
     return kept
 
 
-def planned_outputs(job: BatchJob, upscaler: Upscaler) -> list[tuple[Path, Path]]:
-    """(input, output) for every file the job plans, in order, all shards included: the names
-    run_batch writes (the template, subfolders, own outputs of earlier runs left out)."""
-    inputs = _without_own_outputs(job, upscaler, _collect(job))
-    outputs = _output_paths(job, upscaler, inputs)
-    return [(item.path, out) for item, out in zip(inputs, outputs, strict=True)]
-
-
 def _in_shard(job: BatchJob, inputs: Sequence[_Input]) -> list[bool]:
     if job.shard is None:
         return [True] * len(inputs)
@@ -439,6 +431,8 @@ def _plan(
     refused) get their status here."""
     inputs = _without_own_outputs(job, upscaler, _collect(job))
     outputs = _output_paths(job, upscaler, inputs)
+    if job.shard is not None:  # every shard checks the whole list, so none starts a clash
+        check_distinct_outputs(zip((item.path for item in inputs), outputs, strict=True))
     mine = _in_shard(job, inputs)
     input_ids = {_identity(item.path) for item in inputs}
     claimed: dict[str, str] = {}

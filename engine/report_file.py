@@ -1,12 +1,14 @@
-"""Reading back a batch report's JSON (BatchReport.write), e.g. the shard reports that
-`srstudio report merge` combines. Every field is checked: a report may come from anywhere, and
-anything that is not one gets a one-line SRStudioError naming the bad field, never a traceback."""
+"""Reading back a batch report's JSON (BatchReport.write) and merging the reports of a sharded
+batch into one (`srstudio report merge`, and rank 0 of a torchrun batch). Every field is
+checked: a report may come from anywhere, and anything that is not one gets a one-line
+SRStudioError naming the bad field, never a traceback."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +129,57 @@ def _count(value: object, where: str) -> int:
 
 def _optional_count(value: object, where: str) -> int | None:
     return None if value is None else _count(value, where)
+
+
+def merge_reports(reports: Sequence[tuple[str, BatchReport]]) -> BatchReport:
+    """One report from (name, report) pairs, each a shard's report or a merged one; SRStudioError
+    when they are not shards of one run."""
+    if not reports:
+        raise SRStudioError("no reports to merge")
+    parts = []
+    for name, report in reports:
+        if report.shard is not None:
+            count, present = report.shard[1], (report.shard[0],)
+        elif report.merged is not None:
+            count, present = report.merged
+        else:
+            raise SRStudioError(f"{name} is not a shard's report (written without --shard)")
+        parts.append((name, report, count, present))
+    first_name, first, count, _ = parts[0]
+    owner: dict[int, str] = {}
+    seen: dict[str, str] = {}
+    for name, report, n, present in parts:
+        if n != count:
+            raise SRStudioError(
+                f"{first_name} is a shard of {count}, {name} of {n}: not shards of one run"
+            )
+        if report.model != first.model:
+            raise SRStudioError(
+                f"{first_name} ran {first.model!r}, {name} {report.model!r}: not one run"
+            )
+        if None not in (report.planned_files, first.planned_files) and (
+            report.planned_files != first.planned_files
+        ):
+            raise SRStudioError(
+                f"{first_name} planned {first.planned_files} files, {name} "
+                f"{report.planned_files}: not shards of one run"
+            )
+        for k in present:
+            if k in owner:
+                raise SRStudioError(f"shard {k}/{count} is in both {owner[k]} and {name}")
+            owner[k] = name
+        for record in report.records:
+            if record.input in seen:
+                raise SRStudioError(f"{record.input} is in both {seen[record.input]} and {name}")
+            seen[record.input] = name
+    parts.sort(key=lambda part: min(part[3], default=0))
+    planned = next((p[1].planned_files for p in parts if p[1].planned_files is not None), None)
+    if planned is not None and len(seen) > planned:
+        raise SRStudioError(f"the reports list {len(seen)} files, more than the {planned} planned")
+    return BatchReport(
+        records=[record for _, report, _, _ in parts for record in report.records],
+        seconds=sum(report.seconds for _, report, _, _ in parts),
+        model=first.model,
+        merged=(count, tuple(sorted(owner))),
+        planned_files=planned,
+    )

@@ -61,12 +61,10 @@ def parse_shard(text: str) -> Shard:
     match = _SHARD_TEXT.fullmatch(text.strip())
     if not match:
         raise SRStudioError(f"--shard must be K/N (e.g. 2/8, K counts from 1), got {text!r}")
-    index, count = int(match[1]), int(match[2])
-    if count < 1 or not 1 <= index <= count:
-        raise SRStudioError(f"--shard {text}: K must be 1..N (shards count from 1)")
-    if count > MAX_SHARDS:
-        raise SRStudioError(f"--shard {text}: at most {MAX_SHARDS:,} shards")
-    return Shard(index, count)
+    try:
+        return Shard(int(match[1]), int(match[2]))  # which checks 1 <= K <= N <= MAX_SHARDS
+    except SRStudioError as e:
+        raise SRStudioError(f"--{e}") from None
 
 
 def shard_from_env(env: Mapping[str, str] | None = None) -> Shard | None:

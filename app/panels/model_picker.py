@@ -404,9 +404,11 @@ class PickerTimes(QObject):
 
     def _show_seconds(self) -> None:
         """The rows' times from those estimated (still pending: left pending)."""
-        factor = self._factor()
         for key, seconds in self._seconds.items():
-            self.picker.set_seconds(key, None if seconds is None else seconds * factor)
+            self._show(key, seconds)
+
+    def _show(self, key: str, seconds: float | None) -> None:
+        self.picker.set_seconds(key, None if seconds is None else seconds * self._factor())
 
     # ------------------------------------------------------------ estimating
 
@@ -436,8 +438,7 @@ class PickerTimes(QObject):
 
     def _estimated(self, key: str, seconds: float | None) -> None:
         self._seconds[key] = seconds
-        factor = self._factor()
-        self.picker.set_seconds(key, None if seconds is None else seconds * factor)
+        self._show(key, seconds)
 
     def set_blocked(self, blocked: bool) -> None:
         """A run holds the machine: estimates wait for it (both would be slowed)."""

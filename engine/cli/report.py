@@ -18,9 +18,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.batch import BatchReport, check_report_target, report_paths
+from engine.batch import check_report_target, report_paths
 from engine.errors import SRStudioError
-from engine.report_file import load_report
+from engine.report_file import load_report, merge_reports
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -77,57 +77,3 @@ def _report_file(text: str) -> Path:
 
 def _numbers(values: Sequence[int]) -> str:
     return ", ".join(map(str, sorted(values))) or "none"
-
-
-def merge_reports(reports: Sequence[tuple[str, BatchReport]]) -> BatchReport:
-    """One report from (name, report) pairs, each a shard's report or a merged one; SRStudioError
-    when they are not shards of one run."""
-    if not reports:
-        raise SRStudioError("no reports to merge")
-    parts = []
-    for name, report in reports:
-        if report.shard is not None:
-            count, present = report.shard[1], (report.shard[0],)
-        elif report.merged is not None:
-            count, present = report.merged
-        else:
-            raise SRStudioError(f"{name} is not a shard's report (written without --shard)")
-        parts.append((name, report, count, present))
-    first_name, first, count, _ = parts[0]
-    owner: dict[int, str] = {}
-    seen: dict[str, str] = {}
-    for name, report, n, present in parts:
-        if n != count:
-            raise SRStudioError(
-                f"{first_name} is a shard of {count}, {name} of {n}: not shards of one run"
-            )
-        if report.model != first.model:
-            raise SRStudioError(
-                f"{first_name} ran {first.model!r}, {name} {report.model!r}: not one run"
-            )
-        if None not in (report.planned_files, first.planned_files) and (
-            report.planned_files != first.planned_files
-        ):
-            raise SRStudioError(
-                f"{first_name} planned {first.planned_files} files, {name} "
-                f"{report.planned_files}: not shards of one run"
-            )
-        for k in present:
-            if k in owner:
-                raise SRStudioError(f"shard {k}/{count} is in both {owner[k]} and {name}")
-            owner[k] = name
-        for record in report.records:
-            if record.input in seen:
-                raise SRStudioError(f"{record.input} is in both {seen[record.input]} and {name}")
-            seen[record.input] = name
-    parts.sort(key=lambda part: min(part[3], default=0))
-    planned = next((p[1].planned_files for p in parts if p[1].planned_files is not None), None)
-    if planned is not None and len(seen) > planned:
-        raise SRStudioError(f"the reports list {len(seen)} files, more than the {planned} planned")
-    return BatchReport(
-        records=[record for _, report, _, _ in parts for record in report.records],
-        seconds=sum(report.seconds for _, report, _, _ in parts),
-        model=first.model,
-        merged=(count, tuple(sorted(owner))),
-        planned_files=planned,
-    )

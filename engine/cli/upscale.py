@@ -34,7 +34,6 @@ from engine.batch import (
     check_report_target,
     collect_inputs,
     missing_inputs,
-    planned_outputs,
     run_batch,
 )
 from engine.cli.common import StopOnSignal, add_model_options, resolve_model, upscale_options
@@ -42,7 +41,7 @@ from engine.errors import SRStudioError
 from engine.imaging.io import DEFAULT_MAX_PIXELS
 from engine.inference.upscaler import ALPHA_MODES, Upscaler
 from engine.progress import Eta, format_seconds
-from engine.shard import Shard, check_distinct_outputs, parse_shard, shard_from_env
+from engine.shard import Shard, parse_shard, shard_from_env
 
 log = logging.getLogger(__name__)
 
@@ -208,10 +207,7 @@ def prepare(args: argparse.Namespace, shard: Shard | None = None) -> tuple[Batch
     if args.report:
         check_report_target(args.report, inputs)
     options = upscale_options(args, outscale=args.outscale, alpha=args.alpha)
-    upscaler = Upscaler(resolve_model(args), options)
-    if shard is not None:  # every shard checks the whole list, so none starts a clash
-        check_distinct_outputs(planned_outputs(job, upscaler))
-    return job, upscaler
+    return job, Upscaler(resolve_model(args), options)
 
 
 def _shard(args: argparse.Namespace) -> Shard | None:

@@ -27,10 +27,10 @@ import torch.distributed as dist
 from engine import distributed
 from engine.batch import BatchReport, run_batch
 from engine.cli.common import StopOnSignal
-from engine.cli.report import merge_reports
 from engine.cli.upscale import BatchProgress, finish, prepare
 from engine.distributed import DistInfo
 from engine.errors import SRStudioError
+from engine.report_file import merge_reports
 from engine.shard import Shard
 
 

@@ -420,14 +420,7 @@ class _Tiler:
             on_progress(done, done + len(pending))
 
     def window(self, core: Rect) -> Rect:
-        """The core plus its context, clipped at the image border."""
-        ov = self.overlap
-        return Rect(
-            max(0, core.top - ov),
-            max(0, core.left - ov),
-            min(self.height, core.bottom + ov),
-            min(self.width, core.right + ov),
-        )
+        return window(core, self.overlap, self.height, self.width)
 
     def _input(self, window: Rect) -> Tensor:
         """The window's pixels, copied into a buffer reused from tile to tile."""
@@ -446,6 +439,16 @@ class _Tiler:
         with pooling.tile(box, (core.top, core.left, core.bottom, core.right)) as record:
             records[:] = [record]  # a float32 redo replaces the half-precision try
             return self.forward(patch)
+
+
+def window(core: Rect, overlap: int, height: int, width: int) -> Rect:
+    """The core plus its context, clipped at the image border."""
+    return Rect(
+        max(0, core.top - overlap),
+        max(0, core.left - overlap),
+        min(height, core.bottom + overlap),
+        min(width, core.right + overlap),
+    )
 
 
 def part_progress(on_progress: ProgressFn, index: int, count: int) -> ProgressFn:

@@ -33,6 +33,7 @@ from engine.inference.tiling import (
     part_progress,
     stream_tiled,
     upscale_tiled,
+    window,
 )
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -165,7 +166,8 @@ class Upscaler:
             scale, overlap = self.descriptor.scale, self._overlap()
             cores = layout(height, width, tile, overlap=overlap, scale=scale)
             tiles = len(cores)
-            pixels = sum(_window_area(c, overlap, height, width) for c in cores)
+            windows = (window(c, overlap, height, width) for c in cores)
+            pixels = sum((w.bottom - w.top) * (w.right - w.left) for w in windows)
         shared = self._shared(tile, height, width)
         ensemble = len(TRANSFORMS) if self.options.ensemble else 1
         if shared:  # each flip / rotation is tiled on its own, twice
@@ -460,11 +462,6 @@ class _AlphaRows:
         hi = min(height, -(-stop // s) + self.MARGIN)
         strip = imresize(alpha[:, lo:hi], size=((hi - lo) * s, out_w))
         return strip[:, start - lo * s : stop - lo * s].clamp_(0, 1)
-
-
-def _window_area(core: Any, overlap: int, height: int, width: int) -> int:
-    rows = min(height, core.bottom + overlap) - max(0, core.top - overlap)
-    return rows * (min(width, core.right + overlap) - max(0, core.left - overlap))
 
 
 def _gray(rgb: torch.Tensor) -> torch.Tensor:
