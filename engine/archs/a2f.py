@@ -27,6 +27,7 @@ from engine.archs.pooling import mean_pool
 SCALES = (2, 3, 4)
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 BLOCK_FEATS = 128
+STRIPE_BYTES = 32 << 20  # of inner activation a stripe of ResBlock rows makes (see ResBlock)
 
 # variant -> (n_feats, n_blocks); paper Sec. 4.1.
 _VARIANTS: dict[str, tuple[int, int]] = {"S": (32, 4), "SD": (16, 8), "M": (32, 12), "L": (32, 16)}
@@ -96,7 +97,14 @@ class ChannelAttention(nn.Module):
 
 
 class ResBlock(nn.Module):
-    """WDSR-A body without the identity: conv F -> inner, ReLU, conv inner -> F."""
+    """WDSR-A body without the identity: conv F -> inner, ReLU, conv inner -> F.
+
+    Without autograd on the CPU, an input whose inner activation (128 channels, 8x the block's
+    input) would exceed STRIPE_BYTES goes through in stripes of rows, each with the two rows
+    above and below that its 3x3 convolutions see: the same values, bit for bit, without the
+    inner activation and the CPU convolution's blocked copies of it ever made whole. A tile of
+    800x800 then needs ~1.2 kB a pixel instead of ~2.7 and runs ~15% faster per pixel, its
+    stripes staying in cache (BENCHMARKS.md)."""
 
     def __init__(self, *, n_feats: int, block_feats: int) -> None:
         super().__init__()
@@ -107,7 +115,29 @@ class ResBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        inner = self.body[0].weight_v.shape[0]
+        rows = max(1, STRIPE_BYTES // (inner * x.shape[3] * x.element_size()))
+        if torch.is_grad_enabled() or x.device.type != "cpu" or x.shape[2] <= 2 * rows:
+            return self.body(x)
+        return self._striped(x, rows)
+
+    def _striped(self, x: torch.Tensor, rows: int) -> torch.Tensor:
+        first, _, second = self.body
+        w1, w2 = first.weight(), second.weight()
+        h = x.shape[2]
+        padded = F.pad(x, (0, 0, 2, 2))  # the zero rows the first conv sees above and below
+        out = torch.empty_like(x)
+        for top in range(0, h, rows):
+            bottom = min(h, top + rows)
+            # inner rows top-1 .. bottom, from input rows top-2 .. bottom+1
+            inner = F.conv2d(padded[:, :, top : bottom + 4], w1, first.bias, padding=(0, 1))
+            inner.relu_()
+            if top == 0:  # outside the image: the second conv's zero padding
+                inner[:, :, 0] = 0
+            if bottom == h:
+                inner[:, :, -1] = 0
+            out[:, :, top:bottom] = F.conv2d(inner, w2, second.bias, padding=(0, 1))
+        return out
 
 
 def _subpixel(in_channels: int, scale: int) -> nn.Sequential:
@@ -164,18 +194,28 @@ class A2F(nn.Module):
         return feat
 
     def _body_inference(self, feat: torch.Tensor) -> torch.Tensor:
-        """The same values without autograd: the block outputs are written once into one
-        buffer whose leading channels are the concatenation each block's fusion reads (a
-        contiguous view for a batch of one), instead of a new concatenation per block; on a
-        216x541 tile that saves ~0.25 GB of copies and ~6% of the time (engine/archs/a2f.py
-        history, BENCHMARKS.md)."""
+        """The same values (to float rounding) without autograd: the block outputs are written
+        once into one buffer whose leading channels are the concatenation each block's fusion
+        reads, instead of a new concatenation per block (on a 216x541 tile ~0.25 GB of copies
+        and ~6% of the time), and the fusion, a bias-free 1x1 conv, is a matrix product on that
+        buffer: the CPU's convolution would first copy its input into its own blocked layout,
+        8 floats a pixel by the last block, so tiles of the same memory can be ~1.5x larger
+        (BENCHMARKS.md)."""
         n, c = len(self.body), feat.shape[1]
-        states = feat.new_empty(feat.shape[0], n * c, *feat.shape[2:])
+        batch, _, h, w = feat.shape
+        states = feat.new_empty(batch, n * c, h, w)
         states[:, :c] = feat
         for i in range(n):
-            feat = self._block(i, feat, states[:, : (i + 1) * c])
+            fusion, attention = self.fusion_conv_list[i]
+            k = (i + 1) * c
+            mixed = torch.matmul(fusion.weight.view(c, k), states[:, :k].reshape(batch, k, h * w))
+            aux = attention(mixed.view(batch, c, h, w))
+            del mixed
+            res = self.body[i](feat)
+            feat = self.x_scale_list[i](feat).add_(self.res_scale_list[i](res))
+            feat.add_(self.auxilary_scale_list[i](aux))
             if i + 1 < n:
-                states[:, (i + 1) * c : (i + 2) * c] = feat
+                states[:, k : k + c] = feat
         return feat
 
     def _output(self, feat: torch.Tensor, x: torch.Tensor, *, in_place: bool) -> torch.Tensor:
@@ -237,11 +277,11 @@ FAMILY = Family(
     # pixels instead of 1.23x (BENCHMARKS.md)
     tile_overlap=16,
     memory=MemoryCost(
-        {  # bench_tiling.py --calibrate --families A2F --sizes 192 384 --threads 2
-            "S": {2: 3700, 3: 3800, 4: 3400},
-            "SD": {2: 4800, 3: 3400, 4: 3500},
-            "M": {2: 5300, 3: 5200, 4: 11400},
-            "L": {2: 23200, 3: 17800, 4: 22600},
+        {  # bench_tiling.py --calibrate --families A2F --sizes 512 768 --threads 2
+            "S": {2: 2500, 3: 2600, 4: 2500},
+            "SD": {2: 2000, 3: 2100, 4: 2000},
+            "M": {2: 4000, 3: 4100, 4: 3800},
+            "L": {2: 4600, 3: 4800, 4: 4500},
         }
     ),
     shared_pooling=True,

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from PIL import Image, ImageCms, features
 from engine.atomic import atomic_open
 from engine.errors import ImageError, StopFn, never_stop
 from engine.imaging.encoders import PngStream, TiffStream
+from engine.imaging.jpeg_stream import MAX_SIDE as JPEG_MAX_SIDE
 from engine.imaging.safe_open import (  # noqa: F401 - READ_EXTENSIONS is re-exported
     DEFAULT_MAX_PIXELS,
     READ_EXTENSIONS,
@@ -44,6 +45,8 @@ from engine.imaging.safe_open import (  # noqa: F401 - READ_EXTENSIONS is re-exp
 )
 
 OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "tiff": "TIFF"}
+# The largest side each format's encoder takes (libjpeg's JPEG_MAX_DIMENSION, libwebp's limit).
+MAX_SIDE = {"jpeg": JPEG_MAX_SIDE, "webp": 16383}
 FORMAT_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "tiff": "tiff"}
 _FORMAT_ALIASES = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "jfif": "jpeg", "webp": "webp"}
 _FORMAT_ALIASES.update({"tif": "tiff", "tiff": "tiff"})
@@ -406,6 +409,7 @@ def write_image(
     fmt = normalize_format(format) if format else format_for_path(path)
     if not 1 <= quality <= 100:
         raise ImageError(f"quality must be between 1 and 100, got {quality}")
+    check_size(path, fmt, img.width, img.height)
     meta = _Metadata(img.icc_profile, img.exif, img.dpi)
 
     def encode(f: object, meta: _Metadata) -> None:
@@ -414,29 +418,47 @@ def write_image(
     return write_retrying(path, fmt, meta, encode)
 
 
+def check_size(path: Path, fmt: str, width: int, height: int) -> None:
+    """ImageError, before anything is made, for an image larger than `fmt` can hold."""
+    limit = MAX_SIDE.get(fmt)
+    if limit and max(width, height) > limit:
+        raise ImageError(
+            f"cannot write {path.name}: {OUTPUT_FORMATS[fmt]} holds at most {limit:,} pixels a "
+            f"side, the image is {width:,} x {height:,}; choose PNG or TIFF"
+        )
+
+
 def write_retrying(
     path: Path, fmt: str, meta: _Metadata, encode: Callable[[object, _Metadata], None]
 ) -> list[str]:
-    """encode(file, metadata) into an atomic file at `path`, metadata the format cannot hold left
-    out first, and a piece that makes the encoder fail left out and the encoding redone; returns
-    a warning for each piece left out."""
-    meta, warnings = _fitting(meta, fmt)
+    """encode(file, metadata) into an atomic file at `path` as encode_retrying does it; returns
+    a warning for each piece of metadata left out."""
     with atomic_file(path) as f:
-        while True:
-            try:
-                encode(f, meta)
-                return warnings
-            except Exception as e:
-                if _is_disk_error(e) or not meta.pieces():
-                    raise
-                piece = meta.pieces()[0]
-                warnings.append(
-                    f"{_PIECE_NAMES[piece]} left out: {OUTPUT_FORMATS[fmt]} "
-                    f"could not store it ({reason(e)})"
-                )
-                meta = meta.without(piece)
-                f.seek(0)  # type: ignore[attr-defined]
-                f.truncate()  # type: ignore[attr-defined]
+        return encode_retrying(f, fmt, meta, encode)[1]
+
+
+def encode_retrying(
+    f: Any, fmt: str, meta: _Metadata, encode: Callable[[object, _Metadata], None]
+) -> tuple[_Metadata, list[str]]:
+    """encode(f, metadata), metadata the format cannot hold left out first, and a piece that
+    makes the encoder fail left out and the encoding redone from the start of the (seekable)
+    file; returns the metadata written and a warning for each piece left out."""
+    meta, warnings = _fitting(meta, fmt)
+    while True:
+        try:
+            encode(f, meta)
+            return meta, warnings
+        except Exception as e:
+            if _is_disk_error(e) or not meta.pieces():
+                raise
+            piece = meta.pieces()[0]
+            warnings.append(
+                f"{_PIECE_NAMES[piece]} left out: {OUTPUT_FORMATS[fmt]} "
+                f"could not store it ({reason(e)})"
+            )
+            meta = meta.without(piece)
+            f.seek(0)
+            f.truncate()
 
 
 def _is_disk_error(e: BaseException) -> bool:
@@ -557,12 +579,20 @@ def save_pillow(
     if fmt == "png":
         options["compress_level"] = level
     elif fmt == "jpeg":
-        options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
+        # a restart marker after each row of blocks: the same bytes as a streamed write
+        # (engine.imaging.jpeg_stream), for 2 bytes a row
+        subsampling = jpeg_subsampling(quality)
+        options.update(quality=quality, subsampling=subsampling, restart_marker_rows=1)
     elif fmt == "webp":
         options.update(quality=quality, lossless=lossless, method=4)
     elif features.check("libtiff"):
         options["compression"] = "tiff_adobe_deflate"
     pil.save(f, format=OUTPUT_FORMATS[fmt], **options)
+
+
+def jpeg_subsampling(quality: int) -> int:
+    """Pillow's subsampling: full chroma resolution (0) at quality 90 and above, else 4:2:0 (2)."""
+    return 0 if quality >= 90 else 2
 
 
 def _luma(rgb: torch.Tensor) -> torch.Tensor:

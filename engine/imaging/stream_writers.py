@@ -1,9 +1,10 @@
 """Writing an image that arrives as bands of rows (engine.inference's streamed upscale), so the
 output never has to be held as float32, nor, for PNG and TIFF, at all.
 
-PNG and TIFF go band by band to the file through engine.imaging.encoders: memory does not grow with
-the output. JPEG and WebP need the whole image for Pillow's encoder (so does an 8-bit or a gray
-16-bit TIFF with EXIF, which only Pillow's TIFF writer keeps): the quantised bands are spooled to
+PNG and TIFF go band by band to the file through engine.imaging.encoders, JPEG a strip of rows at
+a time through engine.imaging.jpeg_stream: memory does not grow with the output. WebP needs the
+whole image for Pillow's encoder (so does an 8-bit or a gray 16-bit TIFF with EXIF, which only
+Pillow's TIFF writer keeps): the quantised bands are spooled to
 an unnamed temporary file next to the output while the network runs, and the one Pillow image,
 the only full-size copy in memory, is read back from it only once the last band is made and the
 tiles' memory is handed back (engine.inference.allocator.trim), so the two never add up.
@@ -32,11 +33,15 @@ from engine.imaging.io import (
     _fitting,
     _Metadata,
     atomic_file,
+    check_size,
+    encode_retrying,
     format_for_path,
+    jpeg_subsampling,
     normalize_format,
     save_pillow,
     write_retrying,
 )
+from engine.imaging.jpeg_stream import JpegStream, mcu_rows
 
 Rows = Callable[[OutputLayout], Iterable[np.ndarray]]  # the quantised rows for a layout
 
@@ -59,8 +64,11 @@ def write_bands(
     fmt = normalize_format(format) if format else format_for_path(path)
     if not 1 <= quality <= 100:
         raise ImageError(f"quality must be between 1 and 100, got {quality}")
+    check_size(path, fmt, image.width, image.height)
     layout = OutputLayout.of(image, fmt)
     meta = _Metadata(image.icc_profile, image.exif, image.dpi)
+    if fmt == "jpeg":
+        return _write_jpeg(path, layout, meta, bands, quality)
     if fmt == "png" or (fmt == "tiff" and not (image.exif and layout.by_pillow)):
         meta, warnings = _fitting(meta, fmt)  # these encoders store any metadata that fits
         with atomic_file(path) as f:
@@ -81,6 +89,39 @@ def write_bands(
         save_pillow(f, pil, layout, m, quality, compress_level, lossless)
 
     return write_retrying(path, fmt, meta, encode)
+
+
+def _write_jpeg(
+    path: Path, layout: OutputLayout, meta: _Metadata, bands: Rows, quality: int
+) -> list[str]:
+    """JPEG a strip at a time (engine.imaging.jpeg_stream): the metadata goes with the first
+    strip, and a piece Pillow cannot store is left out there, as write_retrying does it."""
+    warnings: list[str] = []
+    none = _Metadata(None, None, None)
+
+    def encode(strip: Image.Image, out: IO[bytes], first: bool) -> None:
+        def save(f: object, m: _Metadata) -> None:
+            save_pillow(f, strip, layout, m, quality, 6, False)
+
+        if first:
+            warnings.extend(encode_retrying(out, "jpeg", meta, save)[1])
+        else:
+            save(out, none)
+
+    with atomic_file(path) as f:
+        mcu = mcu_rows(layout.channels, jpeg_subsampling(quality))
+        stream = JpegStream(
+            f,
+            width=layout.width,
+            height=layout.height,
+            channels=layout.channels,
+            mcu=mcu,
+            encode=encode,
+        )
+        for part in bands(layout):
+            stream.write(part)
+        stream.close()
+    return warnings
 
 
 SPOOL_CHUNK = 32 << 20  # bytes read back from the spool at a time

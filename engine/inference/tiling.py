@@ -60,9 +60,8 @@ MIN_BAND_ROWS = 16
 TILE_MULTIPLE = 8
 GPU_FRACTION = 0.5  # of free GPU memory one tile may use (cuDNN workspaces, fragmentation)
 RAM_FRACTION = 0.25  # of available RAM one tile may use (the input and output live there too)
-# A cap on the CPU. Larger tiles run no faster per pixel but repeat less context: A2F-SD x4 on a
-# 12 MP photo gets tiles of 440 LR pixels with it and the whole run stays within 1.3 GiB; at 504
-# it took 9% less time but 1.6 GiB, as the heap fragments (BENCHMARKS.md).
+# A cap on the CPU. Larger tiles repeat less context: A2F-SD x4 on a 12 MP photo gets tiles of
+# 600 LR pixels with it and the whole run stays within 1.5 GiB (BENCHMARKS.md).
 CPU_TILE_BUDGET = 768 << 20
 HALF_FACTOR = 0.75  # fp16/bf16 autocast versus float32: measured 0.64-0.73 (bf16, CPU)
 

@@ -186,3 +186,39 @@ def test_released_sd_x2_beats_bicubic_on_set5_img_001(shared_dir: Path) -> None:
     # in the input normalisation (/128 instead of /127.5) already drops it to 38.848.
     assert sr_psnr > 38.88
     assert sr_psnr > bic_psnr + 1.0
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_inference_path_equals_the_autograd_one(
+    models: dict[tuple[str, int], nn.Module], batch: int
+) -> None:
+    """Without autograd the block outputs share one buffer and the fusion is a matrix product
+    on it: the values of the module as trained, to float rounding."""
+    model = models["SD", 3]
+    torch.manual_seed(1)
+    x = torch.rand(batch, 3, 21, 17)
+    with torch.inference_mode():
+        fast = model(x)
+    trained = model(x).detach()  # autograd on: torch.cat and the 1x1 Conv2d
+    torch.testing.assert_close(fast, trained, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "stripe_bytes"), [(37, 23, 1), (40, 9, 128 * 9 * 4 * 5), (6, 5, 1)]
+)
+def test_striped_res_block_is_the_whole_one_bit_for_bit(monkeypatch, h, w, stripe_bytes) -> None:
+    """Inference on the CPU runs a large input through each ResBlock in stripes of rows (down to
+    one row here): the same values as one pass, at the top and bottom rows too."""
+    torch.manual_seed(0)
+    block = a2f.ResBlock(n_feats=16, block_feats=128).eval()
+    x = torch.randn(2, 16, h, w)
+    whole = block.body(x)
+    monkeypatch.setattr(a2f, "STRIPE_BYTES", stripe_bytes)
+    calls: list[int] = []
+    real = a2f.ResBlock._striped
+    monkeypatch.setattr(
+        a2f.ResBlock, "_striped", lambda self, x, rows: calls.append(rows) or real(self, x, rows)
+    )
+    with torch.inference_mode():
+        striped = block(x)
+    assert calls and torch.equal(striped, whole)

@@ -304,11 +304,11 @@ def test_an_8bit_tiff_with_exif_keeps_it(tmp_path) -> None:
     assert read_image(tmp_path / "e.tiff").dpi == pytest.approx((144.0, 192.0))
 
 
-@pytest.mark.parametrize(("ext", "depth", "gray"), [("jpg", 8, False), ("tiff", 16, True)])
+@pytest.mark.parametrize(("ext", "depth", "gray"), [("webp", 8, False), ("tiff", 16, True)])
 def test_whole_image_formats_read_back_from_the_spool_in_chunks(
     tmp_path, monkeypatch, ext: str, depth: int, gray: bool
 ) -> None:
-    """JPEG, and a gray 16-bit TIFF with EXIF (Pillow's writer), go through the spool: read back
+    """WebP, and a gray 16-bit TIFF with EXIF (Pillow's writer), go through the spool: read back
     a few rows at a time they give the same file as the whole-image write."""
     from engine.imaging import stream_writers
 
