@@ -103,8 +103,8 @@ class ResBlock(nn.Module):
     input) would exceed STRIPE_BYTES goes through in stripes of rows, each with the two rows
     above and below that its 3x3 convolutions see: the same values, bit for bit, without the
     inner activation and the CPU convolution's blocked copies of it ever made whole. A tile of
-    800x800 then needs ~1.2 kB a pixel instead of ~2.7 and runs ~15% faster per pixel, its
-    stripes staying in cache (BENCHMARKS.md)."""
+    800x800 then needs ~1.2 kB a pixel instead of ~2.7, and runs no slower
+    (bench/bench_a2f_forward.py, BENCHMARKS.md)."""
 
     def __init__(self, *, n_feats: int, block_feats: int) -> None:
         super().__init__()
