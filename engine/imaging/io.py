@@ -12,7 +12,9 @@ Writing choices: JPEG has no alpha, so transparent images are composited over wh
 are 8-bit; WebP has no grayscale, so grayscale is written as RGB there, and so are 16-bit gray+alpha
 TIFFs (as RGBA: Pillow cannot read those back); 16-bit TIFFs with alpha or colour are written by our
 encoder, which keeps ICC and DPI but not EXIF. An ICC profile is written only where its colour
-space matches the written pixels. Every write is atomic.
+space matches the written pixels. JPEGs carry a restart marker after each row of blocks, so that
+a streamed one (engine.imaging.jpeg_stream) is the same file. Every write is atomic, and an image
+larger than its format holds is refused before anything is made.
 """
 
 from __future__ import annotations
