@@ -290,6 +290,11 @@ class SpeedEstimator(QObject):
     def busy(self) -> bool:
         return self.task is not None and self.task.running
 
+    @property
+    def idle(self) -> bool:
+        """Nothing being timed and nothing waiting to be."""
+        return not self.busy and self._pending is None
+
     def request(
         self, items: list[jobs.SpeedItem], options: UpscaleOptions, size: tuple[int, int]
     ) -> None:

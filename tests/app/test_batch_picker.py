@@ -147,7 +147,9 @@ def test_times_are_per_megapixel_then_for_the_queued_images(
     picker, model = tab.selector, tab.selector.model
     assert not tab.times.active  # a hidden tab estimates nothing
     window.tabs.setCurrentWidget(tab)
-    qtbot.waitUntil(lambda: _all_estimated(picker), timeout=60_000)
+    # every row shown and the estimator done: a request redone after a block, or a second one,
+    # shows the first one's times while it re-times them
+    qtbot.waitUntil(lambda: _all_estimated(picker) and tab.times.estimator.idle, timeout=60_000)
     assert model.per_megapixel
     assert model.size_words == "a 1-megapixel image (the queue is empty)"
     key = "Bicubic x4"
