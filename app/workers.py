@@ -100,6 +100,9 @@ class TaskWorker(QObject):
             self.finished.emit(result)
         finally:
             self.done.emit()
+            app = QCoreApplication.instance()
+            if app is not None:  # deleted on the GUI thread (start_task): not here
+                self.moveToThread(app.thread())
 
 
 class TaskHandle(QObject):
@@ -198,7 +201,11 @@ def start_task(parent: QObject | None, fn: Callable[[TaskContext], Any]) -> Task
     # Quit from the worker thread itself: a queued quit could wait forever for a busy or
     # stopped GUI event loop, leaving a running thread behind at exit.
     runner.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-    runner.done.connect(runner.deleteLater)
+    # The runner is deleted on the GUI thread once the thread has ended (run() moves it back).
+    # Deleted on its own thread, its destructor held the GIL there while waiting for Qt's
+    # connection lock, which the GUI thread held while destroying a widget connected to the
+    # handle and waiting for the GIL: a deadlock seen in the test suite.
+    thread.finished.connect(runner.deleteLater)
     thread.finished.connect(thread.deleteLater)
     handle = TaskHandle(thread, runner)
     _live.add(handle)

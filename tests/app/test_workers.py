@@ -83,3 +83,19 @@ def test_cancel_and_pause(qtbot):
         handle.cancel()
     assert len(steps) < 1000
     _wait_done(qtbot, handle)
+
+
+def test_the_worker_object_is_deleted_on_the_gui_thread(qtbot) -> None:
+    """Deleted on its own thread, the worker's destructor held the GIL there while waiting for a
+    Qt lock the GUI thread held while waiting for the GIL (a deadlock seen in the test suite)."""
+    from PySide6.QtCore import QCoreApplication, Qt
+
+    gui = QCoreApplication.instance().thread()
+    handle = start_task(None, lambda ctx: 1)
+    where: list[bool] = []
+    handle.runner.destroyed.connect(
+        lambda *_: where.append(QThread.currentThread() == gui),
+        Qt.ConnectionType.DirectConnection,
+    )
+    qtbot.waitUntil(lambda: bool(where), timeout=10_000)
+    assert where == [True]
