@@ -22,10 +22,10 @@ from typing import IO
 import numpy as np
 from PIL import Image
 
-MAX_SIDE = 65500  # libjpeg's JPEG_MAX_DIMENSION
+MAX_SIDE = 65500  # libjpeg's JPEG_MAX_DIMENSION (engine.imaging.io.check_size refuses larger)
 STRIP_BYTES = 8 << 20  # input bytes per encoded strip (about; at least one MCU row)
 _SOF = {0xC0, 0xC1, 0xC2}
-_SOS, _EOI = 0xDA, 0xD9
+_SOS = 0xDA
 
 # (strip, file) -> None: Pillow's save of one strip into `file`, with the metadata for the first
 Encode = Callable[[Image.Image, IO[bytes], bool], None]
@@ -46,9 +46,7 @@ class JpegStream:
     def __init__(
         self, f: IO[bytes], *, width: int, height: int, channels: int, mcu: int, encode: Encode
     ) -> None:
-        if max(width, height) > MAX_SIDE:
-            raise ValueError(f"JPEG holds at most {MAX_SIDE:,} pixels a side")
-        self.f, self.width, self.height, self.channels = f, width, height, channels
+        self.f, self.height, self.channels = f, height, channels
         self.encode = encode
         per_row = width * channels
         self.strip_rows = max(mcu, STRIP_BYTES // per_row // mcu * mcu)
