@@ -9,13 +9,15 @@ The photo: four ../shared/train/SunHays80 images (img_001..004), each resized to
 --size 8000x6000 makes a 48 MP one the same way (parts of 4000x3000).
 
 For each model and scale: `srstudio upscale photo.jpg -o OUT --model M --scale S` (bundled or
-installed weights) in a fresh process, timed, its peak RSS, user/system CPU seconds and minor
-page faults from os.wait4; output megapixels per second; and the same network's throughput on a
+installed weights) in a fresh process through the `srstudio` entry point (app.launcher, which
+preloads jemalloc where installed), timed, its peak RSS, user/system CPU seconds and minor page
+faults from os.wait4; output megapixels per second; and the same network's throughput on a
 256x256 crop of the photo in one whole-image pass (tile 0), measured in this process in the same
 run (best of --repeat), with the ratio between the two. --env KEY=VALUE (repeatable) sets
-variables for the upscale process, e.g. SRSTUDIO_MALLOC_TUNING=0 to measure without
-engine.inference.allocator (and glibc's MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ to try
-other values); --upscale-arg passes options on to srstudio upscale.
+variables for the upscale process, e.g. SRSTUDIO_JEMALLOC=0 to measure glibc's malloc, and
+SRSTUDIO_MALLOC_TUNING=0 to measure that without engine.inference.allocator (and glibc's
+MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ to try other values); --upscale-arg passes
+options on to srstudio upscale.
 
 --pooling: per-tile pooling (one pass) against shared pooling (two passes, --exact-tiles) at the
 automatic tile size: the photo is shrunk by MATLAB bicubic to LR, upscaled both ways, and the
@@ -46,6 +48,8 @@ from engine.inference.upscaler import UpscaleOptions, Upscaler  # noqa: E402
 from engine.metrics import psnr  # noqa: E402
 
 SUNHAYS = ROOT.parent / "shared" / "train" / "SunHays80"
+# the `srstudio` entry point, as installed (app.launcher: it preloads jemalloc where installed)
+SRSTUDIO = [sys.executable, "-c", "import sys; from app.launcher import main; sys.exit(main())"]
 PART = (2000, 1500)
 
 
@@ -85,7 +89,7 @@ def run_upscale(
     env: dict[str, str],
     extra: list[str] = (),  # type: ignore[assignment]
 ) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "engine.cli", "upscale", str(photo), "-o", str(out)]
+    cmd = [*SRSTUDIO, "upscale", str(photo), "-o", str(out)]
     cmd += ["--model", model, "--scale", str(scale), *extra]
     if fmt:
         cmd += ["--format", fmt]

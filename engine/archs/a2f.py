@@ -99,12 +99,13 @@ class ChannelAttention(nn.Module):
 class ResBlock(nn.Module):
     """WDSR-A body without the identity: conv F -> inner, ReLU, conv inner -> F.
 
-    Without autograd on the CPU, an input whose inner activation (128 channels, 8x the block's
-    input) would exceed STRIPE_BYTES goes through in stripes of rows, each with the two rows
-    above and below that its 3x3 convolutions see: the same values, bit for bit, without the
-    inner activation and the CPU convolution's blocked copies of it ever made whole. A tile of
-    800x800 then needs ~1.2 kB a pixel instead of ~2.7, and runs no slower
-    (bench/bench_a2f_forward.py, BENCHMARKS.md)."""
+    Without autograd on the CPU (A2F's inference path, channels-last input), the block runs in
+    stripes of rows, each with the two rows above and below that its 3x3 convolutions see, so
+    that the inner activation (128 channels, 8x the block's input) is never made whole beyond
+    STRIPE_BYTES: a tile of 800x800 needs ~1.2 kB a pixel instead of ~2.7 and runs no slower
+    (bench/bench_a2f_forward.py, BENCHMARKS.md). Stripes of a channels-last input are views of
+    it, no copies, and the CPU convolution runs channels-last without converting to and from its
+    blocked layout; the stripes give the whole block's values bit for bit."""
 
     def __init__(self, *, n_feats: int, block_feats: int) -> None:
         super().__init__()
@@ -115,29 +116,34 @@ class ResBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or x.device.type != "cpu":
+            return self.body(x)
         inner = self.body[0].weight_v.shape[0]
         rows = max(1, STRIPE_BYTES // (inner * x.shape[3] * x.element_size()))
-        if torch.is_grad_enabled() or x.device.type != "cpu" or x.shape[2] <= 2 * rows:
-            return self.body(x)
         return self._striped(x, rows)
 
     def _striped(self, x: torch.Tensor, rows: int) -> torch.Tensor:
+        """x (N, C, H, W), any layout -> the block's output, channels-last."""
         first, _, second = self.body
         w1, w2 = first.weight(), second.weight()
-        h = x.shape[2]
-        padded = F.pad(x, (0, 0, 2, 2))  # the zero rows the first conv sees above and below
-        out = torch.empty_like(x)
+        n, c, h, w = x.shape
+        padded = x.new_zeros(n, h + 4, w, c)  # channels-last, with the zero rows the first conv
+        padded[:, 2 : h + 2] = x.permute(0, 2, 3, 1)  # sees above and below
+        out = x.new_empty(n, h, w, c)
         for top in range(0, h, rows):
             bottom = min(h, top + rows)
             # inner rows top-1 .. bottom, from input rows top-2 .. bottom+1
-            inner = F.conv2d(padded[:, :, top : bottom + 4], w1, first.bias, padding=(0, 1))
+            stripe = padded[:, top : bottom + 4].permute(0, 3, 1, 2)
+            inner = F.conv2d(stripe, w1, first.bias, padding=(0, 1))
             inner.relu_()
             if top == 0:  # outside the image: the second conv's zero padding
                 inner[:, :, 0] = 0
             if bottom == h:
                 inner[:, :, -1] = 0
-            out[:, :, top:bottom] = F.conv2d(inner, w2, second.bias, padding=(0, 1))
-        return out
+            out[:, top:bottom] = F.conv2d(inner, w2, second.bias, padding=(0, 1)).permute(
+                0, 2, 3, 1
+            )
+        return out.permute(0, 3, 1, 2)
 
 
 def _subpixel(in_channels: int, scale: int) -> nn.Sequential:
@@ -175,11 +181,13 @@ class A2F(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x * 255.0 - self.rgb_mean) / 127.5
-        feat = self.head(x)
         if torch.is_grad_enabled():
-            return self._output(self._body_training(feat), x, in_place=False)
-        return self._output(self._body_inference(feat), x, in_place=True)
+            x = (x * 255.0 - self.rgb_mean) / 127.5
+            return self._output(self._body_training(self.head(x)), x, in_place=False)
+        if x.device.type == "cpu":  # see _body_inference
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = (x * 255.0 - self.rgb_mean) / 127.5
+        return self._output(self._body_inference(self.head(x)), x, in_place=True).contiguous()
 
     def _block(self, i: int, feat: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         res = self.body[i](feat)
@@ -200,22 +208,26 @@ class A2F(nn.Module):
         and ~6% of the time), and the fusion, a bias-free 1x1 conv, is a matrix product on that
         buffer: the CPU's convolution would first copy its input into its own blocked layout,
         8 floats a pixel by the last block, so tiles of the same memory can be ~1.5x larger
-        (BENCHMARKS.md)."""
+        (BENCHMARKS.md). On the CPU everything is channels-last (pixels x channels): the fusion's
+        product then reads each pixel's leading channels in place, and the convolutions skip
+        their conversions to and from the blocked layout; the forward takes 0.43 instead of
+        0.49-0.54 us an output pixel at 256-800 px (bench/bench_a2f_forward.py, BENCHMARKS.md)."""
         n, c = len(self.body), feat.shape[1]
         batch, _, h, w = feat.shape
-        states = feat.new_empty(batch, n * c, h, w)
-        states[:, :c] = feat
+        states = feat.new_empty(batch, h, w, n * c)  # channels-last
+        states[..., :c] = feat.permute(0, 2, 3, 1)
+        pixels = states.view(batch * h * w, n * c)
         for i in range(n):
             fusion, attention = self.fusion_conv_list[i]
             k = (i + 1) * c
-            mixed = torch.matmul(fusion.weight.view(c, k), states[:, :k].reshape(batch, k, h * w))
-            aux = attention(mixed.view(batch, c, h, w))
+            mixed = torch.matmul(pixels[:, :k], fusion.weight.view(c, k).t())
+            aux = attention(mixed.view(batch, h, w, c).permute(0, 3, 1, 2))
             del mixed
             res = self.body[i](feat)
             feat = self.x_scale_list[i](feat).add_(self.res_scale_list[i](res))
             feat.add_(self.auxilary_scale_list[i](aux))
             if i + 1 < n:
-                states[:, k : k + c] = feat
+                states[..., k : k + c] = feat.permute(0, 2, 3, 1)
         return feat
 
     def _output(self, feat: torch.Tensor, x: torch.Tensor, *, in_place: bool) -> torch.Tensor:

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import app.main_window
-from app.launcher import main
+from app.launcher import find_jemalloc, jemalloc_env, main
 from tests.app.conftest import write_png
 
 
@@ -50,3 +54,35 @@ def test_run_script_passes_the_app_paths_on():
     script = (Path(__file__).resolve().parents[2] / "run").read_text()
     app_case = script.split("  app)", 1)[1].split(";;", 1)[0]
     assert '"$VENV/bin/srstudio" "$@"' in app_case
+
+
+def test_jemalloc_is_preloaded_once_on_linux_where_installed():
+    found = lambda: "/usr/lib/libjemalloc.so.2"  # noqa: E731
+    env = jemalloc_env({"PATH": "/bin", "LD_PRELOAD": "/x/libfoo.so"}, "linux", found)
+    assert env is not None and env["PATH"] == "/bin"
+    assert env["LD_PRELOAD"] == "/usr/lib/libjemalloc.so.2 /x/libfoo.so"
+    assert env["MALLOC_CONF"] == "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+    mine = jemalloc_env({"MALLOC_CONF": "narenas:2"}, "linux", found)
+    assert mine is not None and mine["MALLOC_CONF"] == "narenas:2"  # the user's own settings
+    assert jemalloc_env(env, "linux", found) is None  # already preloaded: no second run
+    assert jemalloc_env({"SRSTUDIO_JEMALLOC": "0"}, "linux", found) is None
+    assert jemalloc_env({}, "darwin", found) is None
+    assert jemalloc_env({}, "win32", found) is None
+    assert jemalloc_env({}, "linux", lambda: None) is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux preload")
+def test_the_entry_point_reruns_itself_with_jemalloc():
+    """./run installs libjemalloc2 (Debian/Ubuntu), so CI runs this."""
+    assert find_jemalloc(), "libjemalloc2 is not installed (./run installs it with apt-get)"
+    code = (
+        "from app import launcher; launcher._rerun_with_jemalloc(); "
+        "print('libjemalloc' in open('/proc/self/maps').read())"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "SRSTUDIO_JEMALLOC")}
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "True"

@@ -208,11 +208,14 @@ def test_inference_path_equals_the_autograd_one(
 )
 def test_striped_res_block_is_the_whole_one_bit_for_bit(monkeypatch, h, w, stripe_bytes) -> None:
     """Inference on the CPU runs a large input through each ResBlock in stripes of rows (down to
-    one row here): the same values as one pass, at the top and bottom rows too."""
+    one row here): the same values as one channels-last pass, at the top and bottom rows too,
+    and the channels-first one's to float rounding."""
     torch.manual_seed(0)
     block = a2f.ResBlock(n_feats=16, block_feats=128).eval()
     x = torch.randn(2, 16, h, w)
-    whole = block.body(x)
+    with torch.inference_mode():
+        whole = block.body(x.contiguous(memory_format=torch.channels_last))
+        torch.testing.assert_close(whole, block.body(x), rtol=0, atol=1e-5)
     monkeypatch.setattr(a2f, "STRIPE_BYTES", stripe_bytes)
     calls: list[int] = []
     real = a2f.ResBlock._striped
