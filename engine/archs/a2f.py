@@ -102,7 +102,7 @@ class ResBlock(nn.Module):
     Without autograd on the CPU (A2F's inference path, channels-last input), the block runs in
     stripes of rows, each with the two rows above and below that its 3x3 convolutions see, so
     that the inner activation (128 channels, 8x the block's input) is never made whole beyond
-    STRIPE_BYTES: a tile of 800x800 needs ~1.2 kB a pixel instead of ~2.7 and runs no slower
+    STRIPE_BYTES: a tile of 800x800 needs ~1.1 kB a pixel instead of ~1.9 in one stripe
     (bench/bench_a2f_forward.py, BENCHMARKS.md). Stripes of a channels-last input are views of
     it, no copies, and the CPU convolution runs channels-last without converting to and from its
     blocked layout; the stripes give the whole block's values bit for bit."""

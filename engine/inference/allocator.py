@@ -17,6 +17,10 @@ this module is imported, which engine/__init__.py does first: glibc fixes its ar
 second thread first needs an arena, so a later mallopt can come too late (a 48 MP run with the
 setting applied at CLI start still grew past 1.8 GiB; with MALLOC_ARENA_MAX=1 in the
 environment it stayed at 1.6). ./run also sets MALLOC_ARENA_MAX=1 for the app and the CLI.
+
+Where `srstudio` runs with jemalloc preloaded (app/launcher.py, wherever libjemalloc2 is
+installed) these settings go to glibc's malloc, which is then not used: harmless. Even tuned,
+glibc's heap fragments between tiles (BENCHMARKS.md, "A2F channels-last, jemalloc").
 """
 
 from __future__ import annotations
