@@ -6,7 +6,8 @@ On Linux the process first re-runs itself with jemalloc preloaded where it is in
 heap, even tuned (engine.inference.allocator), fragments between the tiles of a large photo: the
 12 MP photo at x4 peaked at 1.5-1.9 GiB under it and at 1.2 GiB under jemalloc, as fast or faster
 (BENCHMARKS.md). A preload has to be there when the process starts, before torch is imported, so
-this happens here and not in the engine. SRSTUDIO_JEMALLOC=0 turns it off.
+this happens here and not in the engine. SRSTUDIO_JEMALLOC=0 turns it off. Not done in a
+PyInstaller bundle yet (re-running it would unpack it again; unmeasured).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def jemalloc_env(
 
 
 def _rerun_with_jemalloc() -> None:
+    if getattr(sys, "frozen", False):  # a PyInstaller bundle would unpack itself again: not yet
+        return
     env = jemalloc_env(os.environ, sys.platform)
     if env is not None:
         sys.stdout.flush()
