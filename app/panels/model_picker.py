@@ -295,6 +295,11 @@ class SpeedEstimator(QObject):
         """Nothing being timed and nothing waiting to be."""
         return not self.busy and self._pending is None
 
+    @property
+    def requests(self) -> int:
+        """How many times a timing was asked for (requests, and runs redone after a block)."""
+        return self._serial
+
     def request(
         self, items: list[jobs.SpeedItem], options: UpscaleOptions, size: tuple[int, int]
     ) -> None:
