@@ -4,10 +4,10 @@ image/folder paths ("Open with"), open the app (Qt is imported only then).
 On Linux the process first re-runs itself with jemalloc preloaded where it is installed
 (Debian/Ubuntu: libjemalloc2; ./run installs it), its freed pages kept (MALLOC_CONF). glibc's
 heap, even tuned (engine.inference.allocator), fragments between the tiles of a large photo: the
-12 MP photo at x4 peaked at 1.5-1.9 GiB under it and at 1.2 GiB under jemalloc, as fast or faster
-(BENCHMARKS.md). A preload has to be there when the process starts, before torch is imported, so
-this happens here and not in the engine. SRSTUDIO_JEMALLOC=0 turns it off. Not done in a
-PyInstaller bundle yet (re-running it would unpack it again; unmeasured).
+12 MP photo at x4 peaked at 1.5-1.9 GiB under it and at 1.2 GiB under jemalloc, at about the
+same speed (BENCHMARKS.md). A preload has to be there when the process starts, before torch is
+imported, so this happens here and not in the engine. SRSTUDIO_JEMALLOC=0 turns it off. Not done
+in a PyInstaller bundle yet (re-running it would unpack it again; unmeasured).
 """
 
 from __future__ import annotations
