@@ -12,7 +12,6 @@ in a PyInstaller bundle yet (re-running it would unpack it again; unmeasured).
 
 from __future__ import annotations
 
-import ctypes.util
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -32,8 +31,7 @@ def find_jemalloc() -> str | None:
     for folder in JEMALLOC_DIRS:
         if (Path(folder) / "libjemalloc.so.2").is_file():
             return str(Path(folder) / "libjemalloc.so.2")
-    name = ctypes.util.find_library("jemalloc")
-    return name if name and Path(name).is_absolute() else None
+    return None
 
 
 def jemalloc_env(

@@ -127,8 +127,10 @@ class ResBlock(nn.Module):
         first, _, second = self.body
         w1, w2 = first.weight(), second.weight()
         n, c, h, w = x.shape
-        padded = x.new_zeros(n, h + 4, w, c)  # channels-last, with the zero rows the first conv
-        padded[:, 2 : h + 2] = x.permute(0, 2, 3, 1)  # sees above and below
+        padded = x.new_empty(n, h + 4, w, c)  # channels-last, with the zero rows the first conv
+        padded[:, :2] = 0  # sees above and below
+        padded[:, h + 2 :] = 0
+        padded[:, 2 : h + 2] = x.permute(0, 2, 3, 1)
         out = x.new_empty(n, h, w, c)
         for top in range(0, h, rows):
             bottom = min(h, top + rows)
