@@ -33,6 +33,8 @@ from engine.errors import SRStudioError
 from engine.report_file import merge_reports
 from engine.shard import Shard
 
+USAGE_ERROR_GRACE_S = 2.0  # the other ranks wait this long before failing on a usage error
+
 
 def run_torchrun(args: argparse.Namespace, info: DistInfo) -> int:
     """One process of a batch under torchrun: shard RANK+1 of WORLD_SIZE, records gathered to
@@ -46,6 +48,8 @@ def run_torchrun(args: argparse.Namespace, info: DistInfo) -> int:
                 "RANK+1 of WORLD_SIZE",
                 file=sys.stderr,
             )
+        else:  # torchrun stops every process once one fails: let rank 0 say why first
+            time.sleep(USAGE_ERROR_GRACE_S)
         return 2
     try:
         device = distributed.local_device(args.device, info)
