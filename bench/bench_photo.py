@@ -13,7 +13,10 @@ installed weights) in a fresh process through the `srstudio` entry point (app.la
 preloads jemalloc where installed), timed, its peak RSS, user/system CPU seconds and minor page
 faults from os.wait4; output megapixels per second; and the same network's throughput on a
 256x256 crop of the photo in one whole-image pass (tile 0), measured in this process in the same
-run (best of --repeat), with the ratio between the two. --env KEY=VALUE (repeatable) sets
+run: --repeat passes just before the photo's process and --repeat just after it, so a machine
+whose speed drifts over the photo's minute or two (these shared cores do, by 10-20%) weighs on
+both sides. The ratio is to the median of those passes; the best pass and the ratio to it are
+printed beside. --env KEY=VALUE (repeatable) sets
 variables for the upscale process, e.g. SRSTUDIO_JEMALLOC=0 to measure glibc's malloc, and
 SRSTUDIO_MALLOC_TUNING=0 to measure that without engine.inference.allocator (and glibc's
 MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ to try other values); --upscale-arg passes
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,19 +69,25 @@ def make_photo(path: Path, part_size: tuple[int, int] = PART) -> Path:
     return path
 
 
-def whole_image_mps(model: str, scale: int, photo: Path, repeat: int) -> float:
-    """Output MP/s of one whole-image pass on a 256x256 crop (the fastest of `repeat`)."""
-    rgb = read_image(photo).rgb
-    top, left = (rgb.shape[1] - 256) // 2, (rgb.shape[2] - 256) // 2
-    x = rgb[None, :, top : top + 256, left : left + 256].contiguous()
-    up = Upscaler(load_model(model, scale=scale), UpscaleOptions(tile=0, device="cpu"))
-    up.upscale_tensor(x)  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        up.upscale_tensor(x)
-        best = min(best, time.perf_counter() - t0)
-    return (256 * scale) ** 2 / 1e6 / best
+class WholeImage:
+    """One network's whole-image pass on a 256x256 crop of the photo, timed pass by pass."""
+
+    def __init__(self, model: str, scale: int, photo: Path) -> None:
+        rgb = read_image(photo).rgb
+        top, left = (rgb.shape[1] - 256) // 2, (rgb.shape[2] - 256) // 2
+        self.x = rgb[None, :, top : top + 256, left : left + 256].contiguous()
+        self.up = Upscaler(load_model(model, scale=scale), UpscaleOptions(tile=0, device="cpu"))
+        self.megapixels = (256 * scale) ** 2 / 1e6
+        self.up.upscale_tensor(self.x)  # warm-up
+
+    def passes(self, repeat: int) -> list[float]:
+        """Output MP/s of `repeat` passes."""
+        rates = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            self.up.upscale_tensor(self.x)
+            rates.append(self.megapixels / (time.perf_counter() - t0))
+        return rates
 
 
 def run_upscale(
@@ -117,21 +127,25 @@ def speed(args: argparse.Namespace, photo: Path, work: Path) -> None:
         f"photo {width}x{height}, torch threads {torch.get_num_threads()}, env {env or '-'}, "
         f"upscale options {' '.join(args.upscale_arg) or '-'}"
     )
-    head = "| model | scale | seconds | output MP/s | 256x256 whole MP/s | ratio | peak RSS |"
-    print(head + " user s | system s | minor faults |")
-    print("|---" * 10 + "|")
+    head = "| model | scale | seconds | output MP/s | 256x256 whole MP/s, median (best) | ratio |"
+    print(head + " ratio to best | peak RSS | user s | system s | minor faults |")
+    print("|---" * 11 + "|")
     for model in args.models:
         for scale in args.scales:
-            whole = whole_image_mps(model, scale, photo, args.repeat)
+            whole = WholeImage(model, scale, photo)
+            rates = whole.passes(args.repeat)
             out = work / f"out-{model}-x{scale}"
             r = run_upscale(model, scale, photo, out, args.format, env, args.upscale_arg)
+            rates += whole.passes(args.repeat)
+            median, best = statistics.median(rates), max(rates)
             mps = width * height * scale * scale / 1e6 / r["seconds"]
             print(
-                f"| {model} | x{scale} | {r['seconds']:.1f} | {mps:.2f} | {whole:.2f} | "
-                f"{mps / whole:.2f}x | {r['rss_mib']:.0f} MiB | {r['user']:.0f} | "
-                f"{r['system']:.0f} | {r['minflt'] / 1e6:.2f} M |",
+                f"| {model} | x{scale} | {r['seconds']:.1f} | {mps:.2f} | {median:.2f} "
+                f"({best:.2f}) | {mps / median:.2f}x | {mps / best:.2f}x | {r['rss_mib']:.0f} MiB "
+                f"| {r['user']:.0f} | {r['system']:.0f} | {r['minflt'] / 1e6:.2f} M |",
                 flush=True,
             )
+            print("  256x256 passes, MP/s:", " ".join(f"{v:.2f}" for v in rates), flush=True)
 
 
 def _y_psnr(sr: torch.Tensor, hr: np.ndarray, scale: int) -> float:
