@@ -10,8 +10,14 @@ column is moved back to end at the border. Patches are divided and pasted back w
 built once per (H, W, P), no Python loop over patches. Pasting sums the patches in the released
 code's order (so results are bit-identical to its loops) and halves every band where two
 consecutive patches overlap, once per axis, exactly as the released code does: that is the mean,
-except on the one row (column) covered by three patches when (H - 3) % (P - 2) == 0, which gets a
-quarter of its sum as in the released code.
+except on the one row (column) covered by three patches when H - P > P - 2 and
+(H - 3) % (P - 2) == 0, which gets a quarter of its sum as in the released code.
+
+For graph export (engine.inference.graph: torch.export at a fixed input shape, then OpenVINO or
+ONNX) those index tables are computed in NumPy from the shape alone, so that they enter the graph
+as constants instead of data-dependent values the tracer cannot handle; attention runs 4-D and
+overlaps are added with index_put_ rather than index_add_, which the converters do not all take.
+None of this changes an output bit. A graph holds one input shape: the tables differ per shape.
 
 Where this module departs from the released code (none of it matters for one normal-size image):
 - feature maps smaller than P are padded (reflect, or replicate) to P for the patch step and the
@@ -27,6 +33,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -78,19 +85,30 @@ def patch_starts(size: int, patch: int) -> list[int]:
     return [min(i, size - patch) for i in range(0, size + step - patch, step)]
 
 
-def _axis_tables(size: int, patch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _cover_depth(size: int, patch: int) -> int:
+    """The most patches covering one coordinate of an axis of length `size` >= `patch`: 1 for a
+    single patch, else 2 (consecutive patches overlap by 2 pixels, stride P - 2), 3 on the one
+    coordinate where the last patch, moved back to the border, also reaches the third-last one,
+    which happens when size - P > P - 2 and (size - 3) % (P - 2) == 0. A function of the shape
+    alone, so that the tables below are too (see _build_patch_index)."""
+    if size == patch:
+        return 1
+    step = patch - 2
+    return 3 if size - patch > step and (size - 3) % step == 0 else 2
+
+
+def _axis_tables(size: int, patch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For one axis: pixel indices of each patch (n, patch); for every coordinate, which patches
     cover it and where, in patch order (k, size), -1 where fewer than k patches do; and the
     released code's divisor exponent per coordinate (one per overlap band covering it)."""
-    starts = torch.tensor(patch_starts(size, patch))
-    pixels = starts[:, None] + torch.arange(patch)
-    coord = torch.arange(size)
+    starts = np.array(patch_starts(size, patch), dtype=np.int64)
+    pixels = starts[:, None] + np.arange(patch)
+    coord = np.arange(size)
     covers = (coord >= starts[:, None]) & (coord < starts[:, None] + patch)  # (n, size)
-    depth = int(covers.sum(0).max())
     # rank of each covering patch among those covering the coordinate, in patch order
     rank = covers.cumsum(0) - 1
-    which = torch.full((depth, size), -1)
-    n_idx, c_idx = covers.nonzero(as_tuple=True)
+    which = np.full((_cover_depth(size, patch), size), -1, dtype=np.int64)
+    n_idx, c_idx = covers.nonzero()
     which[rank[n_idx, c_idx], c_idx] = n_idx
     # band k (k >= 1) spans the overlap of patches k - 1 and k: [start_k, start_{k-1} + patch)
     bands = (coord >= starts[1:, None]) & (coord < starts[:-1, None] + patch)
@@ -108,23 +126,44 @@ class _PatchIndex(NamedTuple):
     weight: torch.Tensor  # (h * w, 1) the released code's divisor, as a power-of-two factor
 
 
-@lru_cache(maxsize=20)  # a few image sizes x patch sizes; ~30 MB each at 1000x1000
-def _patch_index(h: int, w: int, patch: int, device: torch.device) -> _PatchIndex:
+def _build_patch_index(h: int, w: int, patch: int, device: torch.device) -> _PatchIndex:
+    """The tables, computed in NumPy from the shape alone: while torch.export traces the network,
+    torch operations on these tables would be recorded into the graph, where the cover depth,
+    nonzero() and the sizes of the extra terms would be data-dependent values it cannot trace.
+    Built this way, they enter the traced graph as constant tensors."""
     rows, row_which, row_exp = _axis_tables(h, patch)
     cols, col_which, col_exp = _axis_tables(w, patch)
     nw = cols.shape[0]
     gather = (rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(-1)
-    offset_r = torch.arange(h) - rows[row_which, 0]  # garbage where row_which is -1, masked below
-    offset_c = torch.arange(w) - cols[col_which, 0]
+    offset_r = np.arange(h) - rows[row_which, 0]  # garbage where row_which is -1, masked below
+    offset_c = np.arange(w) - cols[col_which, 0]
     terms = []
     # (k-th row cover, k-th column cover) pairs in lexicographic order = row-major patch order
     for pr, orow in zip(row_which, offset_r, strict=True):
         for pc, ocol in zip(col_which, offset_c, strict=True):
             source = ((pr[:, None] * nw + pc) * patch + orow[:, None]) * patch + ocol
-            pixels = ((pr[:, None] >= 0) & (pc >= 0)).reshape(-1).nonzero().squeeze(1)
-            terms.append((pixels.to(device), source.reshape(-1)[pixels].to(device)))
-    weight = torch.exp2(-(row_exp[:, None] + col_exp).float()).reshape(-1, 1)
-    return _PatchIndex(gather.to(device), terms[0][1], tuple(terms[1:]), weight.to(device))
+            pixels = ((pr[:, None] >= 0) & (pc >= 0)).reshape(-1).nonzero()[0]
+            terms.append((pixels, source.reshape(-1)[pixels]))
+    weight = np.ldexp(np.float32(1), -(row_exp[:, None] + col_exp)).reshape(-1, 1)
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(a)
+        return t if t.device == device else t.to(device)  # a traced .to() is a node per table
+
+    extras = tuple((tensor(pixels), tensor(sources)) for pixels, sources in terms[1:])
+    return _PatchIndex(tensor(gather), tensor(terms[0][1]), extras, tensor(weight))
+
+
+_cached_patch_index = lru_cache(maxsize=20)(_build_patch_index)  # ~30 MB each at 1000x1000
+
+
+def _patch_index(h: int, w: int, patch: int, device: torch.device) -> _PatchIndex:
+    """The tables for (h, w, P), cached: a few image sizes x patch sizes."""
+    if torch.compiler.is_compiling():
+        # under torch.export / torch.compile the tensors made here are the tracer's fake
+        # tensors, which must not outlive the trace in the cache
+        return _build_patch_index(h, w, patch, device)
+    return _cached_patch_index(h, w, patch, device)
 
 
 def _batched(index: torch.Tensor, batch: int, stride: int) -> torch.Tensor:
@@ -151,9 +190,12 @@ def paste_patches(patches: torch.Tensor, h: int, w: int) -> torch.Tensor:
     stride = n * patch * patch
     src = patches.reshape(b * stride, c)
     out = src.index_select(0, _batched(index.first, b, stride))
-    for pixels, sources in index.extras:  # each map pixel at most once per term
+    for pixels, sources in index.extras:
         more = src.index_select(0, _batched(sources, b, stride))
-        out.index_add_(0, _batched(pixels, b, h * w), more)
+        rows = _batched(pixels, b, h * w)
+        # each map pixel at most once per term, so this is index_add_ to the bit; OpenVINO
+        # cannot convert a traced index_add
+        out.index_put_((rows,), out.index_select(0, rows) + more)
     return out.view(b, h * w, c).mul_(index.weight.to(out.dtype)).view(b, h, w, c)
 
 
@@ -196,16 +238,20 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         context = x if context is None else context
-        q, k, v = self.to_q(x), self.to_k(context), self.to_v(context)
+        # (patches, 1 head, L, c), the same numbers as 3-D: torch's ONNX exporter takes only 4-D
+        # attention, and OpenVINO 2026.4's CPU plugin crashes compiling this network's 3-D one
+        q = self.to_q(x).unsqueeze(1)
+        k = self.to_k(context).unsqueeze(1)
+        v = self.to_v(context).unsqueeze(1)
         # q/k and v widths differ, so this is the math kernel: it holds (batch, L, L) scores;
         # chunking the batch (the patches) bounds that memory on large images
-        length = q.shape[1]
+        length = q.shape[2]
         chunk = max(1, ATTENTION_CHUNK_ELEMENTS // (length * length))
         outs = [
             F.scaled_dot_product_attention(qc, kc, vc, scale=self.scale)
             for qc, kc, vc in zip(q.split(chunk), k.split(chunk), v.split(chunk), strict=True)
         ]
-        return outs[0] if len(outs) == 1 else torch.cat(outs)
+        return (outs[0] if len(outs) == 1 else torch.cat(outs)).squeeze(1)
 
 
 class FFN(nn.Module):
@@ -370,4 +416,5 @@ FAMILY = Family(
         per_tile_pixel=3 * 4 / 100**2,
     ),
     own_variants={"T": "dim 32, 4 blocks of patches 8/12 (paper S: dim 40, 8 blocks of 12-24)"},
+    dynamic_graph=False,  # the patch tables are built for one input shape (one graph per shape)
 )
