@@ -3,6 +3,7 @@ taking a TaskContext (app.workers) and returning or emitting plain data (numpy a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -214,7 +215,7 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
             ctx.emit(Upscaling(index, plan.passes, seconds, plan.rounds, plan.tiles))
             progress = PassProgress(ctx.on_progress, plan.passes, plan.tiles * plan.rounds)
             start = time.perf_counter()
-            with counting_passes(upscaler.model, progress.on_pass):
+            with counting_passes(upscaler.network, progress.on_pass):
                 out = upscaler.upscale_image(
                     image, on_progress=progress.on_tiles, should_stop=ctx.should_stop
                 )
@@ -382,7 +383,8 @@ def estimate_speeds(
                 cache[key] = desc
             if ctx.should_stop():  # between the loading and the timing: stop sooner
                 raise Cancelled()
-            seconds = estimate_seconds(Upscaler(desc, options), *size, should_stop=ctx.should_stop)
+            timed = Upscaler(desc, dataclasses.replace(options, backend="torch"))  # see estimate
+            seconds = estimate_seconds(timed, *size, should_stop=ctx.should_stop)
         except Cancelled:
             raise
         except Exception:  # an estimate is a nicety: the row says it has none

@@ -7,14 +7,18 @@ heap, even tuned (engine.inference.allocator), fragments between the tiles of a 
 12 MP photo at x4 peaked at 1.5-1.9 GiB under it and at 1.2 GiB under jemalloc, at about the
 same speed (BENCHMARKS.md). A preload has to be there when the process starts, before torch is
 imported, so this happens here and not in the engine. SRSTUDIO_JEMALLOC=0 turns it off. Not done
-in a PyInstaller bundle yet (re-running it would unpack it again; unmeasured).
+in a PyInstaller bundle yet (re-running it would unpack it again; unmeasured), nor where OpenVINO
+may run: with jemalloc preloaded its CPU plugin frees memory through glibc that jemalloc gave
+("free(): invalid pointer", OpenVINO 2026.4), so the app (whose engine can be switched at any
+time) and a command with --backend openvino or auto keep glibc's malloc when it is installed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"  # keep freed pages: no refaulting per tile
@@ -24,6 +28,25 @@ JEMALLOC_DIRS = (
     "/usr/lib64",
     "/usr/lib",
 )
+
+
+# engine.cli.SUBCOMMANDS (a test keeps them equal): importing engine.cli would import torch first
+CLI_COMMANDS = ("upscale", "eval", "train", "models", "report")
+
+
+def openvino_may_run(argv: Sequence[str], installed: bool) -> bool:
+    """Whether this command line may run OpenVINO: the app, or a command asking for it."""
+    if not installed:
+        return False
+    if not argv or not (argv[0].startswith("-") or argv[0] in CLI_COMMANDS):
+        return True  # the app
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--backend=") else None
+        if arg == "--backend" and i + 1 < len(argv):
+            value = argv[i + 1]
+        if value in ("openvino", "auto"):
+            return True
+    return False
 
 
 def find_jemalloc() -> str | None:
@@ -53,8 +76,11 @@ def jemalloc_env(
     return env
 
 
-def _rerun_with_jemalloc() -> None:
+def _rerun_with_jemalloc(argv: Sequence[str] | None = None) -> None:
     if getattr(sys, "frozen", False):  # a PyInstaller bundle would unpack itself again: not yet
+        return
+    argv = sys.argv[1:] if argv is None else argv
+    if openvino_may_run(argv, importlib.util.find_spec("openvino") is not None):
         return
     env = jemalloc_env(os.environ, sys.platform)
     if env is not None:

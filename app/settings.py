@@ -31,6 +31,7 @@ class AppSettings:
     exact_tiles: bool = False  # two passes for image-wide pooling in every tile (A2F/RNAN/CRAN)
     device: str = "auto"
     precision: str = "fp32"
+    backend: str = "torch"  # what runs the network on the CPU: auto, torch or openvino
     # upscale tab
     input_display: str = "nearest"  # how the input pane shows the LR image: "nearest" or "bicubic"
     view_mode: str = "side"  # "side" (side by side) or "wipe"

@@ -38,6 +38,7 @@ from engine.downloads import download_release, import_weights
 from engine.errors import Cancelled, CheckpointError, ImageError, SRStudioError
 from engine.estimate import LONG_RUN_SECONDS, estimate_seconds
 from engine.evaluate import EvalResult, evaluate, load_pairs, make_lr, score
+from engine.export import ExportResult, export_onnx
 from engine.imaging.color import rgb_to_y, tensor_to_uint8, uint8_to_tensor
 from engine.imaging.heatmap import difference_map
 from engine.imaging.io import (
@@ -49,7 +50,10 @@ from engine.imaging.io import (
 )
 from engine.imaging.resize import imresize
 from engine.imaging.safe_open import image_size
+from engine.inference.backends import BACKENDS
 from engine.inference.devices import DeviceInfo, list_devices
+from engine.inference.openvino_backend import available as openvino_available
+from engine.inference.openvino_backend import native_bf16
 from engine.inference.upscaler import PRECISIONS, UpscaleOptions, Upscaler
 from engine.library import (
     BrokenWeights,
@@ -93,6 +97,7 @@ __all__ = [
     "FORMAT_EXTENSIONS",
     "LONG_RUN_SECONDS",
     "PRECISIONS",
+    "BACKENDS",
     "PROGRESS_STEPS",
     "READ_EXTENSIONS",
     "RELEASES",
@@ -105,6 +110,7 @@ __all__ = [
     "DeviceInfo",
     "Eta",
     "EvalResult",
+    "ExportResult",
     "FileRecord",
     "ImageData",
     "ImageError",
@@ -134,6 +140,7 @@ __all__ = [
     "eta_seconds",
     "evaluate",
     "expected_set5",
+    "export_onnx",
     "find_releases",
     "format_seconds",
     "format_size",
@@ -143,6 +150,8 @@ __all__ = [
     "import_weights",
     "installed_weights",
     "list_devices",
+    "openvino_available",
+    "native_bf16",
     "load_model",
     "load_pairs",
     "make_lr",

@@ -6,7 +6,9 @@ pixel is scaled to the image. No Qt.
 
 The estimate counts the network's runs as the Upscaler plans them (tiles with their context, a
 second round for shared pooling, x8 for the self-ensemble) and not the model's loading (done
-before an Upscaler exists), the reading or the writing of the image."""
+before an Upscaler exists), the reading or the writing of the image. The network is timed on
+PyTorch whatever the upscaler's backend: timing OpenVINO would first convert every model a
+picker lists (seconds each); where OpenVINO is faster the estimate is an upper bound."""
 
 from __future__ import annotations
 
@@ -48,7 +50,9 @@ def calibrate(
     with _lock:
         if key in _costs:
             return _costs[key]
-    options = dataclasses.replace(upscaler.options, tile=0, ensemble=False, outscale=None)
+    options = dataclasses.replace(
+        upscaler.options, tile=0, ensemble=False, outscale=None, backend="torch"
+    )
     plain = Upscaler(upscaler.descriptor, options)
     generator = torch.Generator().manual_seed(0)
     small, large = CALIBRATION_SIDES

@@ -1,6 +1,6 @@
 """The Upscale tab's model panel: the model picker (app.panels.model_picker: installed networks,
 bicubic, weights files the user loads, the authors' releases), what is known of the chosen model,
-and the run options (tile, self-ensemble, device, precision)."""
+and the run options (tile, self-ensemble, device, engine, precision)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from app.jobs import BICUBIC, ModelChoice
 from app.panels.model_picker import ModelPicker, PickerTimes
 from app.settings import AppSettings
 from engine import (
+    BACKENDS,
     PRECISIONS,
     DeviceInfo,
     UpscaleOptions,
@@ -33,6 +34,8 @@ from engine import (
     best_weights,
     installed_weights,
     list_devices,
+    native_bf16,
+    openvino_available,
     param_count,
     published_psnr,
     variant_note,
@@ -42,19 +45,26 @@ TILE_MODES = (("auto", "Automatic"), ("manual", "Fixed size"), ("whole", "Whole 
 PRECISION_NAMES = {
     "fp32": "Full precision (fp32)",
     "fp16": "Half precision (fp16, GPU)",
-    "bf16": "Half precision (bf16, GPU)",
+    "bf16": "Half precision (bf16)",
 }
+ENGINE_NAMES = {"auto": "Automatic", "torch": "PyTorch", "openvino": "OpenVINO"}
 
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def precision_choices(devices: list[DeviceInfo]) -> list[str]:
-    """fp32, and the half precisions only where a CUDA GPU can run them."""
+def precision_choices(devices: list[DeviceInfo], cpu_bf16: bool = False) -> list[str]:
+    """fp32, and the half precisions only where a CUDA GPU can run them; bf16 also where the
+    CPU computes it natively through OpenVINO (cpu_bf16)."""
     if any(d.spec.startswith("cuda") for d in devices):
         return [p for p in PRECISIONS if p in PRECISION_NAMES]
-    return ["fp32"]
+    return ["fp32", "bf16"] if cpu_bf16 else ["fp32"]
+
+
+def cpu_half(precision: str, cpu_bf16: bool) -> bool:
+    """Whether a precision can run on the CPU here (bf16 through OpenVINO, where native)."""
+    return precision == "fp32" or (precision == "bf16" and cpu_bf16)
 
 
 def library_entry(choice: ModelChoice) -> WeightsEntry | None:
@@ -147,13 +157,26 @@ class ModelPanel(QWidget):
         self.device.setToolTip(
             "Compute device. Automatic: the first CUDA GPU, else Apple MPS, else the CPU."
         )
+        self.engine = QComboBox()
+        has_openvino = openvino_available()
+        for key in BACKENDS:
+            self.engine.addItem(ENGINE_NAMES[key], key)
+        if not has_openvino:  # greyed out, with the reason in the tooltip
+            self.engine.model().item(self.engine.findData("openvino")).setEnabled(False)
+        self.engine.setToolTip(
+            "What runs the network on the CPU. PyTorch: the reference. OpenVINO: Intel's engine "
+            "for CPUs, usually faster; it prepares each model once (seconds) and keeps it for "
+            "the next runs. Automatic: OpenVINO where it can run the model, else PyTorch."
+            + ("" if has_openvino else " OpenVINO is not installed: pip install srstudio[openvino]")
+        )
+        self._cpu_bf16 = has_openvino and native_bf16()
         self.precision = QComboBox()
-        for key in precision_choices(devices):
+        for key in precision_choices(devices, self._cpu_bf16):
             self.precision.addItem(PRECISION_NAMES[key], key)
         self.precision.setToolTip(
             "Number format of the computation. Full precision (fp32) everywhere; half "
-            "precision (fp16, bf16) only on a CUDA GPU: faster, uses half the memory, and "
-            "differs from fp32 by a fraction of a grey level."
+            "precision (fp16, bf16) on a CUDA GPU, and bf16 through OpenVINO on a CPU that "
+            "computes it natively: faster, and differs from fp32 by a fraction of a grey level."
         )
 
         tile_row = QHBoxLayout()
@@ -165,6 +188,7 @@ class ModelPanel(QWidget):
         form.addRow("", self.ensemble)
         form.addRow("", self.exact_tiles)
         form.addRow("Run on", self.device)
+        form.addRow("Engine", self.engine)
         form.addRow("Precision", self.precision)
 
         layout = QVBoxLayout(self)
@@ -174,7 +198,7 @@ class ModelPanel(QWidget):
 
         self.selector.changed.connect(self._on_change)
         self.selector.error.connect(self.error)
-        for combo in (self.tile_mode, self.device, self.precision):
+        for combo in (self.tile_mode, self.device, self.engine, self.precision):
             combo.currentIndexChanged.connect(self._on_change)
         self.tile_size.valueChanged.connect(self._on_change)
         self.ensemble.toggled.connect(self._on_change)
@@ -184,9 +208,12 @@ class ModelPanel(QWidget):
     def _on_change(self, *_args) -> None:
         self.tile_size.setEnabled(self.tile_mode.currentData() == "manual")
         on_cpu = self.device.currentData() == "cpu"
-        if on_cpu:
+        on_gpu = str(self.device.currentData()).startswith(("cuda", "mps"))
+        self.engine.setEnabled(not on_gpu)  # OpenVINO runs on the CPU only
+        cpu_bf16 = self._cpu_bf16 and self.engine.currentData() != "torch"
+        if on_cpu and not cpu_half(self.precision.currentData(), cpu_bf16):
             self.precision.setCurrentIndex(self.precision.findData("fp32"))
-        self.precision.setEnabled(self.precision.count() > 1 and not on_cpu)
+        self.precision.setEnabled(self.precision.count() > 1 and (not on_cpu or cpu_bf16))
         self._show_info()
         self.estimate_times()
         self.changed.emit()
@@ -220,6 +247,7 @@ class ModelPanel(QWidget):
             exact_tiles=self.exact_tiles.isChecked(),
             device=self.device.currentData(),
             precision=self.precision.currentData(),
+            backend=self.engine.currentData(),
         )
 
     def restore(self, s: AppSettings) -> None:
@@ -229,6 +257,7 @@ class ModelPanel(QWidget):
         self.ensemble.setChecked(s.ensemble)
         self.exact_tiles.setChecked(s.exact_tiles)
         self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
+        self.engine.setCurrentIndex(max(0, self.engine.findData(s.backend)))
         self.precision.setCurrentIndex(max(0, self.precision.findData(s.precision)))
 
     def store(self, s: AppSettings) -> None:
@@ -238,6 +267,7 @@ class ModelPanel(QWidget):
         s.ensemble = self.ensemble.isChecked()
         s.exact_tiles = self.exact_tiles.isChecked()
         s.device = self.device.currentData()
+        s.backend = self.engine.currentData()
         s.precision = self.precision.currentData()
 
     def refresh(self, select: ModelChoice | None = None) -> bool:

@@ -69,6 +69,10 @@ class Family:
     own_variants: Mapping[str, str] = field(default_factory=dict)
     # what the network is good for, in a photographer's words (one line, shown by the model picker)
     summary: str = ""
+    # whether torch.export traces it into one graph (engine.inference.graph) that OpenVINO and
+    # ONNX can run, and whether that graph can take any height and width (else one per shape)
+    static_graph: bool = True
+    dynamic_graph: bool = True
 
 
 def pad_to_multiple(

@@ -13,6 +13,7 @@ from typing import TextIO
 from engine.checkpoints import load_model
 from engine.descriptor import ModelDescriptor
 from engine.errors import SRStudioError
+from engine.inference.backends import BACKENDS
 from engine.inference.upscaler import UpscaleOptions
 from engine.library import recommended_weights
 from engine.progress import Eta, format_seconds
@@ -48,6 +49,13 @@ def add_model_options(parser: argparse.ArgumentParser, *, default_model: str | N
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        choices=BACKENDS,
+        help="what runs the network: torch (PyTorch, the reference; default), openvino (CPU, "
+        "needs pip install srstudio[openvino]) or auto (OpenVINO where it can run the network)",
+    )
 
 
 def parse_tile(text: str) -> int | None:
@@ -72,6 +80,7 @@ def upscale_options(args: argparse.Namespace, **extra: object) -> UpscaleOptions
         exact_tiles=args.exact_tiles,
         device=args.device,
         precision=args.precision,
+        backend=args.backend,
         **extra,
     )
 

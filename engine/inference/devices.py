@@ -29,7 +29,8 @@ def _mps_available() -> bool:
 
 
 def list_devices() -> list[DeviceInfo]:
-    """Every CUDA GPU, then Apple MPS when available, then the CPU."""
+    """Every CUDA GPU, then Apple MPS when available, then the CPU (with "native bf16" where
+    OpenVINO computes bf16 natively on it)."""
     found = []
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
@@ -37,8 +38,11 @@ def list_devices() -> list[DeviceInfo]:
             found.append(DeviceInfo(f"cuda:{i}", props.name, int(props.total_memory)))
     if _mps_available():
         found.append(DeviceInfo("mps", "Apple MPS", _meminfo_bytes("MemTotal")))
+    from engine.inference.openvino_backend import native_bf16
+
     threads = torch.get_num_threads()
-    found.append(DeviceInfo("cpu", f"CPU ({threads} threads)", _meminfo_bytes("MemTotal")))
+    bf16 = ", native bf16" if native_bf16() else ""  # through OpenVINO (precision bf16)
+    found.append(DeviceInfo("cpu", f"CPU ({threads} threads{bf16})", _meminfo_bytes("MemTotal")))
     return found
 
 

@@ -227,6 +227,7 @@ def stream_tiled(
     on_progress: ProgressFn = no_progress,
     should_stop: StopFn = never_stop,
     convert: Convert | None = None,
+    fixed_windows: bool = False,
 ) -> Iterator[Tensor]:
     """x: (1, C, H, W) float32 (or uint8 samples, read as /255) on the CPU -> bands of output
     rows, top to bottom, each
@@ -239,7 +240,10 @@ def stream_tiled(
     only through engine.archs.pooling; when the image takes several tiles, a first pass over them
     gathers the image-wide pooled values that the second pass, the one kept, uses in every tile.
     on_progress(done, total) after each tile (total grows when an out-of-memory error splits the
-    remaining tiles); should_stop() is asked before each tile and raises Cancelled."""
+    remaining tiles); should_stop() is asked before each tile and raises Cancelled.
+    fixed_windows: every window of the image gets the shape of the largest core plus its context
+    (a window at the border reaches further into the image instead of being clipped), for
+    backends that compile a network per input shape (engine.inference.openvino_backend)."""
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"expected a (1, C, H, W) tensor, got {tuple(x.shape)}")
     if tile is not None and tile < 1:
@@ -259,6 +263,7 @@ def stream_tiled(
         dtype=dtype,
         should_stop=should_stop,
         banded=tile is not None,
+        fixed=fixed_windows,
     )
     pooling = None
     if shared_pooling and len(tiler.layout()) > 1:
@@ -358,11 +363,13 @@ class _Tiler:
         dtype: torch.dtype,
         should_stop: StopFn,
         banded: bool = False,
+        fixed: bool = False,
     ) -> None:
         self.forward, self.x, self.side, self.overlap, self.scale = forward, x, side, overlap, scale
         self.device, self.dtype, self.should_stop = device, dtype, should_stop
         self.height, self.width = x.shape[-2:]
-        self.banded = banded
+        self.banded, self.fixed = banded, fixed
+        self._window_shape: tuple[int, int] | None = None  # with `fixed`, set by layout()
         self.pending: deque[Rect] = deque()  # tiles not done yet, during tiles()
         self._buffer: Tensor | None = None  # the input windows, reused from tile to tile
 
@@ -370,7 +377,12 @@ class _Tiler:
         h, w, ov = self.height, self.width, self.overlap
         shape = tile_shape(self.side, w, overlap=ov, scale=self.scale, banded=self.banded)
         rects = rects or [Rect(0, 0, h, w)]
-        return [r for rect in rects for r in _split_rect(rect, shape, ov, h, w)]
+        cores = [r for rect in rects for r in _split_rect(rect, shape, ov, h, w)]
+        if self.fixed:
+            rows = max(c.bottom - c.top for c in cores) + 2 * ov
+            cols = max(c.right - c.left for c in cores) + 2 * ov
+            self._window_shape = (min(h, rows), min(w, cols))
+        return cores
 
     def tiles(
         self, on_progress: ProgressFn, pooling: ImagePooling | None = None
@@ -419,7 +431,12 @@ class _Tiler:
             on_progress(done, done + len(pending))
 
     def window(self, core: Rect) -> Rect:
-        return window(core, self.overlap, self.height, self.width)
+        if self._window_shape is None:
+            return window(core, self.overlap, self.height, self.width)
+        rows, cols = self._window_shape  # every window this shape, moved inside the image
+        top = min(max(0, core.top - self.overlap), self.height - rows)
+        left = min(max(0, core.left - self.overlap), self.width - cols)
+        return Rect(top, left, top + rows, left + cols)
 
     def _input(self, window: Rect) -> Tensor:
         """The window's pixels, copied into a buffer reused from tile to tile."""

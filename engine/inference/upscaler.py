@@ -24,6 +24,7 @@ from engine.imaging.io import ImageData, OutputLayout
 from engine.imaging.resize import imresize
 from engine.imaging.stream_writers import write_bands
 from engine.inference import allocator
+from engine.inference.backends import resolve_backend
 from engine.inference.blending import Convert
 from engine.inference.devices import resolve_device, resolve_dtype
 from engine.inference.ensemble import TRANSFORMS, ensemble, ensemble_forward
@@ -60,7 +61,10 @@ class UpscaleOptions:
     exact_tiles: for networks that pool over the whole image (A2F, RNAN, CRAN), always run the
     tiles twice so that they share the image-wide pooled values (engine.archs.pooling); by
     default that is done only when some tile core is smaller than ONE_PASS_MIN_PIXELS, and
-    larger tiles pool on their own in one pass (BENCHMARKS.md: within 0.005 dB there)."""
+    larger tiles pool on their own in one pass (BENCHMARKS.md: within 0.005 dB there).
+    backend: "torch" (the reference), "openvino" (CPU; engine.inference.openvino_backend) or
+    "auto" (OpenVINO where it can run the network, else PyTorch). An image whose tiles share
+    pooled values runs on PyTorch: a converted network pools within its input only."""
 
     tile: int | None = None
     tile_overlap: int | None = None
@@ -70,6 +74,7 @@ class UpscaleOptions:
     outscale: float | None = None
     alpha: str = "bicubic"
     exact_tiles: bool = False
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         if self.tile is not None and (isinstance(self.tile, bool) or self.tile < 0):
@@ -113,8 +118,22 @@ class Upscaler:
         self.device = resolve_device(self.options.device)
         self.dtype = resolve_dtype(self.options.precision, self.device)
         self.model = descriptor.model.to(self.device).eval()
+        self.backend = resolve_backend(
+            self.options.backend, descriptor, self.device, self.options.precision
+        )
+        self._network: Any = self.model
+        if self.backend == "openvino":
+            from engine.inference.openvino_backend import OpenVinoNetwork
+
+            self._network = OpenVinoNetwork(descriptor)
         forward = self._forward
         self._run = ensemble_forward(forward) if self.options.ensemble else forward
+
+    @property
+    def network(self) -> Any:
+        """What runs the forward passes (the torch module, or OpenVINO's network): both take
+        register_forward_hook, for counting passes (engine.progress.counting_passes)."""
+        return self._network
 
     @property
     def scale(self) -> float:
@@ -128,6 +147,11 @@ class Upscaler:
         return max(1, math.floor(height * s + 0.5)), max(1, math.floor(width * s + 0.5))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._network is not self.model:
+            return self._network(x)  # OpenVINO: the precision follows the input's dtype
+        return self._torch_forward(x)
+
+    def _torch_forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             if x.dtype == torch.float32:
                 return self.model(x)
@@ -148,14 +172,16 @@ class Upscaler:
     def tiling(self, height: int, width: int) -> str:
         """How an LR image of this size is run, in words (for logs, reports and the app)."""
         tile = self._tile(height, width)
+        shared = self._shared(tile, height, width)
+        engine = ", OpenVINO" if self.backend == "openvino" and not shared else ""
         if tile is None:
-            return "whole image, one pass"
+            return "whole image, one pass" + engine
         text = f"tiles of {tile} (+{self._overlap()} context)"
         if not self.descriptor.shared_pooling:
-            return text
-        if self._shared(tile, height, width):
+            return text + engine
+        if shared:
             return text + ", pooling shared between tiles (exact, 2 passes)"
-        return text + ", pooling per tile (1 pass)"
+        return text + ", pooling per tile (1 pass)" + engine
 
     def plan(self, height: int, width: int) -> RunPlan:
         """How many tiles an LR image of this size takes, how many rounds over them, and how many
@@ -180,14 +206,26 @@ class Upscaler:
             "%s x%d: %s", self.descriptor.name, self.descriptor.scale, self.tiling(height, width)
         )
         tile = self._tile(height, width)
+        shared = self._shared(tile, height, width)
+        if shared and self.backend == "openvino":
+            log.info("engine: PyTorch for this image (its tiles share pooled values)")
         return {
             "scale": self.descriptor.scale,
             "tile": tile,
             "overlap": self._overlap(),
             "device": self.device,
             "dtype": self.dtype,
-            "shared_pooling": self._shared(tile, height, width),
+            "shared_pooling": shared,
+            "fixed_windows": self.backend == "openvino" and not shared,
         }
+
+    def _runner(self, shared: bool) -> Any:
+        """The forward the tiler calls: PyTorch's module where the tiles share pooled values
+        (engine.archs.pooling works inside it only), else the backend's, ensembled if asked."""
+        if not shared or self.backend == "torch":
+            return self._run
+        forward = self._torch_forward
+        return ensemble_forward(forward) if self.options.ensemble else forward
 
     def _overlap(self) -> int:
         overlap = self.options.tile_overlap
@@ -216,11 +254,13 @@ class Upscaler:
             # each flip / rotation of the image gets its own tiles sharing their pooled values
             n = len(TRANSFORMS)
             y = ensemble(
-                lambda t, i: tiled(self._forward, t, on_progress=part_progress(on_progress, i, n)),
+                lambda t, i: tiled(
+                    self._torch_forward, t, on_progress=part_progress(on_progress, i, n)
+                ),
                 x,
             )
         else:
-            y = tiled(self._run, x, on_progress=on_progress)
+            y = tiled(self._runner(layout["shared_pooling"]), x, on_progress=on_progress)
         size = self.output_size(*x.shape[-2:])
         if tuple(y.shape[-2:]) != size:
             y = imresize(y.float(), size=size)
@@ -256,7 +296,7 @@ class Upscaler:
             return
         layout = self._layout(*x.shape[-2:])
         for band in stream_tiled(
-            self._run,
+            self._runner(layout["shared_pooling"]),
             x,
             **layout,
             on_progress=on_progress,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import app.main_window
+from app import launcher
 from app.launcher import find_jemalloc, jemalloc_env, main
 from tests.app.conftest import write_png
 
@@ -76,7 +77,7 @@ def test_the_entry_point_reruns_itself_with_jemalloc():
     """./run installs libjemalloc2 (Debian/Ubuntu), so CI runs this."""
     assert find_jemalloc(), "libjemalloc2 is not installed (./run installs it with apt-get)"
     code = (
-        "from app import launcher; launcher._rerun_with_jemalloc(); "
+        "from app import launcher; launcher._rerun_with_jemalloc(['upscale', 'a.jpg']); "
         "print('libjemalloc' in open('/proc/self/maps').read())"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "SRSTUDIO_JEMALLOC")}
@@ -86,3 +87,16 @@ def test_the_entry_point_reruns_itself_with_jemalloc():
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "True"
+
+
+def test_jemalloc_is_left_out_where_openvino_may_run():
+    from engine.cli import SUBCOMMANDS
+
+    assert launcher.CLI_COMMANDS == SUBCOMMANDS
+    may = launcher.openvino_may_run
+    assert may([], True) and may(["photo.jpg"], True)  # the app: its engine can change
+    assert may(["upscale", "a.jpg", "--backend", "openvino"], True)
+    assert may(["eval", "--backend=auto"], True)
+    assert not may(["upscale", "a.jpg"], True)  # PyTorch, the default
+    assert not may(["upscale", "a.jpg", "--backend", "torch"], True)
+    assert not may([], False) and not may(["upscale", "--backend", "auto"], False)

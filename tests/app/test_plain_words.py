@@ -16,6 +16,7 @@ def _items(combo) -> list:
 
 def test_without_cuda_precision_is_fp32_only(qtbot, monkeypatch):
     monkeypatch.setattr(model_panel, "list_devices", lambda: [CPU])
+    monkeypatch.setattr(model_panel, "native_bf16", lambda: False)
     panel = model_panel.ModelPanel()
     qtbot.addWidget(panel)
     assert _items(panel.precision) == ["fp32"]
@@ -27,12 +28,49 @@ def test_without_cuda_precision_is_fp32_only(qtbot, monkeypatch):
 
 def test_with_cuda_half_precision_is_offered_but_not_on_the_cpu(qtbot, monkeypatch):
     monkeypatch.setattr(model_panel, "list_devices", lambda: [GPU, CPU])
+    monkeypatch.setattr(model_panel, "native_bf16", lambda: False)
     panel = model_panel.ModelPanel()
     qtbot.addWidget(panel)
     assert _items(panel.precision) == ["fp32", "fp16", "bf16"]
     panel.precision.setCurrentIndex(1)
     assert panel.options().precision == "fp16"
     panel.device.setCurrentIndex(panel.device.findData("cpu"))
+    assert panel.options().precision == "fp32"
+    assert not panel.precision.isEnabled()
+
+
+def test_engine_choice_greys_out_openvino_where_it_is_not_installed(qtbot, monkeypatch):
+    monkeypatch.setattr(model_panel, "list_devices", lambda: [GPU, CPU])
+    monkeypatch.setattr(model_panel, "openvino_available", lambda: False)
+    panel = model_panel.ModelPanel()
+    qtbot.addWidget(panel)
+    assert [panel.engine.itemText(i) for i in range(panel.engine.count())] == [
+        "Automatic",
+        "PyTorch",
+        "OpenVINO",
+    ]
+    item = panel.engine.model().item(panel.engine.findData("openvino"))
+    assert not item.isEnabled()
+    assert "not installed" in panel.engine.toolTip()
+    panel.engine.setCurrentIndex(panel.engine.findData("auto"))
+    assert panel.options().backend == "auto"
+    panel.device.setCurrentIndex(panel.device.findData("cuda:0"))
+    assert not panel.engine.isEnabled()  # OpenVINO runs on the CPU only
+
+
+def test_cpu_with_native_bf16_offers_bf16_through_openvino(qtbot, monkeypatch):
+    monkeypatch.setattr(model_panel, "list_devices", lambda: [CPU])
+    monkeypatch.setattr(model_panel, "openvino_available", lambda: True)
+    monkeypatch.setattr(model_panel, "native_bf16", lambda: True)
+    panel = model_panel.ModelPanel()
+    qtbot.addWidget(panel)
+    assert _items(panel.precision) == ["fp32", "bf16"]
+    panel.device.setCurrentIndex(panel.device.findData("cpu"))
+    panel.engine.setCurrentIndex(panel.engine.findData("openvino"))
+    assert panel.precision.isEnabled()
+    panel.precision.setCurrentIndex(panel.precision.findData("bf16"))
+    assert (panel.options().backend, panel.options().precision) == ("openvino", "bf16")
+    panel.engine.setCurrentIndex(panel.engine.findData("torch"))  # PyTorch: fp32 on the CPU
     assert panel.options().precision == "fp32"
     assert not panel.precision.isEnabled()
 
