@@ -1,14 +1,17 @@
 """srstudio models: every family/variant, its parameter count per scale, installed weights, the
 authors' releases and the weights files skipped as broken (with the reason);
-`models download NAME` and `models import PATH` install weights."""
+`models download NAME` and `models import PATH` install weights; `models export NAME` writes
+a model as ONNX (engine.export)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 
 from engine.archs.registry import FAMILIES
-from engine.cli.common import ProgressBar
+from engine.cli.common import DEFAULT_SCALE, ProgressBar, resolve_model
 from engine.errors import SRStudioError
 from engine.library import (
     ORIGIN_RANK,
@@ -24,7 +27,7 @@ from engine.releases import RELEASES, find_releases, format_size
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "models",
-        help="list networks and weights; download or import weights",
+        help="list networks and weights; download, import or export weights",
         description="Without an action: list networks, parameter counts, installed weights and "
         "the authors' releases.",
     )
@@ -50,6 +53,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     i = actions.add_parser("import", help="install a local .pt/.pth/.safetensors weights file")
     i.add_argument("paths", nargs="+", metavar="PATH")
     i.set_defaults(run=run_import)
+    e = actions.add_parser(
+        "export",
+        help="write a model as ONNX, for ONNX Runtime or chaiNNer",
+        description="Write a bundled or installed model as an ONNX file (float32 RGB in [0, 1], "
+        "NCHW; output (1, 3, H*S, W*S)), checked in ONNX Runtime against the torch output. "
+        "It takes any height and width where the network allows (A2F, RNAN, CRAN), otherwise "
+        "one fixed N x N input (HPINet: --tile). Needs pip install 'srstudio[onnx]'.",
+    )
+    e.add_argument("model", metavar="NAME", help="model (A2F-SD, HPINet-T-x2) or weights file")
+    e.add_argument("--format", default="onnx", choices=("onnx",), help="file format (onnx)")
+    e.add_argument(
+        "--scale", type=int, choices=(2, 3, 4), help=f"upscaling factor (default {DEFAULT_SCALE})"
+    )
+    e.add_argument(
+        "--tile",
+        type=int,
+        metavar="N",
+        help="input side for a network that cannot take any height and width: the file then "
+        "takes exactly N x N pixels (default 256)",
+    )
+    e.add_argument("-o", "--output", metavar="PATH", help="file or folder (default: NAME-xS.onnx)")
+    e.add_argument("--force", action="store_true", help="replace an existing file")
+    e.set_defaults(run=run_export, weights=None)
 
 
 def model_table(weights: list[WeightsEntry] | None = None) -> list[dict]:
@@ -170,4 +196,24 @@ def run_import(args: argparse.Namespace) -> int:
     for path in args.paths:
         entry = import_weights(path)
         print(f"{path}: {entry.family}-{entry.variant} x{entry.scale} -> {entry.path}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from engine.export import export_onnx
+
+    if Path(args.model).is_file():  # a weights file: its scale is its own, --scale a check
+        args.weights, args.model = args.model, None
+    desc = resolve_model(args)
+    default_name = f"{desc.name}-x{desc.scale}.onnx"
+    path = Path(args.output or default_name)
+    if path.is_dir() or (args.output or "").endswith(("/", os.sep)):
+        path = path / default_name
+    result = export_onnx(desc, path, tile=args.tile, overwrite=args.force)
+    if result.dynamic:
+        shape = "any height and width"
+    else:
+        side = "x".join(map(str, result.input_shape))
+        shape = f"fixed input {side} only ({desc.family} cannot take any size; --tile sets it)"
+    print(f"{desc.label}: {path} ({shape}; ONNX opset {result.opset}, {result.seconds:.0f} s)")
     return 0
