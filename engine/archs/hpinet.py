@@ -216,8 +216,11 @@ class Match(nn.Module):
         b, n, length, c = tokens.shape
         q = self.norm(tokens.mean(dim=2))
         sim = torch.matmul(q, q.transpose(-1, -2)) * self.scale
-        # the released code's self exclusion: a lone patch still matches itself
-        sim = sim - 100 * torch.eye(n, dtype=sim.dtype, device=sim.device)
+        # the released code's self exclusion: a lone patch still matches itself. The identity
+        # comes from numpy, a constant of the traced graph: OpenVINO 2026.4 cannot convert the
+        # arange torch.eye becomes once n >= 256 (a uint16 index).
+        eye = torch.from_numpy(np.eye(n, dtype=np.float32)).to(sim.device, sim.dtype)
+        sim = sim - 100 * eye
         if self.training:
             hard = F.gumbel_softmax(sim, tau=1.0, hard=True, dim=-1)
             return torch.matmul(hard, tokens.reshape(b, n, -1)).view(b, n, length, c)

@@ -104,3 +104,19 @@ def test_onnx_runtime_runs_the_graph() -> None:
     out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     assert out.shape == tuple(expected.shape)
     assert _max_difference(out, expected) <= 1e-4
+
+
+def test_matching_of_many_patches_converts_to_openvino() -> None:
+    """n >= 256 patches (a 256x256 tile): torch.eye(n) would trace into an arange OpenVINO
+    2026.4 cannot convert (a uint16 index); the identity is a constant of the graph instead."""
+    ov = pytest.importorskip("openvino")
+    torch.manual_seed(0)
+    match = hpinet.Match(dim=8).eval()
+    tokens = torch.rand(1, 300, 4, 8)
+    with torch.no_grad():
+        expected = match(tokens)
+    compiled = ov.Core().compile_model(
+        ov.convert_model(export_program(match, tokens)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
+    )
+    out = compiled.create_infer_request().infer({0: tokens.numpy()})[0]
+    assert _max_difference(out, expected) <= 1e-5
