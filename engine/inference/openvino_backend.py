@@ -22,6 +22,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -189,8 +190,11 @@ class OpenVinoNetwork:
         h, w = shape or (48, 40)  # H != W, so that nothing ties the two sides together
         t0 = time.perf_counter()
         try:
-            program = export_program(self.model, torch.zeros(1, 3, h, w), dynamic=shape is None)
-            model = openvino.convert_model(program)
+            with warnings.catch_warnings():  # torch's and OpenVINO's deprecation notices
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                program = export_program(self.model, torch.zeros(1, 3, h, w), dynamic=shape is None)
+                model = openvino.convert_model(program)
         except Exception as exc:  # noqa: BLE001 - any tracing or conversion failure
             raise SRStudioError(
                 f"{self.descriptor.label} could not be converted for OpenVINO "
