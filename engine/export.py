@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from engine.archs.registry import get_family
 from engine.atomic import atomic_open
 from engine.descriptor import ModelDescriptor
 from engine.errors import SRStudioError
-from engine.inference.graph import export_program
+from engine.inference.graph import export_program, quiet
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +247,7 @@ def _quiet_exporter() -> Iterator[None]:
     for logger in loggers:
         logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             yield
     finally:
         for logger, level in zip(loggers, levels, strict=True):

@@ -10,10 +10,23 @@ are frozen first, so nothing is recorded for a backward pass. Image-wide pooling
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
 MAX_SIDE = 1 << 15  # the largest side a graph with dynamic height and width is traced for
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Tracing and the converters (torch.export, torch.onnx, OpenVINO) warn about their own
+    internals and deprecations: noise to a user, who can do nothing about it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def export_program(
@@ -30,7 +43,7 @@ def export_program(
     for p in frozen:
         p.requires_grad_(False)
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), quiet():
             return torch.export.export(model, (example,), dynamic_shapes=shapes)
     finally:
         for p in frozen:

@@ -22,7 +22,6 @@ import logging
 import os
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import torch
 from engine.archs.registry import get_family
 from engine.descriptor import ModelDescriptor
 from engine.errors import SRStudioError
-from engine.inference.graph import export_program
+from engine.inference.graph import export_program, quiet
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +189,8 @@ class OpenVinoNetwork:
         h, w = shape or (48, 40)  # H != W, so that nothing ties the two sides together
         t0 = time.perf_counter()
         try:
-            with warnings.catch_warnings():  # torch's and OpenVINO's deprecation notices
-                warnings.simplefilter("ignore", FutureWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                program = export_program(self.model, torch.zeros(1, 3, h, w), dynamic=shape is None)
+            program = export_program(self.model, torch.zeros(1, 3, h, w), dynamic=shape is None)
+            with quiet():
                 model = openvino.convert_model(program)
         except Exception as exc:  # noqa: BLE001 - any tracing or conversion failure
             raise SRStudioError(

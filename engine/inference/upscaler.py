@@ -126,8 +126,9 @@ class Upscaler:
             from engine.inference.openvino_backend import OpenVinoNetwork
 
             self._network = OpenVinoNetwork(descriptor)
-        forward = self._forward
-        self._run = ensemble_forward(forward) if self.options.ensemble else forward
+        self._run = self._ensembled(self._forward)
+        # where tiles share pooled values (engine.archs.pooling works inside torch's module only)
+        self._torch_run = self._ensembled(self._torch_forward)
 
     @property
     def network(self) -> Any:
@@ -219,13 +220,13 @@ class Upscaler:
             "fixed_windows": self.backend == "openvino" and not shared,
         }
 
-    def _runner(self, shared: bool) -> Any:
-        """The forward the tiler calls: PyTorch's module where the tiles share pooled values
-        (engine.archs.pooling works inside it only), else the backend's, ensembled if asked."""
-        if not shared or self.backend == "torch":
-            return self._run
-        forward = self._torch_forward
+    def _ensembled(self, forward: Any) -> Any:
         return ensemble_forward(forward) if self.options.ensemble else forward
+
+    def _runner(self, shared: bool) -> Any:
+        """The forward the tiler calls: PyTorch's module where the tiles share pooled values,
+        else the backend's; ensembled if asked."""
+        return self._torch_run if shared else self._run
 
     def _overlap(self) -> int:
         overlap = self.options.tile_overlap
