@@ -25,7 +25,6 @@ from engine import (
     UpscaleOptions,
     Upscaler,
     build_untrained,
-    counting_passes,
     download_release,
     estimate_seconds,
     load_model,
@@ -215,7 +214,7 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
             ctx.emit(Upscaling(index, plan.passes, seconds, plan.rounds, plan.tiles))
             progress = PassProgress(ctx.on_progress, plan.passes, plan.tiles * plan.rounds)
             start = time.perf_counter()
-            with counting_passes(upscaler.network, progress.on_pass):
+            with upscaler.counting_passes(progress.on_pass):
                 out = upscaler.upscale_image(
                     image, on_progress=progress.on_tiles, should_stop=ctx.should_stop
                 )

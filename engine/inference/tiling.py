@@ -379,9 +379,7 @@ class _Tiler:
         rects = rects or [Rect(0, 0, h, w)]
         cores = [r for rect in rects for r in _split_rect(rect, shape, ov, h, w)]
         if self.fixed:
-            rows = max(c.bottom - c.top for c in cores) + 2 * ov
-            cols = max(c.right - c.left for c in cores) + 2 * ov
-            self._window_shape = (min(h, rows), min(w, cols))
+            self._window_shape = fixed_shape(cores, ov, h, w)
         return cores
 
     def tiles(
@@ -433,10 +431,7 @@ class _Tiler:
     def window(self, core: Rect) -> Rect:
         if self._window_shape is None:
             return window(core, self.overlap, self.height, self.width)
-        rows, cols = self._window_shape  # every window this shape, moved inside the image
-        top = min(max(0, core.top - self.overlap), self.height - rows)
-        left = min(max(0, core.left - self.overlap), self.width - cols)
-        return Rect(top, left, top + rows, left + cols)
+        return fixed_window(core, self._window_shape, self.overlap, self.height, self.width)
 
     def _input(self, window: Rect) -> Tensor:
         """The window's pixels, copied into a buffer reused from tile to tile."""
@@ -465,6 +460,31 @@ def window(core: Rect, overlap: int, height: int, width: int) -> Rect:
         min(height, core.bottom + overlap),
         min(width, core.right + overlap),
     )
+
+
+def fixed_shape(cores: list[Rect], overlap: int, height: int, width: int) -> tuple[int, int]:
+    """fixed_windows' one shape: the largest core plus its context, within the image."""
+    rows = max(c.bottom - c.top for c in cores) + 2 * overlap
+    cols = max(c.right - c.left for c in cores) + 2 * overlap
+    return min(height, rows), min(width, cols)
+
+
+def fixed_window(core: Rect, shape: tuple[int, int], overlap: int, height: int, width: int) -> Rect:
+    """The core's window of `shape`: its context, moved inside the image at the border."""
+    rows, cols = shape
+    top = min(max(0, core.top - overlap), height - rows)
+    left = min(max(0, core.left - overlap), width - cols)
+    return Rect(top, left, top + rows, left + cols)
+
+
+def windows(
+    cores: list[Rect], overlap: int, height: int, width: int, *, fixed: bool = False
+) -> list[Rect]:
+    """The window each core is run in (stream_tiled's, with `fixed` its fixed_windows')."""
+    if not fixed:
+        return [window(c, overlap, height, width) for c in cores]
+    shape = fixed_shape(cores, overlap, height, width)
+    return [fixed_window(c, shape, overlap, height, width) for c in cores]
 
 
 def part_progress(on_progress: ProgressFn, index: int, count: int) -> ProgressFn:

@@ -6,12 +6,13 @@ of each input tile, so the tiler can redo a tile that came out non-finite in pla
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +35,9 @@ from engine.inference.tiling import (
     part_progress,
     stream_tiled,
     upscale_tiled,
-    window,
+    windows,
 )
+from engine.progress import counting_passes
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 ALPHA_MODES = ("bicubic", "network")
@@ -132,9 +134,17 @@ class Upscaler:
 
     @property
     def network(self) -> Any:
-        """What runs the forward passes (the torch module, or OpenVINO's network): both take
-        register_forward_hook, for counting passes (engine.progress.counting_passes)."""
+        """What runs the forward passes (the torch module, or OpenVINO's network)."""
         return self._network
+
+    @contextlib.contextmanager
+    def counting_passes(self, on_pass: Callable[[], None]) -> Iterator[None]:
+        """on_pass() after each network pass while the block runs, whichever runs the image
+        (OpenVINO's network, or PyTorch's for an image whose tiles share pooled values)."""
+        with contextlib.ExitStack() as stack:
+            for network in {id(n): n for n in (self.model, self._network)}.values():
+                stack.enter_context(counting_passes(network, on_pass))
+            yield
 
     @property
     def scale(self) -> float:
@@ -189,13 +199,14 @@ class Upscaler:
         network passes each tile of a round makes (before any out-of-memory split)."""
         tile = self._tile(height, width)
         tiles, pixels = 1, height * width
+        shared = self._shared(tile, height, width)
         if tile is not None:
             scale, overlap = self.descriptor.scale, self._overlap()
             cores = layout(height, width, tile, overlap=overlap, scale=scale)
             tiles = len(cores)
-            windows = (window(c, overlap, height, width) for c in cores)
-            pixels = sum((w.bottom - w.top) * (w.right - w.left) for w in windows)
-        shared = self._shared(tile, height, width)
+            fixed = self._fixed_windows(shared)
+            run = windows(cores, overlap, height, width, fixed=fixed)
+            pixels = sum((w.bottom - w.top) * (w.right - w.left) for w in run)
         ensemble = len(TRANSFORMS) if self.options.ensemble else 1
         if shared:  # each flip / rotation is tiled on its own, twice
             return RunPlan(tiles, rounds=2 * ensemble, passes=1, pixels=pixels)
@@ -217,8 +228,12 @@ class Upscaler:
             "device": self.device,
             "dtype": self.dtype,
             "shared_pooling": shared,
-            "fixed_windows": self.backend == "openvino" and not shared,
+            "fixed_windows": self._fixed_windows(shared),
         }
+
+    def _fixed_windows(self, shared: bool) -> bool:
+        """Whether every tile of an image gets one shape: where OpenVINO compiles per shape."""
+        return self.backend == "openvino" and not shared
 
     def _ensembled(self, forward: Any) -> Any:
         return ensemble_forward(forward) if self.options.ensemble else forward

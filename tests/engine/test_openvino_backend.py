@@ -3,6 +3,7 @@ choice of backend and its fallbacks, and the released A2F-SD x4's Set5 figure th
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 
@@ -13,7 +14,7 @@ from torch import nn
 from engine.checkpoints import load_model
 from engine.cli import main
 from engine.errors import SRStudioError
-from engine.inference import backends, openvino_backend
+from engine.inference import backends, openvino_backend, upscaler
 from engine.inference.tiling import _Tiler, upscale_tiled
 from engine.inference.upscaler import UpscaleOptions, Upscaler
 
@@ -223,3 +224,43 @@ def test_cli_says_in_one_line_that_openvino_is_missing(monkeypatch, tmp_path, ca
     assert code != 0
     assert "OpenVINO" in err and "not installed" in err
     assert "Traceback" not in err
+
+
+class _TorchAsOpenVino(openvino_backend.OpenVinoNetwork):
+    """OpenVINO's network stood in for by the module itself: its hooks, its call counting."""
+
+    def __init__(self, descriptor) -> None:
+        # a copy: OpenVINO never runs the module, whose own hooks count PyTorch's passes
+        self.model, self._hooks, self.shapes = copy.deepcopy(descriptor.model), {}, []
+
+    def __call__(self, x):
+        self.shapes.append(tuple(x.shape[-2:]))
+        with torch.no_grad():
+            y = self.model(x)
+        for hook in list(self._hooks.values()):
+            hook(self, (x,), y)
+        return y
+
+
+@pytest.mark.parametrize(("tile", "shared"), [(40, False), (16, True)])
+def test_passes_are_counted_on_whichever_network_runs_the_image(monkeypatch, tile, shared):
+    """OpenVINO's network for per-tile pooling, PyTorch's module where pooled values are shared:
+    the app's pass count (Upscaler.counting_passes) sees either, and plan() counts the pixels of
+    the windows that run (one fixed shape for OpenVINO, clipped at the border for PyTorch)."""
+    monkeypatch.setattr(backends, "_why_not_openvino", lambda *_: None)
+    monkeypatch.setattr(openvino_backend, "OpenVinoNetwork", _TorchAsOpenVino)
+    monkeypatch.setattr(upscaler, "ONE_PASS_MIN_PIXELS", 30 * 30)  # small images, same rules
+    desc = load_model("A2F-SD", scale=2)
+    up = Upscaler(desc, UpscaleOptions(tile=tile, tile_overlap=8, backend="openvino"))
+    assert ("shared" in up.tiling(90, 70)) is shared
+    plan = up.plan(90, 70)
+    passes: list[int] = []
+    with up.counting_passes(lambda: passes.append(1)):
+        up.upscale_tensor(_image(90, 70))
+    assert len(passes) == plan.tiles * plan.rounds * plan.passes
+    assert (len(up.network.shapes) == 0) is shared
+    if not shared:
+        assert len(set(up.network.shapes)) == 1  # one compiled shape
+        assert plan.pixels == sum(h * w for h, w in up.network.shapes)
+        clipped = Upscaler(desc, UpscaleOptions(tile=tile, tile_overlap=8)).plan(90, 70)
+        assert clipped.tiles == plan.tiles and clipped.pixels < plan.pixels
