@@ -8,6 +8,7 @@ Pillow's TIFF writer keeps): the quantised bands are spooled to
 an unnamed temporary file next to the output while the network runs, and the one Pillow image,
 the only full-size copy in memory, is read back from it only once the last band is made and the
 tiles' memory is handed back (engine.inference.allocator.trim), so the two never add up.
+Each band is encoded on a worker thread while the next is made (engine.imaging.write_behind).
 Everything else is as engine.imaging.io.write_image does it: the same channels, bit depth and
 metadata (left out with a warning where the format cannot hold it), and an atomic write, so a
 failure or a cancel between bands leaves no file. The caller quantises (OutputLayout.quantize,
@@ -42,6 +43,7 @@ from engine.imaging.io import (
     write_retrying,
 )
 from engine.imaging.jpeg_stream import JpegStream, mcu_rows
+from engine.imaging.write_behind import write_all
 
 Rows = Callable[[OutputLayout], Iterable[np.ndarray]]  # the quantised rows for a layout
 
@@ -73,8 +75,7 @@ def write_bands(
         meta, warnings = _fitting(meta, fmt)  # these encoders store any metadata that fits
         with atomic_file(path) as f:
             stream = layout.stream(f, meta, compress_level)  # type: ignore[arg-type]
-            for part in bands(layout):
-                stream.write(part)
+            write_all(bands(layout), stream.write)
             stream.close()
         return warnings
     # Before the file is opened: a cancel leaves nothing (the spool has no name).
@@ -118,8 +119,7 @@ def _write_jpeg(
             mcu=mcu,
             encode=encode,
         )
-        for part in bands(layout):
-            stream.write(part)
+        write_all(bands(layout), stream.write)
         stream.close()
     return warnings
 
