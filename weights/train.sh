@@ -6,8 +6,16 @@
 # x2 trains from scratch; x3 and x4 start from the x2 weights (--init: all but the upsampler);
 # x4, the scale most used, then trains 6000 iterations more from its own weights (--base).
 # Training images: ../shared/train only (T91, BSD200, SunHays80), 10 of them held out to validate.
+# `bash weights/train.sh --device cuda [--minutes 10] [MODEL...]` is the prepared GPU run instead:
+# all twelve trained further from their own files, about 10 minutes on one large NVIDIA GPU
+# (weights/train_gpu.py says how).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--device" ] && [ "${2:-}" != "cpu" ]; then
+  ./run models >/dev/null # installs on first use
+  exec "${SRSTUDIO_VENV:-.venv}/bin/python" weights/train_gpu.py "$@"
+fi
+[ "${1:-}" = "--device" ] && shift 2 # --device cpu: the recipe below
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 train=../shared/train
 
