@@ -23,7 +23,7 @@ common() { # ITERATIONS LEARNING_RATE OUTPUT [more srstudio train options]
   local iterations=$1 rate=$2 output=$3
   shift 3
   ./run train --patch 32 --batch 8 --learning-rate "$rate" --ema 0.998 --val-split 10 \
-    --val-max 4 --seed 0 --device cpu \
+    --val-max 4 --seed 0 --device cpu --precision fp32 \
     --hr "$train/T91" --hr "$train/BSD200" --hr "$train/SunHays80" \
     --iterations "$iterations" --output "$output" "$@"
 }

@@ -13,6 +13,12 @@ from engine.errors import SRStudioError
 
 DEGRADATIONS = ("BI", "BD", "DN")
 SCHEDULES = ("cosine", "step")
+PRECISIONS = ("auto", "fp32", "bf16")  # the CPU's arithmetic (CUDA: `amp`)
+# The training step's memory format, one default for every family (the only place it is
+# decided): channels_last (NHWC) was not faster than contiguous (NCHW) for any bundled family in
+# every run on a 2-core AVX2 CPU (0.93-1.32x, within the noise between rounds; BENCHMARKS.md,
+# "Training (CPU)"), so contiguous, as the bundled weights were trained.
+CHANNELS_LAST_DEFAULT = False
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,15 @@ class TrainConfig:
     images, or a count when >= 1, held out of training); every `val_every` iterations.
     `lr` None: 1e-4 from scratch, 2e-5 when fine-tuning; `warmup` None: iterations // 20 (at most
     1000); `step_every` None: iterations // 4. `ema` 0 turns the weight average off.
-    `output` None: a new file under the library's user folder, trained/."""
+    `output` None: a new file under the library's user folder, trained/.
+    Arithmetic: `amp` runs the forward in fp16 on CUDA (with a gradient scaler). `precision` is the
+    CPU's: "auto" runs the forward under bf16 autocast where the CPU computes bf16 natively
+    (AVX512-BF16 or AMX, or Arm's BF16) and in fp32 elsewhere; "bf16" forces it (emulated, slow,
+    without native support); "fp32" never. The loss, gradients, optimiser state, EMA and the
+    weights stay fp32, and validation runs in fp32. `channels_last` trains with NHWC tensors
+    (same numbers up to rounding, a different speed). The arithmetic actually used is recorded
+    with the run (weights metadata "training"/"numerics", and the resume state); a resume that
+    changes it says that it will not match an uninterrupted run."""
 
     model: str | None = None
     scale: int | None = None
@@ -63,6 +77,8 @@ class TrainConfig:
     resume: bool = False
     device: str = "auto"
     amp: bool = True
+    precision: str = "auto"
+    channels_last: bool = CHANNELS_LAST_DEFAULT
     cache_mb: int = 2048
 
     def __post_init__(self) -> None:
@@ -78,6 +94,8 @@ class TrainConfig:
             raise SRStudioError(f"degradation must be one of {', '.join(DEGRADATIONS)}")
         if self.schedule not in SCHEDULES:
             raise SRStudioError(f"schedule must be one of {', '.join(SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            raise SRStudioError(f"precision must be one of {', '.join(PRECISIONS)}")
         checks = {
             "iterations": self.iterations >= 1,
             "batch size": self.batch_size >= 1,

@@ -1,20 +1,29 @@
-"""train(): L1 loss, Adam, warm-up + cosine/step schedule, clipping, EMA, AMP on CUDA, periodic
-validation with the papers' PSNR/SSIM, the best weights kept, atomic checkpoints and exact resume.
+"""train(): L1 loss, Adam, warm-up + cosine/step schedule, clipping, EMA, AMP on CUDA (fp16) and
+on CPUs with native bf16 (bf16 autocast), channels-last tensors, periodic validation with the
+papers' PSNR/SSIM, the best weights kept, atomic checkpoints and exact resume.
 
 Exact resume: the network, EMA, optimiser and AMP scaler states are saved with the iteration; the
 learning rate is a pure function of the iteration; every batch is a pure function of (seed, rank,
 iteration) (engine.training.data); and torch's global generator (HPINet's Gumbel noise) is
 re-seeded from (seed, rank, iteration) before each step. A killed run resumed from its last
 checkpoint therefore ends with the weights of an uninterrupted run (on the same device and
-thread count).
+thread count, with the same precision and memory format).
+
+The data thread decodes the images of the next batch while the network trains; the steps wait
+for it ~0 ms once the images are cached (~3 ms an iteration over the first epoch). The crops and
+the degradation (torch resizing) run on the training thread: ~12 ms a batch of 8 32x32 patches
+at x2, ~5% of an A2F-SD step on 2 cores; made in the data thread (one torch thread) instead, the
+steps measured no faster there (bench/bench_training.py, BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
+import platform
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -65,6 +74,7 @@ _SAME_ON_RESUME = (
     "seed",
     "amp",
 )
+# Also kept: the arithmetic actually used (_Numerics: the "auto" precision depends on the CPU).
 
 
 def _no_event(event: object) -> None:
@@ -161,6 +171,65 @@ def _network_from_state(saved: dict[str, Any]) -> _Network:
     return _Network(family.name, saved["variant"], int(saved["scale"]), model, base)
 
 
+@functools.cache
+def cpu_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively, as torch sees it: AVX512-BF16 or AMX-BF16 on x86,
+    the BF16 extension on Arm (oneDNN's check). Elsewhere torch emulates bf16, slower than fp32.
+    (OpenVINO's own view: engine.inference.openvino_backend.native_bf16.)"""
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64", "i386", "i686", "x86"):
+        capability = getattr(torch._C._cpu, "_get_cpu_capability", None)
+        caps = capability() if capability is not None else None  # cpuinfo's flags, as a dict
+        if isinstance(caps, dict):
+            return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+        try:
+            flags = Path("/proc/cpuinfo").read_text().split()
+        except OSError:
+            return False
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    try:  # aarch64: true when the CPU has the BF16 extension
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, native: bool | None = None) -> str:
+    """The CPU precision a TrainConfig.precision means here: "bf16" or "fp32" ("auto": bf16 only
+    where the CPU computes it natively; `native` None asks cpu_native_bf16)."""
+    if precision == "auto":
+        return "bf16" if (cpu_native_bf16() if native is None else native) else "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise SRStudioError(f"unknown precision {precision!r}: use auto, fp32 or bf16")
+    return precision
+
+
+@dataclass(frozen=True)
+class _Numerics:
+    """The arithmetic of the training step: the forward's autocast dtype (None: fp32) and the
+    memory format of the network and its input."""
+
+    autocast: torch.dtype | None
+    channels_last: bool
+
+    @classmethod
+    def of(cls, config: TrainConfig, device: torch.device) -> _Numerics:
+        if device.type == "cuda":
+            dtype = torch.float16 if config.amp else None
+        elif device.type == "cpu" and resolve_precision(config.precision) == "bf16":
+            dtype = torch.bfloat16
+        else:
+            dtype = None
+        return cls(dtype, config.channels_last)
+
+    def describe(self) -> dict[str, Any]:
+        names = {torch.float16: "fp16", torch.bfloat16: "bf16", None: "fp32"}
+        return {"precision": names[self.autocast], "channels_last": self.channels_last}
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+
 def _step_seed(seed: int, rank: int, iteration: int) -> int:
     return int(np.random.SeedSequence([seed, 23, rank, iteration]).generate_state(1, np.uint64)[0])
 
@@ -191,6 +260,9 @@ class _Trainer:
         self.config, self.info, self.device = config, info, device
         self.emit = on_event if info.is_main else _no_event
         self.started = time.perf_counter()
+        self.numerics = _Numerics.of(config, device)
+        # seconds the steps waited for the data thread, and spent making batches themselves
+        self.data_wait = self.data_batch = 0.0
 
     def log(self, text: str) -> None:
         self.emit(LogEvent(text))
@@ -215,13 +287,13 @@ class _Trainer:
             raise SRStudioError(f"the output must be a .safetensors file, got {self.output.name}")
         self.state_file = state.state_path(self.output)
         self._data()
-        model = self.net.model.to(self.device).train()
+        model = self.net.model.to(self.device, memory_format=self.numerics.memory_format).train()
         self.ema = _EMA(model, cfg.ema) if cfg.ema > 0 else None
         self.ddp = distributed.wrap(model, self.info, self.device)
         self.optimizer = torch.optim.Adam(
             model.parameters(), lr=cfg.effective_lr, betas=(0.9, 0.999), eps=1e-8
         )
-        self.amp = cfg.amp and self.device.type == "cuda"
+        self.amp = self.numerics.autocast == torch.float16  # fp16 needs the gradient scaler
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.progress = _Progress()
         if saved is not None:
@@ -231,10 +303,12 @@ class _Trainer:
             what = f"from {self.net.base['name']}"
             if "tensors" in self.net.base:
                 what += f" ({self.net.base['tensors']} tensors)"
+        numerics = self.numerics.describe()
+        how = numerics["precision"] + (", channels last" if numerics["channels_last"] else "")
         self.log(
             f"training {self.net.family}-{self.net.variant} x{self.net.scale} {what} on "
             f"{len(self.sampler.entries)} images ({cfg.degradation}), "
-            f"{len(self.val_pairs)} validation images, {self.device}"
+            f"{len(self.val_pairs)} validation images, {self.device} ({how})"
             + (f", {self.info.world} processes" if self.info.enabled else "")
             + (f", resuming at iteration {self.progress.iteration}" if saved else "")
         )
@@ -297,6 +371,11 @@ class _Trainer:
         before = json.loads(saved["config"])
         now = self.config.to_dict()
         changed = [k for k in _SAME_ON_RESUME if json.dumps(before.get(k)) != json.dumps(now[k])]
+        used, numerics = before.get("numerics"), self.numerics.describe()
+        if not isinstance(used, dict):  # a state from before the option: fp32 (fp16 with amp
+            # on CUDA), contiguous
+            used = {"precision": "fp16" if self.amp else "fp32", "channels_last": False}
+        changed += [k for k, v in numerics.items() if used.get(k) != v]
         if changed:
             self.log(
                 f"note: {', '.join(changed)} changed since the run began; the resumed run "
@@ -324,7 +403,8 @@ class _Trainer:
             "psnr": measured["psnr"] if measured else None,
             "ssim": measured["ssim"] if measured else None,
             "weights": "ema" if self.ema is not None else "raw",
-            "training": self.config.to_dict() | {"output": str(self.output)},
+            "training": self.config.to_dict()
+            | {"output": str(self.output), "numerics": self.numerics.describe()},
             "world_size": self.info.world,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
@@ -339,10 +419,10 @@ class _Trainer:
 
     def _write_state(self) -> None:
         p = self.progress
-        cpu = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        cpu = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         ema = {}
         if self.ema is not None:
-            ema = {k: v.detach().cpu() for k, v in self.ema.model.state_dict().items()}
+            ema = {k: v.detach().cpu().contiguous() for k, v in self.ema.model.state_dict().items()}
         state.save_state(
             self.state_file,
             {
@@ -357,7 +437,9 @@ class _Trainer:
                 "history": json.dumps(p.history),
                 "best": json.dumps(p.best),
                 "base": json.dumps(self.net.base),
-                "config": json.dumps(self.config.to_dict()),
+                "config": json.dumps(
+                    self.config.to_dict() | {"numerics": self.numerics.describe()}
+                ),
                 "rng": state.capture_rng(),
             },
         )
@@ -433,13 +515,19 @@ class _Trainer:
         torch.manual_seed(_step_seed(cfg.seed, self.info.rank, iteration))
         loading = self.next_load or self._prefetch(iteration)
         assert loading is not None
+        started = time.perf_counter()
         loading.result()
+        waited = time.perf_counter()
         self.next_load = self._prefetch(iteration + 1)
         lr, hr = self.sampler.batch(iteration, cfg.batch_size)
-        lr, hr = lr.to(self.device), hr.to(self.device)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+        self.data_wait += waited - started
+        self.data_batch += time.perf_counter() - waited
+        lr = lr.to(self.device, memory_format=self.numerics.memory_format)
+        hr = hr.to(self.device)
+        dtype = self.numerics.autocast
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             sr = self.ddp(lr)
-        loss = F.l1_loss(sr.float(), hr)
+        loss = F.l1_loss(sr.float(), hr)  # the loss, the gradients and Adam in fp32
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if cfg.grad_clip > 0:
