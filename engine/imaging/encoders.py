@@ -21,6 +21,7 @@ from typing import IO
 import numpy as np
 
 STRIP_BYTES = 1 << 20  # uncompressed bytes per TIFF strip (about; at least one row)
+CHUNK_BYTES = 8 << 20  # PNG: rows filtered and compressed at a time, so its buffers stay small
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -62,6 +63,11 @@ class PngStream:
         f.write(b"".join(head))
 
     def write(self, band: np.ndarray) -> None:
+        step = max(1, CHUNK_BYTES // max(1, band[:1].nbytes))
+        for top in range(0, band.shape[0], step):
+            self._write(band[top : top + step])
+
+    def _write(self, band: np.ndarray) -> None:
         h = band.shape[0]
         big = band.astype(">u2") if self.depth == 16 else band.astype(np.uint8, copy=False)
         rows = np.ascontiguousarray(big).view(np.uint8).reshape(h, -1)

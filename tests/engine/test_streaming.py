@@ -475,3 +475,29 @@ def test_sixteen_bit_sources_stay_float_with_eight_bit(tmp_path) -> None:
     img = ImageData(torch.from_numpy(arr.astype(np.float32) / 65535.0).permute(2, 0, 1), None, 16)
     write_image(tmp_path / "deep.png", img)
     assert read_image(tmp_path / "deep.png", eight_bit=True).rgb.dtype == torch.float32
+
+
+@pytest.mark.parametrize(("channels", "depth"), [(3, 8), (4, 16), (1, 8)])
+def test_png_bands_are_encoded_in_small_chunks_to_the_same_bytes(
+    tmp_path, monkeypatch, channels: int, depth: int
+) -> None:
+    from engine.imaging import encoders
+
+    rng = np.random.default_rng(5)
+    dtype = np.uint8 if depth == 8 else np.uint16
+    arr = rng.integers(0, 255 if depth == 8 else 65535, (41, 13, channels)).astype(dtype)
+    files = []
+    for chunk in (8 << 20, 100):  # one chunk a band; then a row or two at a time
+        monkeypatch.setattr(encoders, "CHUNK_BYTES", chunk)
+        path = tmp_path / f"{chunk}.png"
+        with open(path, "wb") as f:
+            stream = PngStream(f, width=13, height=41, channels=channels, depth=depth)
+            for top in (0, 17, 30):
+                stream.write(arr[top : {0: 17, 17: 30, 30: 41}[top]])
+            stream.close()
+        files.append(path.read_bytes())
+    assert files[0] == files[1]
+    if depth == 8:  # Pillow reads 16-bit colour as 8 bits
+        with Image.open(tmp_path / "100.png") as im:
+            back = np.asarray(im)
+        assert np.array_equal(back.reshape(arr.shape), arr)

@@ -125,3 +125,18 @@ def test_a_full_disk_mid_file_leaves_nothing(tmp_path, monkeypatch, ext) -> None
         up.upscale_to_file(_photo(40, 40), tmp_path / f"full.{ext}")
     assert list(tmp_path.iterdir()) == []
     assert _writer_threads() == []
+
+
+def test_bands_too_large_to_copy_are_written_on_the_calling_thread(monkeypatch) -> None:
+    monkeypatch.setattr(write_behind, "MAX_BAND_BYTES", 100)
+    seen: list[tuple[int, str]] = []
+
+    def bands():
+        yield np.zeros((2, 5, 3), np.uint8)  # 30 bytes: behind
+        yield np.ones((10, 5, 3), np.uint8)  # 150 bytes: here, after the first is written
+        yield np.full((1, 5, 3), 2, np.uint8)
+
+    write_all(bands(), lambda b: seen.append((int(b.max()), threading.current_thread().name)))
+    assert [k for k, _ in seen] == [0, 1, 2]
+    assert seen[0][1].startswith("srstudio-write") and seen[2][1].startswith("srstudio-write")
+    assert seen[1][1] == threading.current_thread().name
