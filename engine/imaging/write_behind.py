@@ -5,11 +5,11 @@ Why: zlib (PNG, TIFF) and libjpeg (Pillow) release the GIL, so a band's encoding
 the network leaves idle (its Python glue, the tiler's blending, or a GPU doing the work) instead
 of adding its time to the run's. One band is encoded at a time, in order, and the next is handed
 over only once it is done: the band handed over is a copy (the maker reuses its memory), so the
-write costs one band of 8-bit rows, not a growing queue; a band over MAX_BAND_BYTES (a row of
-tiles across a 48 MP photo at x4 is about 230 MB) is written on the calling thread instead, so the
-largest outputs keep their memory budget. Measured (BENCHMARKS.md): the 12 MP photo at x4 written
-as PNG took 133.6 s against 143.5 s and peaked at 1441 MiB against 1227 MiB; as JPEG no change
-in memory.
+write costs one band of 8-bit rows, not a growing queue. The automatic tile size keeps a band
+near 100 MB whatever the photo (96 MB for 12 MP at x4, 92 MB for 48 MP: wider outputs get
+flatter tiles); a band over MAX_BAND_BYTES (a large tile asked for by hand) is written on the
+calling thread instead. Measured (BENCHMARKS.md): the 12 MP photo at x4 written as PNG took
+133.6 s against 143.5 s and peaked at 1441 MiB against 1227 MiB; as JPEG no change in memory.
 
 What the sequential loop guaranteed still holds: write() sees the bands in order; what it raises
 (a full disk) is raised on the calling thread, before the next band is asked for, and the bands
@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 WRITE_BEHIND = os.environ.get("SRSTUDIO_WRITE_BEHIND") != "0"
-MAX_BAND_BYTES = 160 << 20  # larger bands are written on the calling thread
+MAX_BAND_BYTES = 256 << 20  # larger bands are written on the calling thread
 
 
 def write_all(bands: Iterable[np.ndarray], write: Callable[[np.ndarray], object]) -> None:
