@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from engine.checkpoints import load_model
 from engine.errors import SRStudioError
@@ -16,45 +15,16 @@ from engine.training import LogEvent, LossEvent, TrainConfig, loop, train
 from engine.training.config import CHANNELS_LAST_DEFAULT
 from engine.training.loop import _Numerics, cpu_native_bf16, resolve_precision
 from engine.training.state import load_state, state_path
+from tests.engine import test_training
+
+images = test_training.images  # the fixture: four training and two validation images
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _folder(path: Path, count: int, seed: int) -> Path:
-    """Smooth stripes plus a little noise: learnable, never flat."""
-    path.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:48, 0:56] / 8.0
-    for i in range(count):
-        f, phase = rng.uniform(0.5, 1.5, size=(2, 3)), rng.uniform(0, 6, size=3)
-        img = 127 + 60 * np.sin(y[..., None] * f[0] + x[..., None] * f[1] + phase)
-        img = (img + rng.normal(0, 6, img.shape)).clip(0, 255).astype(np.uint8)
-        Image.fromarray(img).save(path / f"im{i}.png")
-    return path
-
-
-@pytest.fixture
-def images(tmp_path: Path) -> tuple[Path, Path]:
-    return _folder(tmp_path / "hr", 4, 0), _folder(tmp_path / "val", 2, 1)
-
-
 def _config(images: tuple[Path, Path], out: Path, **kw) -> TrainConfig:
-    hr, val = images
-    base = dict(
-        model="A2F-SD",
-        scale=2,
-        hr_dirs=(str(hr),),
-        val_dir=str(val),
-        patch_size=12,
-        batch_size=4,
-        iterations=6,
-        lr=5e-4,
-        val_every=1000,
-        log_every=1,
-        output=str(out),
-        device="cpu",
-    )
-    return TrainConfig(**(base | kw))
+    """test_training's settings, 6 iterations and no validation on the way."""
+    return test_training._config(images, out, **({"iterations": 6, "val_every": 1000} | kw))
 
 
 # ------------------------------------------------------------------------------ settings
