@@ -6,11 +6,13 @@ On Linux the process first re-runs itself with jemalloc preloaded where it is in
 heap, even tuned (engine.inference.allocator), fragments between the tiles of a large photo: the
 12 MP photo at x4 peaked at 1.5-1.9 GiB under it and at 1.2 GiB under jemalloc, at about the
 same speed (BENCHMARKS.md). A preload has to be there when the process starts, before torch is
-imported, so this happens here and not in the engine. SRSTUDIO_JEMALLOC=0 turns it off. Not done
-in a PyInstaller bundle yet (re-running it would unpack it again; unmeasured), nor where OpenVINO
-may run: with jemalloc preloaded its CPU plugin frees memory through glibc that jemalloc gave
-("free(): invalid pointer", OpenVINO 2026.4), so the app (whose engine can be switched at any
-time) and a command with --backend openvino or auto keep glibc's malloc when it is installed.
+imported, so this happens here and not in the engine. SRSTUDIO_JEMALLOC=0 turns it off. The
+Linux PyInstaller bundle (one folder, nothing to unpack again) carries its own libjemalloc.so.2,
+copied from the build machine (packaging/spec_common.py), and re-runs itself with that one.
+Not done where OpenVINO may run: with jemalloc preloaded its CPU plugin frees memory through
+glibc that jemalloc gave ("free(): invalid pointer", OpenVINO 2026.4), so the app (whose engine
+can be switched at any time) and a command with --backend openvino or auto keep glibc's malloc
+when it is installed.
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ def openvino_may_run(argv: Sequence[str], installed: bool) -> bool:
 
 
 def find_jemalloc() -> str | None:
-    """The path of an installed libjemalloc.so.2, None where there is none."""
-    for folder in JEMALLOC_DIRS:
+    """The path of an installed libjemalloc.so.2 (in a frozen bundle, the bundle's own), None
+    where there is none."""
+    bundle = getattr(sys, "_MEIPASS", None) if getattr(sys, "frozen", False) else None
+    for folder in [bundle] if bundle else JEMALLOC_DIRS:
         if (Path(folder) / "libjemalloc.so.2").is_file():
             return str(Path(folder) / "libjemalloc.so.2")
     return None
@@ -77,15 +81,15 @@ def jemalloc_env(
 
 
 def _rerun_with_jemalloc(argv: Sequence[str] | None = None) -> None:
-    if getattr(sys, "frozen", False):  # a PyInstaller bundle would unpack itself again: not yet
-        return
     argv = sys.argv[1:] if argv is None else argv
     if openvino_may_run(argv, importlib.util.find_spec("openvino") is not None):
         return
     env = jemalloc_env(os.environ, sys.platform)
     if env is not None:
         sys.stdout.flush()
-        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+        # a bundle's executable is the program itself; Python's takes its own options first
+        args = sys.argv[1:] if getattr(sys, "frozen", False) else sys.orig_argv[1:]
+        os.execve(sys.executable, [sys.executable, *args], env)
 
 
 def main(argv: list[str] | None = None) -> int:

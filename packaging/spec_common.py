@@ -155,10 +155,24 @@ def hiddenimports() -> list[str]:
     return collect_submodules("engine") + collect_submodules("app")
 
 
+def binaries() -> list[tuple[str, str]]:
+    """Linux: the build machine's libjemalloc.so.2 at the bundle's root, which app.launcher
+    preloads (a large photo's tiles take less memory under it than under glibc's malloc); none
+    where the build machine has none (the bundle then runs on glibc's malloc, as before)."""
+    if not sys.platform.startswith("linux"):
+        return []
+    sys.path.insert(0, str(ROOT))
+    from app.launcher import find_jemalloc
+
+    found = find_jemalloc()
+    return [(found, ".")] if found else []
+
+
 def analysis_options() -> dict:
     return {
         "scripts": [ENTRY],
         "pathex": [str(ROOT)],
+        "binaries": binaries(),
         "datas": datas(),
         "hiddenimports": hiddenimports(),
         "excludes": EXCLUDES,

@@ -100,3 +100,11 @@ def test_jemalloc_is_left_out_where_openvino_may_run():
     assert not may(["upscale", "a.jpg"], True)  # PyTorch, the default
     assert not may(["upscale", "a.jpg", "--backend", "torch"], True)
     assert not may([], False) and not may(["upscale", "--backend", "auto"], False)
+
+
+def test_a_frozen_bundle_preloads_its_own_jemalloc_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    assert find_jemalloc() is None  # not the system's: the bundle runs on its own libraries
+    (tmp_path / "libjemalloc.so.2").write_bytes(b"")
+    assert find_jemalloc() == str(tmp_path / "libjemalloc.so.2")
