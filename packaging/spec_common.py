@@ -34,6 +34,9 @@ EXCLUDES = [
     "triton",
     "onnx",
     "onnxruntime",
+    # The optional OpenVINO backend is not bundled (packaging/build.sh installs only [gui]; this
+    # keeps a build from a fuller venv the same): the bundle runs PyTorch, under jemalloc.
+    "openvino",
     "pytest",
     "_pytest",
     "pytestqt",
