@@ -4,7 +4,8 @@
 # HPINet-T; default all four, one after the other). One thread per run, as the shipped files were
 # made (two runs at a time on a 2-core CPU; a run's result does not depend on what else runs).
 # x2 trains from scratch; x3 and x4 start from the x2 weights (--init: all but the upsampler);
-# x4, the scale most used, then trains 6000 iterations more from its own weights (--base).
+# x4, the scale most used, then trains 6000 iterations more from its own weights (--base); later
+# steps trained some x2 and x3 files further the same way (further(), below).
 # Training images: ../shared/train only (T91, BSD200, SunHays80), 10 of them held out to validate.
 # `bash weights/train.sh --device cuda [--minutes 10] [MODEL...]` is the prepared GPU run instead:
 # all twelve trained further from their own files, about 10 minutes on one large NVIDIA GPU
@@ -41,12 +42,19 @@ family() { # MODEL X2_ITERATIONS X3_X4_ITERATIONS [X2_RESUMED_TO]
   for scale in 3 4; do
     run "$model" "$scale" "$3" --val-every $(($3 / 2)) --init "weights/$model-x2.safetensors"
   done
-  refine "$model"
+  refine "$model" 4 6000
 }
 
-refine() { # MODEL: x4, 6000 more iterations from its own weights, at half the first rate
-  local weights="weights/$1-x4.safetensors"
-  common 6000 5e-4 "$weights" --base "$weights" --val-every 1500
+refine() { # MODEL SCALE ITERATIONS: trained further from its own weights, at half the first rate
+  local weights="weights/$1-x$2.safetensors"
+  common "$3" 5e-4 "$weights" --base "$weights" --val-every $(($3 / 4))
+}
+
+further() { # MODEL: the steps later sessions added (issue 17), in the order they ran
+  case $1 in
+    RNAN-tiny) refine RNAN-tiny 2 5000 && refine RNAN-tiny 3 2000 ;;
+    CRAN-tiny) refine CRAN-tiny 2 5000 && refine CRAN-tiny 3 4000 ;;
+  esac
 }
 
 models=("$@")
@@ -57,5 +65,6 @@ for model in "${models[@]}"; do
     HPINet-T) family HPINet-T 2500 1500 5000 ;;
     *) echo "unknown model $model" >&2 && exit 2 ;;
   esac
+  further "$model"
 done
 rm -f weights/*.resume.pt
