@@ -84,6 +84,7 @@ from engine.training import (
     TrainConfig,
     TrainResult,
     ValidationEvent,
+    cpu_native_bf16,
     train,
 )
 
@@ -133,6 +134,7 @@ __all__ = [
     "build_untrained",
     "collect_inputs",
     "count_params",
+    "cpu_native_bf16",
     "counting_passes",
     "difference_map",
     "download_release",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.training.config import (
     DEGRADATIONS,
+    PRECISIONS,
     SCHEDULES,
     LogEvent,
     LossEvent,
@@ -11,15 +12,17 @@ from engine.training.config import (
     TrainResult,
     ValidationEvent,
 )
-from engine.training.loop import train
+from engine.training.loop import cpu_native_bf16, train
 
 __all__ = [
     "DEGRADATIONS",
+    "PRECISIONS",
     "SCHEDULES",
     "LogEvent",
     "LossEvent",
     "TrainConfig",
     "TrainResult",
     "ValidationEvent",
+    "cpu_native_bf16",
     "train",
 ]

@@ -129,3 +129,33 @@ def test_line_plot_keeps_finite_points_and_paints(qtbot):
     assert plot.points == [(1.0, 0.5), (3.0, 0.25)]
     image = plot.grab().toImage()
     assert not image.isNull() and image.width() == 300
+
+
+def test_cpu_precision_and_memory_layout_reach_the_config(tab, monkeypatch, qtbot):
+    assert tab.cpu_precision_combo.currentData() == "auto"
+    assert not tab.channels_last_check.isChecked()
+    cfg = tab.config()
+    assert (cfg.precision, cfg.channels_last) == ("auto", False)
+
+    tab.cpu_precision_combo.setCurrentIndex(tab.cpu_precision_combo.findData("bf16"))
+    tab.channels_last_check.setChecked(True)
+    cfg = tab.config()
+    assert (cfg.precision, cfg.channels_last) == ("bf16", True)
+
+    # The choice applies to the CPU only: greyed out once a GPU is chosen.
+    tab.device_combo.setCurrentIndex(tab.device_combo.findData("cpu"))
+    assert tab.cpu_precision_combo.isEnabled()
+    tab.device_combo.addItem("A GPU", "cuda:0")
+    tab.device_combo.setCurrentIndex(tab.device_combo.findData("cuda:0"))
+    assert not tab.cpu_precision_combo.isEnabled()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_automatic_precision_says_what_it_means_on_this_cpu(qtbot, monkeypatch, native):
+    monkeypatch.setattr("app.panels.trainer_tab.cpu_native_bf16", lambda: native)
+    widget = TrainerTab()
+    qtbot.addWidget(widget)
+    text = widget.cpu_precision_combo.itemText(widget.cpu_precision_combo.findData("auto"))
+    assert ("bf16" in text) is native and ("fp32" in text) is not native
+    assert ("as this one does" in widget.cpu_precision_combo.toolTip()) is native
+    widget.shutdown()
