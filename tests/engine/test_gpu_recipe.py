@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,16 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine.conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def recipe():
-    spec = importlib.util.spec_from_file_location("train_gpu", ROOT / "weights" / "train_gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train_gpu"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("weights/train_gpu.py")
 
 
 def test_iterations_fit_the_share_of_the_time_left(recipe) -> None:
