@@ -45,15 +45,18 @@ family() { # MODEL X2_ITERATIONS X3_X4_ITERATIONS [X2_RESUMED_TO]
   refine "$model" 4 6000
 }
 
-refine() { # MODEL SCALE ITERATIONS: trained further from its own weights, at half the first rate
+refine() { # MODEL SCALE ITERATIONS [RATE]: trained further from its own weights (default: at half
+  # the first rate)
   local weights="weights/$1-x$2.safetensors"
-  common "$3" 5e-4 "$weights" --base "$weights" --val-every $(($3 / 4))
+  common "$3" "${4:-5e-4}" "$weights" --base "$weights" --val-every $(($3 / 4))
 }
 
 further() { # MODEL: the steps later sessions added (issue 17), in the order they ran
   case $1 in
-    RNAN-tiny) refine RNAN-tiny 2 5000 && refine RNAN-tiny 3 2000 ;;
-    CRAN-tiny) refine CRAN-tiny 2 5000 && refine CRAN-tiny 3 4000 ;;
+    A2F-SD) refine A2F-SD 2 8000 && refine A2F-SD 3 5000 ;;
+    RNAN-tiny) refine RNAN-tiny 2 5000 && refine RNAN-tiny 3 2000 && refine RNAN-tiny 3 5000 ;;
+    CRAN-tiny) refine CRAN-tiny 2 5000 && refine CRAN-tiny 3 4000 && refine CRAN-tiny 3 2500 ;;
+    HPINet-T) refine HPINet-T 4 3000 && refine HPINet-T 4 1000 2e-4 ;;
   esac
 }
 
