@@ -44,6 +44,13 @@ SETTINGS = [
     "--val-split", "10", "--val-max", "4", "--seed", "0", "--channels-last",
     "--hr", f"{TRAIN}/T91", "--hr", f"{TRAIN}/BSD200", "--hr", f"{TRAIN}/SunHays80",
 ]  # fmt: skip
+_OUTPUT = threading.Lock()  # the families' threads print whole lines, never interleaved
+
+
+def say(text: str) -> None:
+    with _OUTPUT:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
 
 def iterations_for(seconds_left: float, runs_left: int, seconds_per_iteration: float) -> int:
@@ -99,10 +106,11 @@ class Family:
 
     def train(self, scale: int, iterations: int, output: Path, keep: bool = True) -> dict | None:
         cmd = command(self.model, scale, iterations, self.device, output)
-        print(f"[{self.model} x{scale}] {iterations} iterations", flush=True)
+        plan = f"[{self.model} x{scale}] {iterations} iterations"
         if self.dry_run:
-            print("  " + " ".join(cmd[1:]), flush=True)
+            say(plan + "\n  " + " ".join(cmd[1:]))
             return None
+        say(plan)
         threads = max(1, (os.cpu_count() or 4) // len(FAMILIES))
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
