@@ -5,8 +5,8 @@
 # made (two runs at a time on a 2-core CPU; a run's result does not depend on what else runs).
 # x2 trains from scratch; x3 and x4 start from the x2 weights (--init: all but the upsampler);
 # x4, the scale most used, then trains 6000 iterations more from its own weights (--base); later
-# steps trained more files further the same way and made HPINet-T's x2 and x3 again from its x4
-# (further(), below).
+# steps trained more files further the same way and made HPINet-T's x2 and x3 again from its x4,
+# and A2F-SD's x4 from its x3 (further(), below).
 # Training images: ../shared/train only (T91, BSD200, SunHays80), 10 of them held out to validate.
 # `bash weights/train.sh --device cuda [--minutes 10] [MODEL...]` is the prepared GPU run instead:
 # all twelve trained further from their own files, about 10 minutes on one large NVIDIA GPU
@@ -54,11 +54,14 @@ refine() { # MODEL SCALE ITERATIONS [RATE]: trained further from its own weights
 
 further() { # MODEL: the steps later sessions added (issue 17), in the order they ran
   case $1 in
-    A2F-SD) refine A2F-SD 2 8000 && refine A2F-SD 3 5000 && refine A2F-SD 3 5000 ;;
+    A2F-SD) refine A2F-SD 2 8000 && refine A2F-SD 3 5000 && refine A2F-SD 3 5000 &&
+        run A2F-SD 4 10000 --val-every 2500 --init weights/A2F-SD-x3.safetensors &&
+        refine A2F-SD 4 3000 ;;
     RNAN-tiny) refine RNAN-tiny 2 5000 && refine RNAN-tiny 3 2000 && refine RNAN-tiny 3 5000 &&
-        refine RNAN-tiny 4 8000 ;;
+        refine RNAN-tiny 4 8000 && refine RNAN-tiny 4 6000 && refine RNAN-tiny 4 3000 3e-4 &&
+        refine RNAN-tiny 4 4000 2e-4 ;;
     CRAN-tiny) refine CRAN-tiny 2 5000 && refine CRAN-tiny 3 4000 && refine CRAN-tiny 3 2500 &&
-        refine CRAN-tiny 4 7000 ;;
+        refine CRAN-tiny 4 7000 && refine CRAN-tiny 4 6000 ;;
     HPINet-T) # x2 and x3 then made again from the x4, better trained than the x2 they came from
       refine HPINet-T 4 3000 && refine HPINet-T 4 1000 2e-4 &&
         run HPINet-T 2 6000 --val-every 1500 --init weights/HPINet-T-x4.safetensors &&

@@ -17,7 +17,7 @@ def test_the_bundled_figures_are_the_pinned_measurements():
 
 def test_each_origin_is_rated_by_what_compares_with_set5():
     bundled = expected_set5("A2F", "SD", 4, "bundled", {"psnr": 27.36})
-    assert (bundled.psnr, bundled.ssim, bundled.basis) == (30.8357, 0.8714, MEASURED)
+    assert (bundled.psnr, bundled.ssim, bundled.basis) == (31.3409, 0.8826, MEASURED)
     for origin in ("download", "downloaded"):
         release = expected_set5("A2F", "SD", 4, origin, {"release": "A2F-SD-x4"})
         assert (release.psnr, release.ssim, release.basis) == (32.06, 0.8928, PAPER)
