@@ -56,7 +56,7 @@ further() { # MODEL: the steps later sessions added (issue 17), in the order the
   case $1 in
     A2F-SD) refine A2F-SD 2 8000 && refine A2F-SD 3 5000 && refine A2F-SD 3 5000 &&
         run A2F-SD 4 10000 --val-every 2500 --init weights/A2F-SD-x3.safetensors &&
-        refine A2F-SD 4 3000 ;;
+        refine A2F-SD 4 3000 && refine A2F-SD 4 4000 3e-4 ;;
     RNAN-tiny) refine RNAN-tiny 2 5000 && refine RNAN-tiny 3 2000 && refine RNAN-tiny 3 5000 &&
         refine RNAN-tiny 4 8000 && refine RNAN-tiny 4 6000 && refine RNAN-tiny 4 3000 3e-4 &&
         refine RNAN-tiny 4 4000 2e-4 ;;
