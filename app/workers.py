@@ -1,5 +1,5 @@
-"""Running engine work off the GUI thread: a worker QObject moved to a QThread (Qt's worker
-pattern), and a handle on the GUI thread that relays its signals.
+"""Running engine work off the GUI thread: fn(ctx) runs on a QThread, and a handle on the GUI
+thread turns what it reports into signals.
 
     handle = start_task(parent, fn)      # fn(ctx) runs on the worker thread
     handle.worker.progress.connect(...)  # (done, total) from ctx.on_progress
@@ -12,35 +12,47 @@ pattern), and a handle on the GUI thread that relays its signals.
 
 Exactly one of finished / failed / cancelled is emitted, then done. Every slot runs on the GUI
 thread; fn must never touch widgets or build QImages (return numpy arrays or tensors).
+
+The worker thread never calls into Qt. What fn reports goes into a queue, and a timer on the GUI
+thread (every POLL_MS) emits all of it from there, in order. Why: a worker that emits Qt signals
+itself holds the GIL while it takes Qt's connection locks, and the GUI thread takes those locks
+and then waits for the GIL when it destroys an object with a Python slot, so each thread could
+wait for the other for ever (one such deadlock, a worker object deleted on its own thread, was
+seen in the test suite). With no Qt call on the worker thread there is no such pair of locks.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import queue
 import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, Slot
 
 from engine import Cancelled, SRStudioError
 
 log = logging.getLogger(__name__)
 
+POLL_MS = 15  # how often the GUI thread takes what the worker reported: under a frame at 60 Hz
+
+_PROGRESS, _EVENT, _FINISHED, _FAILED, _CANCELLED = range(5)
+
 
 class TaskContext:
     """What a task function gets: progress, cancellation and a way to send results early."""
 
-    def __init__(self, worker: TaskWorker) -> None:
-        self._worker = worker
+    def __init__(self, outbox: queue.SimpleQueue) -> None:
+        self._outbox = outbox
         self._stop = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
 
     def on_progress(self, done: int, total: int) -> None:
-        self._worker.progress.emit(int(done), int(total))
+        self._outbox.put((_PROGRESS, int(done), int(total)))
 
     def should_stop(self) -> bool:
         """True once cancelled; while paused, blocks here (between tiles or files) until resumed."""
@@ -49,7 +61,7 @@ class TaskContext:
         return self._stop.is_set()
 
     def emit(self, obj: object) -> None:
-        self._worker.event.emit(obj)
+        self._outbox.put((_EVENT, obj))
 
     def cancel(self) -> None:
         self._stop.set()
@@ -69,48 +81,41 @@ class TaskContext:
         return self._stop.is_set()
 
 
-class TaskWorker(QObject):
-    progress = Signal(int, int)
-    event = Signal(object)
-    finished = Signal(object)
-    failed = Signal(str)
-    cancelled = Signal()
-    done = Signal()  # after any of the three outcomes; used to stop the thread
+def _outcome(fn: Callable[[TaskContext], Any], ctx: TaskContext) -> tuple:
+    try:
+        return (_FINISHED, fn(ctx))
+    except Cancelled:
+        return (_CANCELLED,)
+    except SRStudioError as exc:
+        return (_FAILED, str(exc))
+    except MemoryError:
+        return (_FAILED, "out of memory; try a smaller tile size or a smaller image")
+    except Exception as exc:  # a bug or a library failure: report it, never crash the app
+        log.error("task failed:\n%s", traceback.format_exc())
+        first = (str(exc).splitlines() or [""])[0][:300]
+        return (_FAILED, f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
 
-    def __init__(self, fn: Callable[[TaskContext], Any]) -> None:
-        super().__init__()
-        self._fn = fn
-        self.ctx = TaskContext(self)
 
-    @Slot()
+class TaskThread(QThread):
+    """Runs fn(ctx) and puts its outcome into the outbox: Python only, from start to end."""
+
+    def __init__(
+        self, fn: Callable[[TaskContext], Any], ctx: TaskContext, outbox: queue.SimpleQueue
+    ) -> None:
+        super().__init__(QCoreApplication.instance())
+        self._fn, self._ctx, self._outbox = fn, ctx, outbox
+
     def run(self) -> None:
+        outcome: tuple = (_FAILED, "the task stopped unexpectedly")
         try:
-            result = self._fn(self.ctx)
-        except Cancelled:
-            self.cancelled.emit()
-        except SRStudioError as exc:
-            self.failed.emit(str(exc))
-        except MemoryError:
-            self.failed.emit("out of memory; try a smaller tile size or a smaller image")
-        except Exception as exc:  # a bug or a library failure: report it, never crash the app
-            log.error("task failed:\n%s", traceback.format_exc())
-            first = (str(exc).splitlines() or [""])[0][:300]
-            self.failed.emit(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
-        else:
-            self.finished.emit(result)
+            outcome = _outcome(self._fn, self._ctx)
         finally:
-            self.done.emit()
-            app = QCoreApplication.instance()
-            if app is not None:  # deleted on the GUI thread (start_task): not here
-                self.moveToThread(app.thread())
+            self._outbox.put(outcome)
 
 
 class TaskHandle(QObject):
-    """A running task, living on the thread that started it (the GUI thread).
-
-    Its signals repeat the worker's, emitted on this thread, so any slot, lambdas included, runs
-    on the GUI thread. (A lambda connected straight to `runner`'s signals would run on the worker
-    thread.) `worker` is this handle, for code written as handle.worker.progress.connect(...)."""
+    """A running task, living on the thread that started it (the GUI thread), where its signals
+    are emitted. `worker` is this handle, for code written as handle.worker.progress.connect()."""
 
     progress = Signal(int, int)
     event = Signal(object)
@@ -119,30 +124,73 @@ class TaskHandle(QObject):
     cancelled = Signal()
     done = Signal()
 
-    def __init__(self, thread: QThread, runner: TaskWorker) -> None:
+    def __init__(self, fn: Callable[[TaskContext], Any]) -> None:
         super().__init__()
-        self.thread = thread
-        self.runner = runner
-        self._ctx = runner.ctx
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._ctx = TaskContext(self._outbox)
+        self.thread = TaskThread(fn, self._ctx, self._outbox)
         self._running = True
-        # Signal-to-signal connections to an object of this thread are queued: re-emitted here.
-        for name in ("progress", "event", "finished", "failed", "cancelled"):
-            getattr(runner, name).connect(getattr(self, name))
-        runner.done.connect(self._on_done)
-        thread.finished.connect(self._on_thread_finished)
+        self._thread_ended = False
+        self._draining = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self._drain)
+        self.thread.finished.connect(self._on_thread_finished)
+        self.thread.finished.connect(self.thread.deleteLater)
 
     @property
     def worker(self) -> TaskHandle:
         return self
 
+    def start(self) -> None:
+        self._timer.start()
+        self.thread.start()
+
     @Slot()
-    def _on_done(self) -> None:
+    def _drain(self) -> None:
+        # A slot that runs a nested event loop (a message box) must not deliver later items
+        # before the earlier ones it interrupted.
+        if self._draining or not self._running:
+            return
+        self._draining = True
+        try:
+            items = []
+            while True:
+                try:
+                    items.append(self._outbox.get_nowait())
+                except queue.Empty:
+                    break
+            for item in items:
+                kind = item[0]
+                if kind == _PROGRESS:
+                    self.progress.emit(item[1], item[2])
+                elif kind == _EVENT:
+                    self.event.emit(item[1])
+                else:
+                    self._end(item)
+        finally:
+            self._draining = False
+
+    def _end(self, outcome: tuple) -> None:
+        kind = outcome[0]
+        if kind == _FINISHED:
+            self.finished.emit(outcome[1])
+        elif kind == _FAILED:
+            self.failed.emit(outcome[1])
+        else:
+            self.cancelled.emit()
         self._running = False
+        self._timer.stop()
+        if self._thread_ended:
+            _live.discard(self)
         self.done.emit()
 
     @Slot()
     def _on_thread_finished(self) -> None:
-        _live.discard(self)
+        self._thread_ended = True
+        self._drain()  # the outcome, if the timer has not taken it yet
+        if not self._running:  # else the drain under way delivers it, then lets go (_end)
+            _live.discard(self)
 
     @property
     def running(self) -> bool:
@@ -166,7 +214,7 @@ class TaskHandle(QObject):
             return True
 
 
-_live: set[TaskHandle] = set()  # handles (and so their workers) are kept until the thread ends
+_live: set[TaskHandle] = set()  # kept until the thread has ended and the outcome is out
 
 
 def _stop_all() -> None:
@@ -186,7 +234,7 @@ def live_tasks() -> list[TaskHandle]:
 
 def start_task(parent: QObject | None, fn: Callable[[TaskContext], Any]) -> TaskHandle:
     """Run fn(ctx) on a new QThread; connect to the returned handle's signals. The thread starts
-    at once, but the handle's signals are delivered only when the caller's event loop runs, so
+    at once, but the handle's signals are emitted only when the caller's event loop runs, so
     connecting right after this call never misses one. `parent` is accepted for symmetry with Qt
     but the thread belongs to the application (it must outlive any widget that started it)."""
     del parent
@@ -194,20 +242,7 @@ def start_task(parent: QObject | None, fn: Callable[[TaskContext], Any]) -> Task
     if app is not None and not app.property("srstudio_stop_hooked"):
         app.aboutToQuit.connect(_stop_all)
         app.setProperty("srstudio_stop_hooked", True)
-    thread = QThread(app)
-    runner = TaskWorker(fn)
-    runner.moveToThread(thread)
-    thread.started.connect(runner.run)
-    # Quit from the worker thread itself: a queued quit could wait forever for a busy or
-    # stopped GUI event loop, leaving a running thread behind at exit.
-    runner.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-    # The runner is deleted on the GUI thread once the thread has ended (run() moves it back).
-    # Deleted on its own thread, its destructor held the GIL there while waiting for Qt's
-    # connection lock, which the GUI thread held while destroying a widget connected to the
-    # handle and waiting for the GIL: a deadlock seen in the test suite.
-    thread.finished.connect(runner.deleteLater)
-    thread.finished.connect(thread.deleteLater)
-    handle = TaskHandle(thread, runner)
+    handle = TaskHandle(fn)
     _live.add(handle)
-    thread.start()
+    handle.start()
     return handle

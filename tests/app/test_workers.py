@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from PySide6.QtCore import QThread
+from PySide6.QtCore import QCoreApplication, Qt, QThread, SignalInstance
 
 from app.workers import live_tasks, start_task
 from engine.errors import Cancelled, CheckpointError
@@ -85,17 +85,45 @@ def test_cancel_and_pause(qtbot):
     _wait_done(qtbot, handle)
 
 
-def test_the_worker_object_is_deleted_on_the_gui_thread(qtbot) -> None:
-    """Deleted on its own thread, the worker's destructor held the GIL there while waiting for a
-    Qt lock the GUI thread held while waiting for the GIL (a deadlock seen in the test suite)."""
-    from PySide6.QtCore import QCoreApplication, Qt
-
+def test_the_thread_object_is_deleted_on_the_gui_thread(qtbot) -> None:
     gui = QCoreApplication.instance().thread()
     handle = start_task(None, lambda ctx: 1)
     where: list[bool] = []
-    handle.runner.destroyed.connect(
+    handle.thread.destroyed.connect(
         lambda *_: where.append(QThread.currentThread() == gui),
         Qt.ConnectionType.DirectConnection,
     )
     qtbot.waitUntil(lambda: bool(where), timeout=10_000)
     assert where == [True]
+
+
+def test_the_worker_never_calls_into_qt(qtbot, monkeypatch) -> None:
+    """What fn reports is queued, and the GUI thread emits it (app/workers.py says why): no Qt
+    signal is emitted on the worker thread, however much it reports."""
+    gui = QCoreApplication.instance().thread()
+    emitted_on: set[bool] = set()
+    real_emit = SignalInstance.emit
+
+    def recording_emit(self, *args):
+        emitted_on.add(QThread.currentThread() == gui)
+        return real_emit(self, *args)
+
+    monkeypatch.setattr(SignalInstance, "emit", recording_emit)
+
+    def work(ctx):
+        for i in range(500):
+            ctx.on_progress(i + 1, 500)
+            ctx.emit(i)
+        return "done"
+
+    handle = start_task(None, work)
+    events: list[int] = []
+    progress: list[tuple[int, int]] = []
+    handle.worker.event.connect(events.append)
+    handle.worker.progress.connect(lambda d, t: progress.append((d, t)))
+    with qtbot.waitSignal(handle.worker.done, timeout=10_000):
+        pass
+    assert emitted_on == {True}
+    assert events == list(range(500))  # all of it, in order
+    assert progress == [(i + 1, 500) for i in range(500)]
+    _wait_done(qtbot, handle)
