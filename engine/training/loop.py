@@ -447,7 +447,8 @@ class _Trainer:
     def checkpoint(self) -> None:
         if self.info.is_main:
             self._write_state()
-            if not self.val_pairs:  # without validation the output follows the latest weights
+            # Without validation the output follows the latest weights.
+            if not self.val_pairs and (self.progress.iteration > 0 or not self._in_place()):
                 self._write_output(None)
 
     # ----------------------------------------------------------------------------- validation
@@ -479,7 +480,8 @@ class _Trainer:
         best = p.best is None or result.psnr > p.best["psnr"]
         if best:
             p.best = entry
-            self._write_output(entry)
+            if p.iteration > 0 or not self._in_place():
+                self._write_output(entry)
         self.emit(
             ValidationEvent(p.iteration, result.psnr, result.ssim, best, self._preview(first))
         )
@@ -487,6 +489,13 @@ class _Trainer:
             f"iteration {p.iteration}: validation PSNR {result.psnr:.3f} dB, SSIM "
             f"{result.ssim:.4f}" + (" (best)" if best else "")
         )
+
+    def _in_place(self) -> bool:
+        """Whether the output is the base weights file itself (weights trained further). Its
+        starting point is not written back: the file already holds those weights, and rewriting
+        it would give it this run's record before the run has changed anything."""
+        path = (self.net.base or {}).get("path")
+        return bool(path) and Path(path).resolve() == self.output.resolve()
 
     def _preview(self, first: list[torch.Tensor]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pair, s, side = self.val_pairs[0], self.net.scale, PREVIEW_LR_SIDE
@@ -580,7 +589,10 @@ class _Trainer:
                 break
         if stopped:
             self.log(f"stopped at iteration {p.iteration}; resume state: {self.state_file}")
-        self.log(f"weights written to {self.output}")
+        if p.best is not None and p.best["iteration"] == 0 and self._in_place():
+            self.log(f"no better than the starting weights: {self.output} left as it was")
+        else:
+            self.log(f"weights written to {self.output}")
         distributed.barrier(self.info)
         return TrainResult(
             output=str(self.output),

@@ -320,7 +320,7 @@ def test_weights_trained_further_in_place_keep_their_whole_lineage(images, tmp_p
     train(_config(images, x4, scale=4, init=str(x2), iterations=2, ema=0.0))
     first_sha = load_model(x4).metadata["base_weights"]["sha256"]
     # Trained further into the same file: the first x4 run's own record survives inside.
-    train(_config(images, x4, model=None, base=str(x4), scale=4, iterations=1, lr=1e-6, ema=0.0))
+    train(_config(images, x4, model=None, base=str(x4), scale=4, iterations=4, ema=0.0))
     base = load_model(x4).metadata["base_weights"]
     assert base["path"] == str(x4) and base["sha256"] != first_sha
     made = base["metadata"]
@@ -328,6 +328,20 @@ def test_weights_trained_further_in_place_keep_their_whole_lineage(images, tmp_p
     assert made["data"]["hr_dirs"] == [str(images[0].resolve())]
     assert made["base_weights"]["path"] == str(x2) and made["base_weights"]["sha256"] == first_sha
     assert made["base_weights"]["metadata"]["base_weights"] is None  # x2: from scratch
+
+
+def test_a_run_in_place_that_never_improves_leaves_the_file_as_it_was(images, tmp_path):
+    weights = tmp_path / "w.safetensors"
+    train(_config(images, weights, iterations=2, ema=0.0))
+    before = weights.read_bytes()
+    events: list[object] = []
+    # A step too small to change a float32 weight: no validation can beat the starting point.
+    cfg = _config(images, weights, model=None, base=str(weights), iterations=2, lr=1e-30, ema=0.0)
+    result = train(cfg, on_event=events.append)
+    assert weights.read_bytes() == before
+    assert result.best_psnr == pytest.approx(load_model(weights).metadata["psnr"], abs=1e-9)
+    logs = [e.text for e in events if isinstance(e, LogEvent)]
+    assert any("left as it was" in text for text in logs)
 
 
 def test_init_copies_the_tensors_that_fit_and_leaves_the_upsampler_fresh(images, tmp_path):
