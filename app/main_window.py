@@ -26,6 +26,8 @@ from app.jobs import ModelChoice
 from app.models_dialog import ModelsDialog
 from app.panels.batch_tab import BatchTab
 from app.panels.upscale_tab import UpscaleTab
+from app.qt_binding import ADVICE as BINDING_ADVICE
+from app.qt_binding import binding_loses_references
 from app.screen_fit import default_geometry, fit_to_screen
 from app.settings import APPLICATION, ORGANIZATION, AppSettings, load_settings, save_settings
 from app.theme import app_icon, apply_theme, icon
@@ -356,6 +358,9 @@ def start_app(argv: list[str]) -> MainWindow:
     sys.excepthook = _excepthook
     window = MainWindow(settings)
     window.show()
+    if binding_loses_references():
+        log.error(BINDING_ADVICE)
+        window.show_message(BINDING_ADVICE, "error")
     paths = [a for a in argv[1:] if not a.startswith("-")]
     if paths:
         QTimer.singleShot(0, lambda: window.handle_drop(paths))

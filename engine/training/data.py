@@ -84,6 +84,7 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
 class ImageEntry:
     hr: Path
     lr: Path | None  # paired LR image, or None to degrade on the fly
+    lr_side: int = 0  # the shorter side of the HR image divided by the scale
 
 
 def _lr_index(folder: Path) -> dict[str, Path]:
@@ -115,17 +116,28 @@ def scan(
                 if lr is None:
                     warn(f"skipped {path}: no LR image of that name in {lr_dirs[i]}")
                     continue
-            if min(w, h) // scale < min_lr_side:
-                warn(f"skipped {path}: {w}x{h} is too small for {min_lr_side}px LR patches")
-                continue
-            entries.append(ImageEntry(path, lr))
-    return entries
+            entries.append(ImageEntry(path, lr, min(w, h) // scale))
+    return large_enough(entries, min_lr_side, warn)
+
+
+def large_enough(entries: list[ImageEntry], min_lr_side: int, warn: Warn) -> list[ImageEntry]:
+    """The entries whose LR side is at least min_lr_side; the others skipped with a warning."""
+    kept = []
+    for entry in entries:
+        if entry.lr_side < min_lr_side:
+            warn(f"skipped {entry.hr}: too small for {min_lr_side}px LR patches")
+        else:
+            kept.append(entry)
+    return kept
 
 
 def hold_out(
     entries: list[ImageEntry], split: float, seed: int
 ) -> tuple[list[ImageEntry], list[ImageEntry]]:
-    """(training, validation): a fraction (split < 1) or a count of the images, chosen by seed."""
+    """(training, validation): a fraction (split < 1) or a count of the images, chosen by seed.
+    Give it every usable image, before any filter that depends on the scale or the patch size:
+    runs at other scales or patch sizes then hold out the same images, so weights started from
+    another run's never validate on images that run trained on."""
     if split <= 0 or len(entries) < 2:
         return entries, []
     count = int(split) if split >= 1 else round(split * len(entries))

@@ -25,7 +25,7 @@ import json
 import math
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +75,16 @@ _SAME_ON_RESUME = (
     "amp",
 )
 # Also kept: the arithmetic actually used (_Numerics: the "auto" precision depends on the CPU).
+
+
+def _data_name(path: Path, folders: Sequence[str]) -> str:
+    """An image's name as FOLDER/relative/path, the same on any machine."""
+    resolved = path.resolve()
+    for folder in folders:
+        root = Path(folder).resolve()
+        if resolved.is_relative_to(root):
+            return f"{root.name}/{resolved.relative_to(root).as_posix()}"
+    return path.name
 
 
 def _no_event(event: object) -> None:
@@ -316,12 +326,15 @@ class _Trainer:
     def _data(self) -> None:
         cfg, scale = self.config, self.net.scale
         warn = self.log
-        entries = data.scan(cfg.hr_dirs, cfg.lr_dirs, scale, cfg.patch_size, warn)
+        entries = data.scan(cfg.hr_dirs, cfg.lr_dirs, scale, 1, warn)
         if cfg.val_dir:
             lr_dirs = [cfg.val_lr_dir] if cfg.val_lr_dir else None
             val_entries = data.scan([cfg.val_dir], lr_dirs, scale, 1, warn)
         else:
             entries, val_entries = data.hold_out(entries, cfg.val_split, cfg.seed)
+        entries = data.large_enough(entries, cfg.patch_size, warn)
+        held = [] if cfg.val_dir else val_entries
+        self.held_out = sorted(_data_name(e.hr, cfg.hr_dirs) for e in held)
         self.sampler = data.PatchSampler(
             entries,
             scale=scale,
@@ -357,6 +370,23 @@ class _Trainer:
             self.data_meta["validation"] = str(Path(cfg.val_dir).resolve())
         elif val_entries:
             self.data_meta["validation"] = f"{len(val_entries)} held-out images"
+            self.data_meta["held_out"] = self.held_out
+            self._compare_held_out_with_base()
+
+    def _compare_held_out_with_base(self) -> None:
+        made = (self.net.base or {}).get("metadata") or {}
+        base_data = made.get("data") if isinstance(made.get("data"), dict) else {}
+        theirs = base_data.get("held_out")
+        if isinstance(theirs, list) and theirs != self.held_out:
+            why = "held out other images than this run does"
+        elif theirs is None and str(base_data.get("validation", "")).endswith("held-out images"):
+            why = "do not record which images they held out"  # made before they were recorded
+        else:
+            return
+        self.log(
+            f"note: the starting weights {why}, so some of this run's validation images may "
+            "have been in their training data"
+        )
 
     def _restore(self, saved: dict[str, Any]) -> None:
         if self.ema is not None and saved["ema"]:
@@ -371,6 +401,11 @@ class _Trainer:
         before = json.loads(saved["config"])
         now = self.config.to_dict()
         changed = [k for k in _SAME_ON_RESUME if json.dumps(before.get(k)) != json.dumps(now[k])]
+        recorded = before.get("held_out")
+        if recorded is not None and recorded != self.held_out:
+            changed.append("the held-out images")
+        elif recorded is None and self.held_out:  # a state from before they were recorded
+            changed.append("perhaps the held-out images (not recorded then)")
         used, numerics = before.get("numerics"), self.numerics.describe()
         if not isinstance(used, dict):  # a state from before the option: fp32 (fp16 with amp
             # on CUDA), contiguous
@@ -438,7 +473,8 @@ class _Trainer:
                 "best": json.dumps(p.best),
                 "base": json.dumps(self.net.base),
                 "config": json.dumps(
-                    self.config.to_dict() | {"numerics": self.numerics.describe()}
+                    self.config.to_dict()
+                    | {"numerics": self.numerics.describe(), "held_out": self.held_out}
                 ),
                 "rng": state.capture_rng(),
             },

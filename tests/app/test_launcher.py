@@ -40,6 +40,15 @@ def test_a_path_given_on_the_command_line_opens_in_the_window(qtbot, monkeypatch
     assert window.tabs.currentWidget() is upscale
 
 
+def test_a_binding_that_loses_references_is_reported_in_the_window(qtbot, monkeypatch):
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(app.main_window, "binding_loses_references", lambda: True)
+    window = app.main_window.start_app(["srstudio"])
+    qtbot.addWidget(window)
+    assert window.statusBar().currentMessage().startswith("PySide6 ")
+    assert "crash a long session" in window.statusBar().currentMessage()
+
+
 def test_several_paths_given_on_the_command_line_go_to_the_batch_queue(
     qtbot, monkeypatch, tmp_path
 ):

@@ -344,6 +344,32 @@ def test_a_run_in_place_that_never_improves_leaves_the_file_as_it_was(images, tm
     assert any("left as it was" in text for text in logs)
 
 
+def test_every_scale_and_patch_size_holds_out_the_same_images(tmp_path):
+    hr = _folder(tmp_path / "hr", 8)  # 48x56: LR side 24 at x2, 12 at x4
+    rng = np.random.default_rng(2)
+    for i in range(3):  # LR side 15 at x2, 7 at x4: too small for some of the patches below
+        Image.fromarray(_image(rng, 30, 30)).save(hr / f"small{i}.png")
+
+    def run(name: str, **kw) -> tuple[list[str], list[str]]:
+        events: list[object] = []
+        out = tmp_path / f"{name}.safetensors"
+        cfg = _config((hr, hr), out, iterations=1, val_dir=None, val_split=3, ema=0.0, **kw)
+        train(cfg, on_event=events.append)
+        notes = [e.text for e in events if isinstance(e, LogEvent) and "held out" in e.text]
+        return load_model(out).metadata["data"]["held_out"], notes
+
+    x2, _ = run("x2")
+    assert len(x2) == 3 and all(name.startswith("hr/") for name in x2)
+    x4, x4_notes = run("x4", scale=4, init=str(tmp_path / "x2.safetensors"))
+    assert x4 == x2 and not x4_notes  # started from the x2: validates on images it never saw
+    assert run("p16", patch_size=16)[0] == x2
+    other, notes = run("seed1", seed=1, scale=4, init=str(tmp_path / "x2.safetensors"))
+    assert other != x2 and notes  # another seed holds out others: the log says so
+    shipped = ROOT / "weights" / "CRAN-tiny-x4.safetensors"  # made before they were recorded
+    _, notes = run("shipped", model=None, scale=4, base=str(shipped))
+    assert any("do not record which images" in text for text in notes)
+
+
 def test_init_copies_the_tensors_that_fit_and_leaves_the_upsampler_fresh(images, tmp_path):
     x2 = tmp_path / "x2.safetensors"
     train(_config(images, x2, iterations=3, ema=0.0))
