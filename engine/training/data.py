@@ -125,7 +125,8 @@ def large_enough(entries: list[ImageEntry], min_lr_side: int, warn: Warn) -> lis
     kept = []
     for entry in entries:
         if entry.lr_side < min_lr_side:
-            warn(f"skipped {entry.hr}: too small for {min_lr_side}px LR patches")
+            side = entry.lr_side
+            warn(f"skipped {entry.hr}: too small for {min_lr_side}px LR patches (LR side {side}px)")
         else:
             kept.append(entry)
     return kept

@@ -77,6 +77,9 @@ _SAME_ON_RESUME = (
 # Also kept: the arithmetic actually used (_Numerics: the "auto" precision depends on the CPU).
 
 
+HELD_OUT_IMAGES = "held-out images"  # metadata data.validation: "10 held-out images"
+
+
 def _data_name(path: Path, folders: Sequence[str]) -> str:
     """An image's name as FOLDER/relative/path, the same on any machine."""
     resolved = path.resolve()
@@ -296,6 +299,11 @@ class _Trainer:
         if self.output.suffix.lower() != ".safetensors":
             raise SRStudioError(f"the output must be a .safetensors file, got {self.output.name}")
         self.state_file = state.state_path(self.output)
+        # The output is the base file itself (weights trained further): its starting point is
+        # not written back, since the file already holds those weights and rewriting it would
+        # give it this run's record before the run has changed anything.
+        base_path = (self.net.base or {}).get("path")
+        self.in_place = bool(base_path) and Path(base_path).resolve() == self.output.resolve()
         self._data()
         model = self.net.model.to(self.device, memory_format=self.numerics.memory_format).train()
         self.ema = _EMA(model, cfg.ema) if cfg.ema > 0 else None
@@ -369,7 +377,7 @@ class _Trainer:
         if cfg.val_dir:
             self.data_meta["validation"] = str(Path(cfg.val_dir).resolve())
         elif val_entries:
-            self.data_meta["validation"] = f"{len(val_entries)} held-out images"
+            self.data_meta["validation"] = f"{len(val_entries)} {HELD_OUT_IMAGES}"
             self.data_meta["held_out"] = self.held_out
             self._compare_held_out_with_base()
 
@@ -379,7 +387,7 @@ class _Trainer:
         theirs = base_data.get("held_out")
         if isinstance(theirs, list) and theirs != self.held_out:
             why = "held out other images than this run does"
-        elif theirs is None and str(base_data.get("validation", "")).endswith("held-out images"):
+        elif theirs is None and str(base_data.get("validation", "")).endswith(HELD_OUT_IMAGES):
             why = "do not record which images they held out"  # made before they were recorded
         else:
             return
@@ -484,7 +492,7 @@ class _Trainer:
         if self.info.is_main:
             self._write_state()
             # Without validation the output follows the latest weights.
-            if not self.val_pairs and (self.progress.iteration > 0 or not self._in_place()):
+            if not self.val_pairs and (self.progress.iteration > 0 or not self.in_place):
                 self._write_output(None)
 
     # ----------------------------------------------------------------------------- validation
@@ -516,7 +524,7 @@ class _Trainer:
         best = p.best is None or result.psnr > p.best["psnr"]
         if best:
             p.best = entry
-            if p.iteration > 0 or not self._in_place():
+            if p.iteration > 0 or not self.in_place:
                 self._write_output(entry)
         self.emit(
             ValidationEvent(p.iteration, result.psnr, result.ssim, best, self._preview(first))
@@ -525,13 +533,6 @@ class _Trainer:
             f"iteration {p.iteration}: validation PSNR {result.psnr:.3f} dB, SSIM "
             f"{result.ssim:.4f}" + (" (best)" if best else "")
         )
-
-    def _in_place(self) -> bool:
-        """Whether the output is the base weights file itself (weights trained further). Its
-        starting point is not written back: the file already holds those weights, and rewriting
-        it would give it this run's record before the run has changed anything."""
-        path = (self.net.base or {}).get("path")
-        return bool(path) and Path(path).resolve() == self.output.resolve()
 
     def _preview(self, first: list[torch.Tensor]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pair, s, side = self.val_pairs[0], self.net.scale, PREVIEW_LR_SIDE
@@ -625,7 +626,7 @@ class _Trainer:
                 break
         if stopped:
             self.log(f"stopped at iteration {p.iteration}; resume state: {self.state_file}")
-        if p.best is not None and p.best["iteration"] == 0 and self._in_place():
+        if p.best is not None and p.best["iteration"] == 0 and self.in_place:
             self.log(f"no better than the starting weights: {self.output} left as it was")
         else:
             self.log(f"weights written to {self.output}")
