@@ -20,8 +20,8 @@ PROBE_CALLS = 100
 _given_back: list[object] = []  # the references a faulty binding's probe took, held here
 
 ADVICE = (
-    f"PySide6 {PySide6.__version__} loses Python references on Python "
-    f"{sys.version_info.major}.{sys.version_info.minor} and will crash a long session: install "
+    f"PySide6 {PySide6.__version__} has a fault on Python "
+    f"{sys.version_info.major}.{sys.version_info.minor} that will crash a long session: install "
     "another version (pip install 'PySide6-Essentials!=6.12.0')"
 )
 
