@@ -20,7 +20,7 @@ import platformdirs
 
 from engine.archs import registry
 from engine.errors import CheckpointError
-from engine.published import published_psnr
+from engine.quality import expected_set5
 from engine.weights_file import check_metadata, inspect_weights_file
 
 ORIGIN_RANK = {"downloaded": 0, "imported": 1, "bundled": 2}
@@ -168,13 +168,13 @@ def best_weights(family: str, variant: str, scale: int) -> WeightsEntry | None:
 
 
 def _expected_quality(entry: WeightsEntry) -> float:
-    """What to compare weights of one origin by: the paper's Set5 PSNR for the authors' released
-    weights; else the PSNR its training run measured on its held-out images (the bundled files
-    share one such set, so they compare among themselves)."""
-    if entry.metadata.get("release"):
-        figures = published_psnr(entry.family, entry.variant, entry.scale)
-        if figures is not None:
-            return figures[0]
+    """What to compare weights of one origin by: their expected Set5 PSNR (engine.quality: the
+    paper's figure for the authors' releases, the project's measurement for the bundled files),
+    the figure the app's model picker sorts by too; else, for a file trained here, the PSNR its
+    run measured on its held-out images (those compare among such files only)."""
+    figure = expected_set5(entry.family, entry.variant, entry.scale, entry.origin, entry.metadata)
+    if figure is not None:
+        return figure.psnr
     psnr = entry.metadata.get("psnr")
     return float(psnr) if isinstance(psnr, (int, float)) and not isinstance(psnr, bool) else 0.0
 

@@ -14,6 +14,7 @@ from PIL import Image
 from engine.checkpoints import build_untrained, save_checkpoint
 from engine.cli import main
 from engine.library import recommended_weights
+from engine.quality import BUNDLED_SET5
 
 
 @pytest.fixture(autouse=True)
@@ -78,3 +79,24 @@ def test_models_recommends_and_advises(capsys):
     assert main(["models", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert set(listing["recommended"]) == {"2", "3", "4"}
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_the_recommendation_ranks_by_the_set5_figures_the_app_shows(scale):
+    """The bundled files are compared by their measured Set5 PSNR (engine.quality), as the app's
+    model picker sorts them, not by their training runs' held-out images."""
+    best = max(
+        (key for key in BUNDLED_SET5 if key[2] == scale), key=lambda key: BUNDLED_SET5[key][0]
+    )
+    chosen = recommended_weights(scale)
+    assert chosen is not None
+    assert (chosen.family, chosen.variant, chosen.scale) == best
+
+
+def test_files_without_a_set5_figure_are_ranked_by_their_held_out_psnr(own_weights_folder):
+    for name, psnr in (("low", 20.0), ("high", 30.0)):
+        model = build_untrained("CRAN-tiny", 2).model
+        meta = {"origin": "imported", "psnr": psnr}
+        path = own_weights_folder / f"{name}.safetensors"
+        save_checkpoint(path, model, family="CRAN", variant="tiny", scale=2, metadata=meta)
+    assert recommended_weights(2).path.name == "high.safetensors"
