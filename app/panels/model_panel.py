@@ -85,9 +85,11 @@ def published_text(choice: ModelChoice) -> str:
         if found is not None:
             psnr, ssim = found
             parts.append(f"{dataset} {psnr:.2f} dB" + (f" / {ssim:.4f}" if ssim else ""))
-    if not parts:
-        return "Paper's score: none (not a network from the papers)"
-    return "Paper's score: " + ", ".join(parts)
+    if parts:
+        return "Paper's score: " + ", ".join(parts)
+    if choice.family != BICUBIC and variant_note(choice.family, choice.variant).startswith("ours"):
+        return "Paper's score: none (the paper measured only its own, larger configuration)"
+    return "Paper's score: none (not a network from the papers)"
 
 
 class ModelPanel(QWidget):
@@ -314,10 +316,13 @@ class ModelPanel(QWidget):
                 lines.append(f"Release: {html.escape(str(meta['release']))}")
         elif choice.path:
             lines.append(f"Weights: file {html.escape(str(choice.path))}")
+        row = next((e for e in self.selector.entries() if e.installed and e.choice == choice), None)
+        if row is not None and row.quality is not None and row.quality.basis != "paper":
+            lines.append(html.escape(row.quality_text()))  # the bundled files' own Set5 score
         lines.append(published_text(choice))
         measured = []
         if _is_number(meta.get("psnr")):  # a crafted file may put anything there
-            measured.append(f"{meta['psnr']:.2f} dB (its training run's validation images)")
+            measured.append(f"{meta['psnr']:.2f} dB (on the photos its training held out)")
         if (choice, False) in self._measured:
             measured.append(f"{self._measured[(choice, False)]:.2f} dB (this image)")
         if (choice, True) in self._measured:

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QComboBox, QLineEdit, QPushButton, QSpinBox, QWidg
 from app.jobs import ModelChoice, bicubic_choice
 from app.panels.model_panel import ModelPanel
 from engine import build_untrained, save_checkpoint, user_dir
+from engine.quality import BUNDLED_SET5
 
 FIELDS = (QLineEdit, QComboBox, QSpinBox, QPushButton)
 
@@ -52,7 +53,7 @@ def test_a_finished_training_run_is_offered_by_the_model_panels(window, qtbot, t
     assert row.title == f"A2F-SD ({Path(path).name})" and row.origin_text == "trained by you"
     info = panel.info.text()
     assert f"Weights: trained, {Path(path).name}" in info
-    assert "(its training run's validation images)" in info  # from the file's metadata
+    assert "(on the photos its training held out)" in info  # from the file's metadata
     assert "Set5 37.91 dB / 0.9602" in info  # the A2F paper's figure for A2F-SD x2
 
     # Stays listed after another refresh (and the current choice is kept).
@@ -116,11 +117,15 @@ def test_a_fresh_window_picks_the_bundled_a2f_and_says_which_variants_are_ours(
     info = panel.info.text()
     assert "Weights: bundled, A2F-SD-x4.safetensors" in info
     assert "Variant: the paper's configuration" in info
-    assert "(its training run's validation images)" in info
+    assert "(on the photos its training held out)" in info
+    # its own Set5 score, as the picker's bar shows it, beside the paper's for its configuration
+    own = BUNDLED_SET5["A2F", "SD", 4]
+    assert f"Quality: Set5 PSNR {own[0]:.2f} dB, SSIM {own[1]:.4f} (measured by SR Studio" in info
+    assert "Paper's score: Set5 32.06 dB" in info
     families = {c.family for c in panel.selector.choices}
     assert families == {"Bicubic", "RNAN", "CRAN", "A2F", "HPINet"}
     panel.selector.set_current(ModelChoice("RNAN", "tiny", 3))
     info = panel.info.text()
     assert "Weights: bundled, RNAN-tiny-x3.safetensors" in info
     assert "Variant: ours, lighter than the paper's: C=32, G=2, B=4" in info
-    assert "Paper's score: none" in info
+    assert "Paper's score: none (the paper measured only its own, larger configuration)" in info
