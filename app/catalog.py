@@ -124,11 +124,11 @@ class CatalogEntry:
         return "<br>".join(lines)
 
 
-def _summary(family: str) -> str:
+def _summary(family: str, variant: str) -> str:
     if family == BICUBIC:
         return BICUBIC_SUMMARY
     try:
-        return get_family(family).summary
+        return get_family(family).summary_of(variant)
     except ValueError:
         return ""
 
@@ -147,7 +147,7 @@ def _entry(
     return CatalogEntry(
         choice=choice,
         title=title or choice.name,
-        summary=_summary(choice.family),
+        summary=_summary(choice.family, choice.variant),
         origin=origin,
         quality=figure,
         fraction=fraction,

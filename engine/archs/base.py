@@ -67,12 +67,20 @@ class Family:
     scales: tuple[int, ...] = (2, 3, 4)
     # variants that are ours, not the paper's, and how they differ (shown in the model info)
     own_variants: Mapping[str, str] = field(default_factory=dict)
-    # what the network is good for, in a photographer's words (one line, shown by the model picker)
+    # what the network is good for, in a photographer's words (one line, shown by the model picker),
+    # and for the variants whose speed sets them apart, their own line. Speed words, from the
+    # speed relative to A2F-SD (bench/bench_throughput.py, x4; BENCHMARKS.md): "fastest" 0.9x and
+    # up, "medium speed" 0.4-0.9x, "slow on a CPU" 0.1-0.4x, "very slow without a GPU" below 0.1x
     summary: str = ""
+    variant_summaries: Mapping[str, str] = field(default_factory=dict)
     # whether torch.export traces it into one graph (engine.inference.graph) that OpenVINO and
     # ONNX can run, and whether that graph can take any height and width (else one per shape)
     static_graph: bool = True
     dynamic_graph: bool = True
+
+    def summary_of(self, variant: str) -> str:
+        """What this variant is good for, in one line."""
+        return self.variant_summaries.get(variant, self.summary)
 
 
 def pad_to_multiple(

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from engine.archs.registry import FAMILIES
+from engine.archs.registry import FAMILIES, get_family
 from engine.cli.common import DEFAULT_SCALE, ProgressBar, resolve_model
 from engine.errors import SRStudioError
 from engine.library import (
@@ -137,7 +137,6 @@ def run(args: argparse.Namespace) -> int:
         listing = {"models": rows, "releases": releases, "broken": broken}
         print(json.dumps({**listing, "recommended": recommended}, indent=2))
         return 0
-    summaries = {f.name: f.summary for f in FAMILIES}
     print(f"{'model':<12}{'good for':<40}{'params x4':>10}  weights (best first)")
     for r in rows:
         have = ", ".join(f"x{w['scale']} ({w['origin']})" for w in r["weights"])
@@ -153,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         ]
         if chosen:
             have += f"  <- recommended at {', '.join(chosen)}"
-        summary = summaries.get(r["family"], "")
+        summary = get_family(r["family"]).summary_of(r["variant"])
         print(f"{r['name']:<12}{summary:<40}{r['params']['4']:>10,}  {have}")
     print("\nrecommended (used when no --model is given):")
     for scale, name in recommended.items():

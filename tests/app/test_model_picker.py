@@ -52,9 +52,11 @@ def test_the_list_shows_installed_and_downloadable_networks_in_plain_words(bundl
     assert release.origin_text == f"download ({format_size(_release('A2F-SD-x4').size)})"
     assert release.origin_text == "download (1.2 MB)"
     assert bicubic.origin_text == "built in"
-    # what it is good for: the network's own line, shown and in the tooltip
-    assert bundled.summary == get_family("A2F").summary != ""
-    assert rows["HPINet-T x4"].summary == get_family("HPINet").summary != bundled.summary
+    # what it is good for: the variant's own line, shown and in the tooltip
+    assert bundled.summary == get_family("A2F").summary_of("SD") != ""
+    assert rows["HPINet-T x4"].summary == get_family("HPINet").summary_of("T") != bundled.summary
+    assert rows["release:HPINet-M-x4"].summary == get_family("HPINet").summary_of("M")
+    assert rows["release:HPINet-M-x4"].summary != rows["HPINet-T x4"].summary
     assert bundled.summary in bundled.tooltip()
     # quality: the bar follows the figures, which the tooltip gives exactly
     assert "Set5 PSNR 31.34 dB, SSIM 0.8826" in bundled.tooltip()  # measured on the bundled file

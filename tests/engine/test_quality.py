@@ -43,8 +43,15 @@ def test_the_bar_runs_from_bicubic_to_the_best_paper_figure(scale):
 
 def test_every_network_says_what_it_is_good_for_in_one_short_line():
     summaries = [f.summary for f in FAMILIES]
-    assert all(0 < len(s) <= 40 for s in summaries), summaries  # fits a row of the picker
     assert len(set(summaries)) == len(summaries)
+    every = {f"{f.name}-{v}": f.summary_of(v) for f in FAMILIES for v in f.variants}
+    assert all(0 < len(s) <= 40 for s in every.values()), every  # fits a row of the picker
+    assert set(every) == {f"{f.name}-{v}" for f in FAMILIES for v in f.variants}
+    # variants the throughput table puts under a tenth of A2F-SD's speed say so
+    for name in ("RNAN-paper", "CRAN-paper", "HPINet-S", "HPINet-M", "HPINet-L"):
+        assert every[name].endswith("very slow without a GPU"), name
+    assert not any("very slow" in every[n] for n in ("A2F-SD", "RNAN-tiny", "CRAN-tiny"))
+    assert sum(s.startswith("Fastest") for s in every.values()) == 2  # A2F-S and A2F-SD
 
 
 def test_the_offered_releases_are_the_fastest_and_the_sharpest_at_every_scale():
