@@ -48,7 +48,14 @@ def add_model_options(parser: argparse.ArgumentParser, *, default_model: str | N
         "equals the whole-image one); default: large tiles pool on their own, in one pass",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "fp16", "bf16"),
+        help="arithmetic of the network: fp32 (default); fp16 or bf16 on CUDA GPUs (faster, "
+        "a tile whose output is not finite is redone in fp32); bf16 on CPUs that compute it "
+        "natively (elsewhere it is emulated, several times slower)",
+    )
     parser.add_argument(
         "--backend",
         default="torch",

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from engine.errors import SRStudioError
+
+log = logging.getLogger(__name__)
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 FALLBACK_FREE_BYTES = 2 << 30  # when the system will not say how much RAM is available
@@ -21,6 +26,28 @@ class DeviceInfo:
     spec: str  # what resolve_device accepts: "cpu", "cuda:0", "mps"
     name: str  # for people: "NVIDIA H100 80GB HBM3", "CPU (16 threads)", "Apple MPS"
     total_memory: int | None  # bytes, when known
+
+
+@functools.cache
+def cpu_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively, as torch sees it: AVX512-BF16 or AMX-BF16 on x86,
+    the BF16 extension on Arm (oneDNN's check). Elsewhere torch emulates bf16, slower than fp32.
+    (OpenVINO's own view: engine.inference.openvino_backend.native_bf16.)"""
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64", "i386", "i686", "x86"):
+        capability = getattr(torch._C._cpu, "_get_cpu_capability", None)
+        caps = capability() if capability is not None else None  # cpuinfo's flags, as a dict
+        if isinstance(caps, dict):
+            return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+        try:
+            flags = Path("/proc/cpuinfo").read_text().split()
+        except OSError:
+            return False
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    try:  # aarch64: true when the CPU has the BF16 extension
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _mps_available() -> bool:
@@ -145,7 +172,17 @@ def resolve_dtype(precision: str, device: torch.device | str) -> torch.dtype:
             raise SRStudioError("this GPU does not support bf16; use fp16 or fp32")
         return torch.float16 if text == "fp16" else torch.bfloat16
     if device.type == "cpu" and text == "bf16":
+        if not cpu_native_bf16():
+            _warn_emulated_bf16()
         return torch.bfloat16
     where = "the CPU" if device.type == "cpu" else device.type.upper()
     hint = "use bf16 or fp32" if device.type == "cpu" else "use fp32"
     raise SRStudioError(f"{text} is only supported on CUDA GPUs, not on {where}; {hint}")
+
+
+@functools.cache
+def _warn_emulated_bf16() -> None:  # once a process: an Upscaler is made for every estimate
+    log.warning(
+        "bf16: this CPU does not compute bf16 natively, so it is emulated and runs several times "
+        "slower than fp32"
+    )

@@ -19,11 +19,9 @@ steps measured no faster there (bench/bench_training.py, BENCHMARKS.md).
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 import json
 import math
-import platform
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,6 +41,7 @@ from engine.distributed import local_device
 from engine.errors import ProgressFn, SRStudioError, StopFn, never_stop, no_progress
 from engine.evaluate import Pair, evaluate
 from engine.imaging.color import tensor_to_uint8
+from engine.inference.devices import cpu_native_bf16
 from engine.training import data, distributed, state
 from engine.training.config import (
     LogEvent,
@@ -182,28 +181,6 @@ def _network_from_state(saved: dict[str, Any]) -> _Network:
     model.load_state_dict(saved["model"], strict=True)
     base = json.loads(saved["base"])
     return _Network(family.name, saved["variant"], int(saved["scale"]), model, base)
-
-
-@functools.cache
-def cpu_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively, as torch sees it: AVX512-BF16 or AMX-BF16 on x86,
-    the BF16 extension on Arm (oneDNN's check). Elsewhere torch emulates bf16, slower than fp32.
-    (OpenVINO's own view: engine.inference.openvino_backend.native_bf16.)"""
-    machine = platform.machine().lower()
-    if machine in ("x86_64", "amd64", "i386", "i686", "x86"):
-        capability = getattr(torch._C._cpu, "_get_cpu_capability", None)
-        caps = capability() if capability is not None else None  # cpuinfo's flags, as a dict
-        if isinstance(caps, dict):
-            return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
-        try:
-            flags = Path("/proc/cpuinfo").read_text().split()
-        except OSError:
-            return False
-        return "avx512_bf16" in flags or "amx_bf16" in flags
-    try:  # aarch64: true when the CPU has the BF16 extension
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def resolve_precision(precision: str, native: bool | None = None) -> str:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -140,3 +141,19 @@ def test_precisions(monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_dtype("bf16", mps)
     with pytest.raises(SRStudioError, match="unknown precision"):
         resolve_dtype("int8", cpu)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_that_emulates_it_is_warned_of_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, native: bool
+) -> None:
+    monkeypatch.setattr(devices, "cpu_native_bf16", lambda: native)
+    devices._warn_emulated_bf16.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="engine.inference.devices"):
+        for _ in range(3):  # an Upscaler for each estimate and run: one line
+            assert resolve_dtype("bf16", "cpu") == torch.bfloat16
+        assert resolve_dtype("fp32", "cpu") == torch.float32
+    warned = [r.getMessage() for r in caplog.records if "emulated" in r.getMessage()]
+    assert warned == ([] if native else [warned[0]])
+    assert native or "slower than fp32" in warned[0]
+    devices._warn_emulated_bf16.cache_clear()
