@@ -56,16 +56,18 @@ further() { # MODEL: the steps later sessions added (issue 17), in the order the
   case $1 in
     A2F-SD) refine A2F-SD 2 8000 && refine A2F-SD 3 5000 && refine A2F-SD 3 5000 &&
         run A2F-SD 4 10000 --val-every 2500 --init weights/A2F-SD-x3.safetensors &&
-        refine A2F-SD 4 3000 && refine A2F-SD 4 4000 3e-4 ;;
+        refine A2F-SD 4 3000 && refine A2F-SD 4 4000 3e-4 &&
+        refine A2F-SD 2 6000 && refine A2F-SD 2 4000 3e-4 ;;
     RNAN-tiny) refine RNAN-tiny 2 5000 && refine RNAN-tiny 3 2000 && refine RNAN-tiny 3 5000 &&
         refine RNAN-tiny 4 8000 && refine RNAN-tiny 4 6000 && refine RNAN-tiny 4 3000 3e-4 &&
-        refine RNAN-tiny 4 4000 2e-4 ;;
+        refine RNAN-tiny 4 4000 2e-4 && refine RNAN-tiny 2 5000 ;;
     CRAN-tiny) refine CRAN-tiny 2 5000 && refine CRAN-tiny 3 4000 && refine CRAN-tiny 3 2500 &&
-        refine CRAN-tiny 4 7000 && refine CRAN-tiny 4 6000 ;;
+        refine CRAN-tiny 4 7000 && refine CRAN-tiny 4 6000 && refine CRAN-tiny 2 5000 ;;
     HPINet-T) # x2 and x3 then made again from the x4, better trained than the x2 they came from
       refine HPINet-T 4 3000 && refine HPINet-T 4 1000 2e-4 &&
         run HPINet-T 2 6000 --val-every 1500 --init weights/HPINet-T-x4.safetensors &&
-        run HPINet-T 3 3500 --val-every 1750 --init weights/HPINet-T-x4.safetensors ;;
+        run HPINet-T 3 3500 --val-every 1750 --init weights/HPINet-T-x4.safetensors &&
+        refine HPINet-T 2 3000 ;;
   esac
 }
 
