@@ -32,6 +32,7 @@ from engine import (
     UpscaleOptions,
     WeightsEntry,
     best_weights,
+    get_family,
     installed_weights,
     list_devices,
     native_bf16,
@@ -87,7 +88,7 @@ def published_text(choice: ModelChoice) -> str:
             parts.append(f"{dataset} {psnr:.2f} dB" + (f" / {ssim:.4f}" if ssim else ""))
     if parts:
         return "Paper's score: " + ", ".join(parts)
-    if choice.family != BICUBIC and variant_note(choice.family, choice.variant).startswith("ours"):
+    if choice.family != BICUBIC and choice.variant in get_family(choice.family).own_variants:
         return "Paper's score: none (the paper measured only its own, larger configuration)"
     return "Paper's score: none (not a network from the papers)"
 

@@ -465,11 +465,16 @@ class _Trainer:
             },
         )
 
+    def _may_write(self) -> bool:
+        """Whether the output may be written now: not at iteration 0 of a run in place, whose
+        output already holds the starting weights."""
+        return self.progress.iteration > 0 or not self.in_place
+
     def checkpoint(self) -> None:
         if self.info.is_main:
             self._write_state()
             # Without validation the output follows the latest weights.
-            if not self.val_pairs and (self.progress.iteration > 0 or not self.in_place):
+            if not self.val_pairs and self._may_write():
                 self._write_output(None)
 
     # ----------------------------------------------------------------------------- validation
@@ -501,7 +506,7 @@ class _Trainer:
         best = p.best is None or result.psnr > p.best["psnr"]
         if best:
             p.best = entry
-            if p.iteration > 0 or not self.in_place:
+            if self._may_write():
                 self._write_output(entry)
         self.emit(
             ValidationEvent(p.iteration, result.psnr, result.ssim, best, self._preview(first))
