@@ -39,6 +39,7 @@ from engine import (
 
 BICUBIC = "Bicubic"
 ENSEMBLE_SUFFIX = " + ensemble"
+CLEANUP_SUFFIX = " + clean-up"
 DEVICE_WORDS = {"cpu": "the CPU", "cuda": "the GPU", "mps": "the Apple GPU"}
 log = logging.getLogger(__name__)
 
@@ -93,11 +94,14 @@ class ModelResult:
     pixels: np.ndarray = field(repr=False)  # HxWx3 uint8 for display and metrics
     metrics: Metrics = Metrics()
     ensemble: bool = False  # x8 self-ensemble: an entry of its own, beside the plain run
+    cleanup: str = ""  # whether the clean-up network ran first, and why (engine CleanupDecision)
+    cleaned: bool = False  # it did: an entry of its own, beside a run without it
 
     @property
     def key(self) -> str:
         """What tells this result from the others of one comparison."""
-        return self.choice.label + (ENSEMBLE_SUFFIX if self.ensemble else "")
+        suffix = (ENSEMBLE_SUFFIX if self.ensemble else "") + (CLEANUP_SUFFIX * self.cleaned)
+        return self.choice.label + suffix
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,7 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
             desc = cache.get(choice) or choice.load()
             cache[choice] = desc
             upscaler = Upscaler(desc, request.options)
+            decision = upscaler.cleanup_decision(image)  # measures the image: not on the GUI
             seconds = _estimate(upscaler, image)
             plan = upscaler.plan(image.height, image.width)
             ctx.emit(Upscaling(index, plan.passes, seconds, plan.rounds, plan.tiles))
@@ -233,7 +238,9 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
         ctx.emit(
             ModelResult(
                 choice=choice,
-                label=desc.label + (ENSEMBLE_SUFFIX if request.options.ensemble else ""),
+                label=desc.label
+                + (ENSEMBLE_SUFFIX if request.options.ensemble else "")
+                + (CLEANUP_SUFFIX if decision.on else ""),
                 params=desc.params,
                 source=desc.source,
                 device=str(upscaler.device),
@@ -242,6 +249,8 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
                 pixels=pixels,
                 metrics=measure(pixels, reference, desc.scale),
                 ensemble=request.options.ensemble,
+                cleanup=decision.describe() if request.options.cleanup != "off" else "",
+                cleaned=decision.on,
             )
         )
         done += 1

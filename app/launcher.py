@@ -1,5 +1,8 @@
 """The `srstudio` entry point: subcommands and options go to the engine's CLI; no arguments, or
-image/folder paths ("Open with"), open the app (Qt is imported only then).
+image/folder paths ("Open with"), open the app (Qt is imported only then). One option is the
+app's own, so handled here and not by the (Qt-free) engine: `--reset-settings` forgets the app's
+stored settings and exits (0, one line), for a settings file the app cannot start with; `--help`
+lists it after the engine's options.
 
 On Linux the process first re-runs itself with jemalloc preloaded where it is installed
 (Debian/Ubuntu: libjemalloc2; ./run installs it), its freed pages kept (MALLOC_CONF). glibc's
@@ -92,16 +95,55 @@ def _rerun_with_jemalloc(argv: Sequence[str] | None = None) -> None:
         os.execve(sys.executable, [sys.executable, *args], env)
 
 
+RESET_FLAG = "--reset-settings"
+APP_HELP = f"""
+app options (no COMMAND: the app; PATH...: images or folders opened in it):
+  {RESET_FLAG}  forget the app's settings (model, options, window, recent
+                    files) and exit: the next start uses the defaults"""
+
+
+def reset_app_settings(argv: Sequence[str]) -> int:
+    """`srstudio --reset-settings`: clear the app's QSettings; exit status 0, one line."""
+    if len(argv) > 1:
+        print(f"error: {RESET_FLAG} takes no other arguments", file=sys.stderr)
+        return 2
+    try:
+        from app.settings import reset_settings
+    except ImportError:  # a command-line install, without Qt: no app, no settings
+        print("SR Studio's desktop app is not installed: there are no settings to reset.")
+        return 0
+    print(f"SR Studio's settings are back to the defaults ({reset_settings()}).")
+    return 0
+
+
+def _cli_with_app_help(argv: list[str]) -> int:
+    from engine import run_cli
+
+    code = run_cli(argv)
+    if argv[0] in ("-h", "--help"):
+        print(APP_HELP)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Ctrl+C at any moment, the imports of torch and Qt included: one line, exit code 130."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None = None) -> int:
     if argv is None:  # the process's own command line: it may be re-run
         _rerun_with_jemalloc()
     argv = sys.argv[1:] if argv is None else argv
     from engine.cli import SUBCOMMANDS
 
+    if argv and argv[0] == RESET_FLAG:
+        return reset_app_settings(argv)
     if argv and (argv[0].startswith("-") or argv[0] in SUBCOMMANDS):
-        from engine import run_cli
-
-        return run_cli(argv)
+        return _cli_with_app_help(argv)
     try:
         from app.main_window import run_app
     except ImportError as exc:

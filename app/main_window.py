@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import sys
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
 from app.dialogs import AboutDialog, HelpDialog, MessageBar
 from app.downloads import DownloadManager
 from app.gui_gc import collect_on_gui_thread
+from app.interrupt import exit_cleanly_on_interrupt
 from app.jobs import ModelChoice
 from app.models_dialog import ModelsDialog
 from app.panels.batch_tab import BatchTab
@@ -29,7 +32,14 @@ from app.panels.upscale_tab import UpscaleTab
 from app.qt_binding import ADVICE as BINDING_ADVICE
 from app.qt_binding import binding_loses_references
 from app.screen_fit import default_geometry, fit_to_screen
-from app.settings import APPLICATION, ORGANIZATION, AppSettings, load_settings, save_settings
+from app.settings import (
+    APPLICATION,
+    ORGANIZATION,
+    AppSettings,
+    load_settings,
+    reset_settings,
+    save_settings,
+)
 from app.theme import app_icon, apply_theme, icon
 
 log = logging.getLogger(__name__)
@@ -157,6 +167,11 @@ class MainWindow(QMainWindow):
             lambda on: setattr(self.settings, "hold_long_runs", on)
         )
         view_menu.addAction(self.hold_long_action)
+        view_menu.addSeparator()
+        self.reset_action = QAction("Reset settings...", self)
+        self.reset_action.setToolTip("Back to the default options, theme, window size and lists")
+        self.reset_action.triggered.connect(self.ask_reset_settings)
+        view_menu.addAction(self.reset_action)
         next_tab = QAction("Next tab", self)
         next_tab.setShortcut(QKeySequence("Ctrl+Tab"))
         next_tab.triggered.connect(
@@ -310,6 +325,47 @@ class MainWindow(QMainWindow):
             self.restoreState(QByteArray(s.window_state))
         self.tabs.setCurrentIndex(min(max(0, s.current_tab), self.tabs.count() - 1))
 
+    def ask_reset_settings(self) -> None:
+        answer = QMessageBox.question(
+            self,
+            "Reset settings",
+            "Go back to the default settings? The model and its options, the output and batch "
+            "choices, the theme, the recent files and the window's size are all forgotten.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.reset_settings()
+
+    def reset_settings(self) -> None:
+        """Forget the stored settings and show the defaults (not during a run: it uses them)."""
+        if self.upscale.busy or self.batch.busy:
+            self.show_message("Stop the running job first, then reset the settings.", "error")
+            return
+        reset_settings()
+        defaults = AppSettings()
+        for f in dataclasses.fields(defaults):  # in place: the tabs hold this object too
+            setattr(self.settings, f.name, getattr(defaults, f.name))
+        self._show_settings()
+        self.show_message("Settings are back to the defaults.", "info")
+
+    def _show_settings(self) -> None:
+        """Every control that shows a setting, set from self.settings (after a reset)."""
+        s = self.settings
+        self.upscale._restore(s)  # the tab's own restore, as at start-up
+        b = self.batch
+        b.output_dir.setText(s.batch_output_dir)
+        b.format.setCurrentIndex(max(0, b.format.findData(s.batch_format)))
+        b.quality.setValue(s.batch_quality)
+        b.template.setText(s.batch_template)
+        b.skip_existing.setChecked(s.batch_skip_existing)
+        b.recursive.setChecked(s.batch_recursive)
+        self.dark_action.setChecked(s.theme == "dark")
+        self.auto_run_action.setChecked(s.auto_run)
+        self.hold_long_action.setChecked(s.hold_long_runs)
+        self._fill_recent()
+        if self.isMaximized() or self.isFullScreen():
+            self.showNormal()
+        self._restore_window()
+
     def store_settings(self) -> None:
         s = self.settings
         self.upscale.store(s)
@@ -369,5 +425,10 @@ def start_app(argv: list[str]) -> MainWindow:
 
 def run_app(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    start_app(sys.argv if argv is None else argv)
-    return QApplication.instance().exec()
+    window = start_app(sys.argv if argv is None else argv)
+    app = QApplication.instance()
+    handler = exit_cleanly_on_interrupt(app, window)
+    try:
+        return app.exec()
+    finally:
+        handler.uninstall()

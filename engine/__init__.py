@@ -51,6 +51,11 @@ from engine.imaging.io import (
 from engine.imaging.resize import imresize
 from engine.imaging.safe_open import image_size
 from engine.inference.backends import BACKENDS
+from engine.inference.cleanup_choice import (
+    CLEANUP_MODES,
+    CleanupDecision,
+    CleanupReason,
+)
 from engine.inference.devices import DeviceInfo, list_devices
 from engine.inference.openvino_backend import available as openvino_available
 from engine.inference.openvino_backend import native_bf16
@@ -92,6 +97,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "tune_allocator",
+    "CLEANUP_MODES",
+    "CleanupDecision",
+    "CleanupReason",
     "DEFAULT_TEMPLATE",
     "DEGRADATIONS",
     "FAMILIES",

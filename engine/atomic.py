@@ -17,9 +17,11 @@ import secrets
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
+
+from engine.errors import SRStudioError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,43 @@ _TEMP = re.compile(r"^\..+\.srstudio-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]
 # Names written before the writer was part of the name: removed once clearly abandoned.
 _OLD_TEMP = re.compile(r"^\..+\.(png|jpe?g|webp|tiff?|json|txt)\.[0-9a-f]{8}\.tmp$")
 STALE_AFTER_S = 24 * 3600  # a temporary file from another machine this old is abandoned
+
+
+def path_key(path: str | os.PathLike[str]) -> str:
+    """A path's spelling with links and '..' resolved (for files that may not exist yet)."""
+    return os.path.normcase(os.path.realpath(path))
+
+
+def file_identity(path: str | os.PathLike[str]) -> tuple[int, int] | str:
+    """Which file or folder a path names, whatever the spelling ('..', symlinks, hard links);
+    one stat, where resolving the path would cost one per level."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return path_key(path)
+    return (st.st_dev, st.st_ino) if st.st_ino else path_key(path)
+
+
+def writes_over_input(
+    target: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]
+) -> bool:
+    """Whether writing `target` would replace one of `inputs`, however either is spelt or linked."""
+    ids = {file_identity(p) for p in inputs}
+    return file_identity(target) in ids or path_key(target) in {path_key(p) for p in inputs}
+
+
+def refuse_writing_over_inputs(
+    target: str | os.PathLike[str],
+    inputs: Iterable[str | os.PathLike[str]],
+    what: str = "the output",
+) -> None:
+    """The one check every command makes before it writes: no output replaces one of its own
+    inputs (an image, weights file or report it reads), whatever --force says."""
+    inputs = list(inputs)
+    if writes_over_input(target, inputs):
+        raise SRStudioError(
+            f"{what} {os.fsdecode(target)!s} is one of the inputs; choose another name"
+        )
 
 
 def temporary_name(path: Path) -> Path:

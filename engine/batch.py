@@ -19,16 +19,26 @@ content, as with READ_AHEAD off. Every callback is called on the thread that cal
 from __future__ import annotations
 
 import glob
+import itertools
 import json
 import logging
 import os
+import re
+import string
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.atomic import remove_stale_temporaries, temporary_name
+from engine.atomic import (
+    file_identity,
+    path_key,
+    refuse_writing_over_inputs,
+    remove_stale_temporaries,
+    temporary_name,
+)
 from engine.errors import (
     Cancelled,
     ProgressFn,
@@ -56,6 +66,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = "{stem}_{model}_x{scale}.{ext}"
 TEMPLATE_FIELDS = ("stem", "ext", "model", "family", "variant", "scale", "index")
+# what the early check fills a template with: the real types, a one-letter stem (widest fill)
+SAMPLE_FIELDS: dict[str, object] = {
+    "stem": "x", "ext": "png", "model": "Model", "family": "Family", "variant": "v",
+    "scale": "2", "index": 1,
+}  # fmt: skip
+MAX_TEMPLATE_LENGTH = 1024
+MAX_FIELD_WIDTH = 256  # a field's width or precision in a name template
+MAX_NAME_BYTES = 255  # NAME_MAX of common file systems
 PROGRESS_STEPS = 100
 STATUSES = ("done", "skipped", "failed", "cancelled")
 _GLOB_CHARS = frozenset("*?[")
@@ -161,10 +179,13 @@ class BatchReport:
         return data
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+        """ASCII JSON: any name (a lone surrogate for an undecodable byte included) is escaped."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=True, allow_nan=False)
 
     def to_text(self) -> str:
-        lines = [f"SR Studio batch report: {self.model}", self.summary()]
+        """One line a file; names that hold control characters or undecodable bytes quoted
+        (quote_name), so no name breaks a line or fails to encode."""
+        lines = [f"SR Studio batch report: {quote_name(self.model)}", self.summary()]
         if self.shard is not None:
             lines.append(f"shard {self.shard[0]} of {self.shard[1]}{self._planned_text()}")
         if self.merged is not None:
@@ -177,25 +198,35 @@ class BatchReport:
         for r in self.records:
             size_in = "x".join(map(str, r.input_size)) if r.input_size else "-"
             size_out = "x".join(map(str, r.output_size)) if r.output_size else "-"
-            line = f"{r.status:<9} {r.seconds:7.2f} s  {size_in:>11} -> {size_out:<11} {r.input}"
+            line = f"{r.status:<9} {r.seconds:7.2f} s  {size_in:>11} -> {size_out:<11} "
+            line += quote_name(r.input)
             if r.output and r.status == "done":
-                line += f" -> {r.output}"
+                line += f" -> {quote_name(r.output)}"
             if r.reason:
-                line += f"  ({r.reason})"
+                line += f"  ({quote_name(r.reason)})"
             lines.append(line)
-            lines.extend(f"          warning: {w}" for w in r.warnings)
+            lines.extend(f"          warning: {quote_name(w)}" for w in r.warnings)
         return "\n".join(lines) + "\n"
 
     def _planned_text(self) -> str:
         return "" if self.planned_files is None else f" ({self.planned_files} files in all shards)"
 
     def write(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
-        """Write PATH.json and PATH.txt (see report_paths); returns both paths."""
+        """Write PATH.json and PATH.txt (see report_paths), each atomically; returns both paths.
+        SRStudioError (one line) when they cannot be written; both texts are made first, so
+        nothing is written for a report that cannot be."""
         json_path, text_path = report_paths(path)
+        try:
+            contents = (
+                (json_path, self.to_json().encode("ascii")),
+                (text_path, self.to_text().encode("utf-8", "backslashreplace")),
+            )
+        except ValueError as e:  # a number JSON cannot hold (inf, nan)
+            raise SRStudioError(f"cannot write the report {json_path}: {e}") from None
         prepare_folder(json_path.parent, "the report")
-        for target, text in ((json_path, self.to_json()), (text_path, self.to_text())):
+        for target, data in contents:
             with atomic_file(target) as f:
-                f.write(text.encode("utf-8"))  # type: ignore[attr-defined]
+                f.write(data)  # type: ignore[attr-defined]
         return json_path, text_path
 
 
@@ -204,7 +235,10 @@ def report_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     path = Path(path).expanduser()
     if path.is_dir():
         path = path / "report"
-    return path.with_suffix(".json"), path.with_suffix(".txt")
+    try:
+        return path.with_suffix(".json"), path.with_suffix(".txt")
+    except ValueError:  # a name like '..' where no folder is
+        raise SRStudioError(f"cannot name a report after {quote_name(str(path))}") from None
 
 
 def make_folders(folder: Path) -> None:
@@ -243,11 +277,14 @@ def prepare_folder(folder: Path, what: str) -> None:
 def check_report_target(path: str | os.PathLike[str], inputs: Sequence[Path]) -> None:
     """Fail now, not after the batch, when the report cannot be written or would replace an
     input file."""
+    text = os.fspath(path)
+    if not str(text).strip():
+        raise SRStudioError("the report path is empty; give --report PATH (writes PATH.json)")
+    if "\0" in str(text):
+        raise SRStudioError(f"the report path {quote_name(str(text))} holds a NUL character")
     targets = report_paths(path)
-    keys = {_key(p) for p in inputs}
     for target in targets:
-        if _key(target) in keys:
-            raise SRStudioError(f"the report {target} would replace an input file; choose another")
+        refuse_writing_over_inputs(target, inputs, "the report")
         if target.is_dir():
             raise SRStudioError(f"cannot write the report to {target}: it is a folder")
     prepare_folder(targets[0].parent, "the report")
@@ -279,28 +316,14 @@ class _Input:
     explicit: bool  # named on its own, not found by scanning a folder or glob
 
 
-def _key(path: str | os.PathLike[str]) -> str:
-    return os.path.normcase(os.path.realpath(path))
-
-
-def _identity(path: str | os.PathLike[str]) -> tuple[int, int] | str:
-    """Which file or folder a path names, whatever the spelling ('..', symlinks, hard links);
-    one stat, where resolving the path would cost one per level."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return _key(path)
-    return (st.st_dev, st.st_ino) if st.st_ino else _key(path)
-
-
 def _collect(job: BatchJob) -> list[_Input]:
     """Every input file, in order, without duplicates."""
-    out_id = _identity(Path(job.output_dir).expanduser())
+    out_id = file_identity(Path(job.output_dir).expanduser())
     found: list[_Input] = []
     seen: set[tuple[int, int] | str] = set()
 
     def add(path: Path, rel: Path, explicit: bool) -> None:
-        key = _identity(path)
+        key = file_identity(path)
         if key not in seen:
             seen.add(key)
             found.append(_Input(path, rel, explicit))
@@ -340,7 +363,7 @@ def _scan(folder: Path, recursive: bool, out_id: tuple[int, int] | str) -> list[
                 continue
             path = Path(entry.path)
             if entry.is_dir(follow_symlinks=False):
-                if recursive and _identity(path) != out_id:
+                if recursive and file_identity(path) != out_id:
                     subfolders.append(path)
             elif _is_image_name(path) and entry.is_file():
                 files.append(path)
@@ -356,21 +379,138 @@ def _scale_text(upscaler: Upscaler) -> str:
     return f"{upscaler.scale:g}"
 
 
+_CONVERSIONS = (None, "r", "s", "a")
+# Python's format spec: [[fill]align][sign][z][#][0][width][grouping][.precision][type]
+_SPEC = re.compile(
+    r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>[0-9]*)[_,]?(?:\.(?P<precision>[0-9]+))?[a-zA-Z%]?",
+    re.DOTALL,
+)
+
+
 def render_name(template: str, fields: dict[str, object]) -> str:
-    """Fill a name template; SRStudioError for unknown fields or a name leaving the folder."""
+    """Fill a name template; SRStudioError (one line) for a template that is not one (see
+    _check_template) or a result that is not a plain file name inside the output folder."""
+    _check_template(template)
     try:
         name = template.format_map(fields)
     except KeyError as e:
-        known = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
-        raise SRStudioError(
-            f"unknown field {{{e.args[0]}}} in name template; use {known}"
-        ) from None
-    except (ValueError, IndexError, AttributeError) as e:
-        raise SRStudioError(f"bad name template {template!r}: {e}") from None
-    parts = Path(name).parts
-    if not name.strip() or Path(name).is_absolute() or ".." in parts or name.endswith(("/", "\\")):
+        raise SRStudioError(f"name template {template!r}: no value for {{{e.args[0]}}}") from None
+    except (ValueError, TypeError, IndexError, AttributeError, OverflowError) as e:
+        raise SRStudioError(f"bad name template {template!r}: {_first_line(e)}") from None
+    if not _plain_file_name(name):
         raise SRStudioError(f"name template {template!r} gives {name!r}, not a file name")
     return name
+
+
+def check_name_template(template: str, fields: dict[str, object] | None = None) -> None:
+    """The early check, before any file is read: the template filled with values of the real
+    types (SAMPLE_FIELDS, updated with `fields`) gives a plain file name of at most
+    MAX_NAME_BYTES bytes, and no control character or backslash (a separator on Windows) comes
+    from the template itself; real stems may hold them, where the file system allows."""
+    name = render_name(template, {**SAMPLE_FIELDS, **(fields or {})})
+    if any(_unprintable(c) for c in name):
+        raise SRStudioError(f"name template {template!r} gives {name!r}: a control character")
+    if "\\" in name:
+        raise SRStudioError(f"name template {template!r} gives {name!r}, not a file name")
+    size = len(os.fsencode(name))
+    if size > MAX_NAME_BYTES:
+        raise SRStudioError(
+            f"name template {template[:60]!r} gives a name of {size} bytes; "
+            f"file names hold at most {MAX_NAME_BYTES}"
+        )
+
+
+def _check_template(template: str) -> None:
+    """Known fields only, without attribute or index access, conversions !r !s !a, and format
+    specs without nested fields whose width and precision are at most MAX_FIELD_WIDTH."""
+    if len(template) > MAX_TEMPLATE_LENGTH:
+        raise SRStudioError(
+            f"the name template has {len(template)} characters; at most {MAX_TEMPLATE_LENGTH}"
+        )
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as e:
+        raise SRStudioError(f"bad name template {template!r}: {e}") from None
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in TEMPLATE_FIELDS:
+            shown = quote_name(name)
+            if re.split(r"[.\[]", name, maxsplit=1)[0] in TEMPLATE_FIELDS:
+                raise SRStudioError(
+                    f"{{{shown}}} in name template: fields take no [index] or .attribute"
+                )
+            known = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+            raise SRStudioError(f"unknown field {{{shown}}} in name template; use {known}")
+        if conversion not in _CONVERSIONS:
+            raise SRStudioError(f"bad name template {template!r}: conversion !{conversion}")
+        _check_spec(template, spec or "")
+
+
+def _check_spec(template: str, spec: str) -> None:
+    match = _SPEC.fullmatch(spec)
+    if match is None:
+        raise SRStudioError(f"bad name template {template!r}: format {spec!r}")
+    for number in (match["width"], match["precision"]):
+        if number and int(number) > MAX_FIELD_WIDTH:
+            raise SRStudioError(
+                f"name template {template!r}: a width or precision over {MAX_FIELD_WIDTH}"
+            )
+
+
+_NOT_IN_NAMES = frozenset({"/", os.sep, os.altsep or "/", "\0"})
+
+
+def _plain_file_name(name: str) -> bool:
+    """A name for a file directly inside a folder: not '', '.', '..', blank, and without a
+    separator or NUL; and one the file system can encode."""
+    if not name.strip() or name in (".", "..") or _NOT_IN_NAMES & set(name):
+        return False
+    try:
+        os.fsencode(name)
+    except UnicodeError:
+        return False
+    return True
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [""])[0][:200]
+
+
+_C_ESCAPES = {"\a": "a", "\b": "b", "\t": "t", "\n": "n", "\v": "v", "\f": "f", "\r": "r"}
+
+
+def quote_name(name: str) -> str:
+    """`name` unchanged when every character prints; else quoted as GNU `ls
+    --quoting-style=shell-escape` does, so that it stays on one line and encodes: 'a'$'\\n''b.png',
+    an undecodable byte (os.fsdecode's surrogate escape) as $'\\377'. For file names, and for
+    any text that may hold one, in the text report and on the command line."""
+    if not any(map(_unprintable, name)):
+        return name
+    parts = []
+    for hidden, group in itertools.groupby(name, key=_unprintable):
+        run = "".join(group)
+        if hidden:
+            parts.append("$'" + "".join(map(_escape, run)) + "'")
+        else:
+            parts.append("'" + run.replace("'", "'\\''") + "'")
+    return "".join(parts)
+
+
+def _unprintable(c: str) -> bool:
+    """Control characters, surrogates and the line and paragraph separators."""
+    return unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp")
+
+
+def _escape(c: str) -> str:
+    if c in _C_ESCAPES:
+        return "\\" + _C_ESCAPES[c]
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:  # the byte os.fsdecode could not decode
+        return f"\\{code - 0xDC00:03o}"
+    if 0xD800 <= code <= 0xDFFF:  # a lone surrogate (from JSON): no byte to show
+        return f"\\u{code:04x}"
+    return "".join(f"\\{b:03o}" for b in c.encode("utf-8"))
 
 
 def _output_format(job: BatchJob, path: Path) -> tuple[str, str]:
@@ -385,17 +525,26 @@ def _output_format(job: BatchJob, path: Path) -> tuple[str, str]:
         return "png", "png"
 
 
-def _output_paths(job: BatchJob, upscaler: Upscaler, inputs: Sequence[_Input]) -> list[Path]:
+def _model_fields(upscaler: Upscaler) -> dict[str, object]:
     desc = upscaler.descriptor
+    return {
+        "model": desc.name, "family": desc.family, "variant": desc.variant,
+        "scale": _scale_text(upscaler),
+    }  # fmt: skip
+
+
+def _output_paths(job: BatchJob, upscaler: Upscaler, inputs: Sequence[_Input]) -> list[Path]:
+    model = _model_fields(upscaler)
     out_dir = Path(job.output_dir).expanduser()
     outputs = []
     for index, item in enumerate(inputs, start=1):
         _, ext = _output_format(job, item.path)
-        fields = {
-            "stem": item.path.stem, "ext": ext, "model": desc.name, "family": desc.family,
-            "variant": desc.variant, "scale": _scale_text(upscaler), "index": index,
-        }  # fmt: skip
-        outputs.append(out_dir / item.rel / render_name(job.name_template, fields))
+        fields = {"stem": item.path.stem, "ext": ext, "index": index, **model}
+        try:
+            name = render_name(job.name_template, fields)
+        except SRStudioError as e:
+            raise SRStudioError(f"{quote_name(str(item.path))}: {e}") from None
+        outputs.append(out_dir / item.rel / name)
     return outputs
 
 
@@ -403,8 +552,10 @@ def _without_own_outputs(job: BatchJob, upscaler: Upscaler, inputs: list[_Input]
     """Leave out files found by scanning that this run would write (earlier runs' results in
     an output folder that is also an input folder); files named on their own stay."""
     outputs = _output_paths(job, upscaler, inputs)
-    producer = {_key(out): item for item, out in zip(inputs, outputs, strict=True)}
-    kept = [item for item in inputs if item.explicit or producer.get(_key(item.path), item) is item]
+    producer = {path_key(out): item for item, out in zip(inputs, outputs, strict=True)}
+    kept = [
+        item for item in inputs if item.explicit or producer.get(path_key(item.path), item) is item
+    ]
     if len(kept) < len(inputs):
         log.info("left out %d files that are this run's own outputs", len(inputs) - len(kept))
     return kept
@@ -434,12 +585,12 @@ def _plan(
     if job.shard is not None:  # every shard checks the whole list, so none starts a clash
         check_distinct_outputs(zip((item.path for item in inputs), outputs, strict=True))
     mine = _in_shard(job, inputs)
-    input_ids = {_identity(item.path) for item in inputs}
+    input_ids = {file_identity(item.path) for item in inputs}
     claimed: dict[str, str] = {}
     plan = []
     for item, out, keep in zip(inputs, outputs, mine, strict=True):
         path = item.path
-        key = _key(out)
+        key = path_key(out)
         taken_by = claimed.setdefault(key, str(path))  # claims count across all shards
         if not keep:
             continue
@@ -447,7 +598,7 @@ def _plan(
         if path.is_file():
             record.input_bytes = path.stat().st_size
         fmt, _ = _output_format(job, path)
-        if _identity(out) in input_ids:  # the same file, however spelt or linked
+        if file_identity(out) in input_ids:  # the same file, however spelt or linked
             record.status, record.reason = "failed", "the output name is an input file; refused"
         elif taken_by != str(path):
             record.status = "failed"
@@ -477,7 +628,7 @@ def run_batch(
     """Upscale every input of `job`; never raises for a single file's failure, and returns (with
     the rest marked "cancelled") when should_stop() turns True."""
     start = time.perf_counter()
-    render_name(job.name_template, {f: "x" for f in TEMPLATE_FIELDS})  # fail early on a bad one
+    check_name_template(job.name_template, _model_fields(upscaler))  # fail early on a bad one
     if job.format:
         normalize_format(job.format)
     plan, planned = _plan(job, upscaler)

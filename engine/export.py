@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from engine.archs.registry import get_family
-from engine.atomic import atomic_open
+from engine.atomic import atomic_open, refuse_writing_over_inputs
 from engine.descriptor import ModelDescriptor
 from engine.errors import SRStudioError
 from engine.inference.graph import export_program, quiet
@@ -75,7 +75,7 @@ def export_onnx(
         raise SRStudioError(f"the tile side must be at least {MIN_TILE} pixels, got {tile}")
     if opset < ONNX_OPSET:
         raise SRStudioError(f"ONNX opset {opset} is not supported; use {ONNX_OPSET} or later")
-    _check_target(path, overwrite)
+    _check_target(path, overwrite, descriptor)
     runtime = _onnx_runtime()
     start = time.monotonic()
     proto = _dynamic_graph(descriptor, opset, runtime)
@@ -90,8 +90,11 @@ def export_onnx(
     return ExportResult(path, dynamic, shape, opset, seconds)
 
 
-def _check_target(path: Path, overwrite: bool) -> None:
-    """Before the export's work: the file is new (or may be replaced), its folder writable."""
+def _check_target(path: Path, overwrite: bool, descriptor: ModelDescriptor) -> None:
+    """Before the export's work: the file is new (or may be replaced, never the weights file
+    being exported), its folder writable."""
+    if os.path.isfile(descriptor.source):  # not "builtin", "untrained"...
+        refuse_writing_over_inputs(path, [descriptor.source])
     if path.is_dir():
         raise SRStudioError(f"{path} is a folder; give a file name ending in .onnx")
     if path.exists() and not overwrite:

@@ -141,10 +141,25 @@ def _scan(folder: Path, default_origin: str, *, forced: bool = False) -> Weights
     return found
 
 
-def scan_weights() -> WeightsScan:
-    """Every installed weights file: the usable ones (entries) and the skipped ones (broken)."""
+def _scan_all() -> WeightsScan:
     user, bundled = _scan(user_dir(), "imported"), _scan(bundled_dir(), "bundled", forced=True)
     return WeightsScan(user.entries + bundled.entries, user.broken + bundled.broken)
+
+
+def scan_weights() -> WeightsScan:
+    """Every installed upscaler's weights file: the usable ones (entries) and the skipped ones
+    (broken). The clean-up network's files are no upscaler: cleanup_weights()."""
+    found = _scan_all()
+    upscalers = {f.name.lower() for f in registry.FAMILIES}
+    return WeightsScan([e for e in found.entries if e.family.lower() in upscalers], found.broken)
+
+
+def cleanup_weights() -> WeightsEntry | None:
+    """The installed clean-up network (engine.archs.cleanup) to run before upscalers: the user's
+    own file over the bundled one."""
+    restorers = {f.name.lower() for f in registry.RESTORERS}
+    found = [e for e in _scan_all().entries if e.family.lower() in restorers and e.scale == 1]
+    return min(found, key=lambda e: ORIGIN_RANK.get(e.origin, 9), default=None)
 
 
 def installed_weights() -> list[WeightsEntry]:

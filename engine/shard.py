@@ -30,7 +30,7 @@ from engine.imaging.safe_open import image_size
 
 log = logging.getLogger(__name__)
 
-MAX_SHARDS = 1_000_000  # far past Slurm's largest arrays; keeps hostile reports' lists small
+MAX_SHARDS = 10_000  # past Slurm's default MaxArraySize (1001); a merged report lists them all
 UNREADABLE_WEIGHT = 1  # pixels: a file whose header cannot be read (it fails fast where it goes)
 SLURM_ID, SLURM_COUNT = "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"
 SLURM_MIN, SLURM_STEP = "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP"

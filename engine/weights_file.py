@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load, load_file
 from torch import nn
 
 from engine.errors import CheckpointError
@@ -320,11 +320,21 @@ def _safetensors_header(path: Path, size: int) -> tuple[dict[str, object], dict[
     return header, metadata
 
 
+def _utf8_name(path: Path) -> bool:
+    """Whether `path` can be handed to torch's and safetensors' native code, which take names as
+    UTF-8: a name with bytes that are not UTF-8 (a surrogate-escaped str) is read by Python."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _read_safetensors(path: Path, size: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     _, header_meta = _safetensors_header(path, size)
     meta = parse_metadata(header_meta.get(META_KEY), display_name(path))
     try:
-        return load_file(str(path)), meta
+        return (load_file(str(path)) if _utf8_name(path) else load(path.read_bytes())), meta
     except Exception as exc:  # what is left after the checks above is damage
         raise CheckpointError(
             f"{display_name(path)} is not a readable safetensors file (truncated or corrupt?): "
@@ -373,12 +383,17 @@ def _check_torch_zip(path: Path, size: int) -> None:
         )
 
 
+def _mappable(path: Path) -> bool:
+    """Whether torch.load may map `path` (see _utf8_name; else it reads an open file)."""
+    return _utf8_name(path) and path.suffix.lower() != ".safetensors"
+
+
 def _torch_load_file(path: Path, *, mmap: bool) -> Any:
     """torch.load(weights_only=True): tensors and plain containers only, never code. An open file
     unless memory-mapped: torch.load hands a path named *.safetensors to safetensors unchecked."""
     with warnings.catch_warnings():  # a crafted pickle's protocol is no news to the user
         warnings.filterwarnings("ignore", message="Detected pickle protocol")
-        if mmap and path.suffix.lower() != ".safetensors":
+        if mmap and _mappable(path):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         with open(path, "rb") as f:
             return torch.load(f, map_location="cpu", weights_only=True)
@@ -519,7 +534,7 @@ def _is_text(value: object) -> bool:
 
 
 def _is_scale(value: object) -> bool:
-    return type(value) is int and 2 <= value <= 4
+    return type(value) is int and 1 <= value <= 4  # 1: the clean-up network
 
 
 def _is_positive(value: object) -> bool:
@@ -533,7 +548,7 @@ def _is_version(value: object) -> bool:
 _META_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
     "family": (_is_text, "the name of a network family"),
     "variant": (_is_text, "the name of a variant"),
-    "scale": (_is_scale, "2, 3 or 4"),
+    "scale": (_is_scale, "1 (clean-up), 2, 3 or 4"),
     "input_range": (_is_positive, "a finite number above 0"),
     "format_version": (_is_version, "a whole number from 1"),
     "origin": (_is_text, "text"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 from PySide6.QtCore import Signal
@@ -24,9 +25,10 @@ from PySide6.QtWidgets import (
 from app.downloads import DownloadManager
 from app.jobs import BICUBIC, ModelChoice
 from app.panels.model_picker import ModelPicker, PickerTimes
-from app.settings import AppSettings
+from app.settings import TILE_SIZES, AppSettings
 from engine import (
     BACKENDS,
+    CLEANUP_MODES,
     PRECISIONS,
     DeviceInfo,
     UpscaleOptions,
@@ -49,6 +51,11 @@ PRECISION_NAMES = {
     "bf16": "Half precision (bf16)",
 }
 ENGINE_NAMES = {"auto": "Automatic", "torch": "PyTorch", "openvino": "OpenVINO"}
+CLEANUP_NAMES = {  # the clean-up network before the upscaler (engine.inference.cleanup_choice)
+    "auto": "Automatic: JPEGs and noisy photos",
+    "on": "Always",
+    "off": "Off",
+}
 
 
 def _is_number(value: object) -> bool:
@@ -78,6 +85,14 @@ def library_entry(choice: ModelChoice) -> WeightsEntry | None:
     return best_weights(choice.family, choice.variant, choice.scale)
 
 
+def _own_variants(family: str) -> Mapping[str, str]:
+    """A family's own (lighter) variants; none for a network this version does not know."""
+    try:
+        return get_family(family).own_variants
+    except ValueError:
+        return {}
+
+
 def published_text(choice: ModelChoice) -> str:
     """The paper's Set5 / Set14 figures for this network, on one line."""
     parts = []
@@ -88,7 +103,7 @@ def published_text(choice: ModelChoice) -> str:
             parts.append(f"{dataset} {psnr:.2f} dB" + (f" / {ssim:.4f}" if ssim else ""))
     if parts:
         return "Paper's score: " + ", ".join(parts)
-    if choice.family != BICUBIC and choice.variant in get_family(choice.family).own_variants:
+    if choice.family != BICUBIC and choice.variant in _own_variants(choice.family):
         return "Paper's score: none (the paper measured only its own, larger configuration)"
     return "Paper's score: none (not a network from the papers)"
 
@@ -134,7 +149,7 @@ class ModelPanel(QWidget):
             "memory)."
         )
         self.tile_size = QSpinBox()
-        self.tile_size.setRange(16, 4096)
+        self.tile_size.setRange(*TILE_SIZES)
         self.tile_size.setSingleStep(16)
         self.tile_size.setValue(256)
         self.tile_size.setSuffix(" px")
@@ -182,11 +197,22 @@ class ModelPanel(QWidget):
             "computes it natively: faster, and differs from fp32 by a fraction of a grey level."
         )
 
+        self.cleanup = QComboBox()
+        for key in CLEANUP_MODES:
+            self.cleanup.addItem(CLEANUP_NAMES[key], key)
+        self.cleanup.setToolTip(
+            "Clean-up: a small network removes JPEG blocks, ringing and sensor noise before the "
+            "image is upscaled, so that they are not sharpened into streaks. Automatic: for "
+            "JPEGs saved below quality 90 and for noisy images; clean PNG and TIFF files are "
+            "upscaled as they are. The reason is shown beside the image's size."
+        )
+
         tile_row = QHBoxLayout()
         tile_row.addWidget(self.tile_mode)
         tile_row.addWidget(self.tile_size)
         options_box = QGroupBox("Options")
         form = QFormLayout(options_box)
+        form.addRow("Clean-up", self.cleanup)
         form.addRow("Tile size", tile_row)
         form.addRow("", self.ensemble)
         form.addRow("", self.exact_tiles)
@@ -201,7 +227,7 @@ class ModelPanel(QWidget):
 
         self.selector.changed.connect(self._on_change)
         self.selector.error.connect(self.error)
-        for combo in (self.tile_mode, self.device, self.engine, self.precision):
+        for combo in (self.tile_mode, self.device, self.engine, self.precision, self.cleanup):
             combo.currentIndexChanged.connect(self._on_change)
         self.tile_size.valueChanged.connect(self._on_change)
         self.ensemble.toggled.connect(self._on_change)
@@ -251,17 +277,19 @@ class ModelPanel(QWidget):
             device=self.device.currentData(),
             precision=self.precision.currentData(),
             backend=self.engine.currentData(),
+            cleanup=self.cleanup.currentData(),
         )
 
     def restore(self, s: AppSettings) -> None:
         self.selector.restore(s)
         self.tile_mode.setCurrentIndex(max(0, self.tile_mode.findData(s.tile_mode)))
-        self.tile_size.setValue(s.tile_size)
+        self.tile_size.setValue(min(max(s.tile_size, TILE_SIZES[0]), TILE_SIZES[1]))
         self.ensemble.setChecked(s.ensemble)
         self.exact_tiles.setChecked(s.exact_tiles)
         self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
         self.engine.setCurrentIndex(max(0, self.engine.findData(s.backend)))
         self.precision.setCurrentIndex(max(0, self.precision.findData(s.precision)))
+        self.cleanup.setCurrentIndex(max(0, self.cleanup.findData(s.cleanup)))
 
     def store(self, s: AppSettings) -> None:
         self.selector.store(s)
@@ -272,6 +300,7 @@ class ModelPanel(QWidget):
         s.device = self.device.currentData()
         s.backend = self.engine.currentData()
         s.precision = self.precision.currentData()
+        s.cleanup = self.cleanup.currentData()
 
     def refresh(self, select: ModelChoice | None = None) -> bool:
         """Re-read the installed weights; select `select` when given and available."""

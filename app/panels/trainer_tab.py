@@ -67,10 +67,11 @@ START_FROM = (
     ("installed", "Installed weights of this model"),
     ("file", "A weights file"),
 )
-DEGRADATION_NAMES = (
-    ("BI", "BI: bicubic (MATLAB)"),
-    ("BD", "BD: 7x7 Gaussian blur (sigma 1.6), then bicubic"),
-    ("DN", "DN: bicubic, then Gaussian noise"),
+DEGRADATION_NAMES = (  # what the trained network is for, then how its LR inputs are made
+    ("BI", "Clean images (bicubic, as the papers)"),
+    ("real", "Photos from phones and the web (blur, noise, JPEG)"),
+    ("BD", "Slightly blurred images (7x7 Gaussian blur, then bicubic)"),
+    ("DN", "Noisy images (bicubic, then Gaussian noise)"),
 )
 CPU_PRECISION_NAMES = (
     ("auto", "Automatic"),
@@ -264,7 +265,9 @@ class TrainerTab(QWidget):
         )
         self.degradation_combo.setMinimumContentsLength(20)
         self.degradation_combo.setToolTip(
-            "Degradation: how the low-resolution training inputs are made from the HR images"
+            "What the network is trained for: how its low-resolution training inputs are made "
+            "from the HR images. Photos from phones and the web: random blur, resizing, sensor "
+            "noise and JPEG at quality 40-95, as real photos are made"
         )
         self.degradation_combo.currentIndexChanged.connect(self._update_enabled)
         self.noise_spin = _dspin(0, 100, d["noise_level"], 1, step=5)
@@ -277,7 +280,7 @@ class TrainerTab(QWidget):
         form = QFormLayout(data_box)
         form.addRow(self.folders)
         form.addRow(_row(add, set_lr, remove, stretch=True))
-        form.addRow("LR made by", self.degradation_combo)
+        form.addRow("Train for", self.degradation_combo)
         form.addRow("Noise level", self.noise_spin)
 
         self.iterations_spin = _spin(1, 10_000_000, d["iterations"], step=1000)

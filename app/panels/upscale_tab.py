@@ -678,6 +678,8 @@ class UpscaleTab(QWidget):
 
     def _output_content(self, key: str, result: ModelResult) -> PaneContent:
         info = [f"{result.seconds:.2f} s on {result.device}", *metrics_lines(result.metrics)]
+        if result.cleanup:
+            info.append(result.cleanup[0].upper() + result.cleanup[1:])
         heat = self.doc.heatmap(key) if self.actions["heatmap"].isChecked() else None
         if heat is not None:
             info.append("|Y diff|: black 0, white 32+ levels")

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from engine.archs import a2f, bicubic, cran, hpinet, rnan
+from engine.archs import a2f, bicubic, cleanup, cran, hpinet, rnan
 from engine.archs.base import Family, MemoryCost, StateDict
 
 FAMILIES: tuple[Family, ...] = (rnan.FAMILY, cran.FAMILY, a2f.FAMILY, hpinet.FAMILY)
+# 1x restoration networks that run before an upscaler (never offered as one)
+RESTORERS: tuple[Family, ...] = (cleanup.FAMILY,)
 
 
 def get_family(name: str) -> Family:
-    for family in FAMILIES:
+    for family in FAMILIES + RESTORERS:
         if family.name.lower() == name.lower():
             return family
-    known = ", ".join(f.name for f in FAMILIES)
+    known = ", ".join(f.name for f in FAMILIES + RESTORERS)
     raise ValueError(f"unknown network family {name!r}; known: {known}")
 
 
@@ -61,7 +63,7 @@ def variant_note(family: str, variant: str) -> str:
 
 def detect(state_dict: StateDict) -> tuple[Family, object] | None:
     """The family and config whose detector recognises this state dict, or None."""
-    for family in FAMILIES:
+    for family in FAMILIES + RESTORERS:
         config = family.detect(state_dict)
         if config is not None:
             return family, config

@@ -46,18 +46,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def interrupted() -> int:
+    """Ctrl+C: one line and exit code 130, wherever it came."""
+    print("interrupted", file=sys.stderr)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    """Run one command; every outcome is an exit code and at most one line on stderr, Ctrl+C
+    included, even while the subcommands' modules (and torch) are still being imported."""
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help/--version
-        return int(exc.code or 0)
-    if getattr(args, "verbose", False):
-        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
-    if not getattr(args, "run", None):
-        parser.print_help()
-        return 2
-    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help/--version
+            return int(exc.code or 0)
+        if getattr(args, "verbose", False):
+            logging.basicConfig(
+                level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr
+            )
+        if not getattr(args, "run", None):
+            parser.print_help()
+            return 2
         return args.run(args)
     except Cancelled:
         print("cancelled", file=sys.stderr)
@@ -66,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return interrupted()
     except BrokenPipeError:  # output piped into e.g. `head`, which closed early
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's flush quiet
         return 0

@@ -14,6 +14,7 @@ from engine.checkpoints import load_model
 from engine.descriptor import ModelDescriptor
 from engine.errors import SRStudioError
 from engine.inference.backends import BACKENDS
+from engine.inference.cleanup_choice import AUTO_JPEG_BELOW, CLEANUP_MODES
 from engine.inference.upscaler import UpscaleOptions
 from engine.library import recommended_weights
 from engine.progress import Eta, format_seconds
@@ -64,6 +65,16 @@ def add_model_options(parser: argparse.ArgumentParser, *, default_model: str | N
         "needs pip install srstudio[openvino]) or auto (OpenVINO where it can run the network)",
     )
 
+    parser.add_argument(
+        "--clean-up",
+        dest="clean_up",
+        default="auto",
+        choices=CLEANUP_MODES,
+        help="remove JPEG artifacts and noise before upscaling: auto (default: for JPEGs saved "
+        f"below quality {AUTO_JPEG_BELOW} and noisy images; clean PNG/TIFF input is left as it "
+        "is), on or off",
+    )
+
 
 def parse_tile(text: str) -> int | None:
     """'auto' -> None, '0' -> 0 (whole image), 'N' -> N."""
@@ -88,6 +99,7 @@ def upscale_options(args: argparse.Namespace, **extra: object) -> UpscaleOptions
         device=args.device,
         precision=args.precision,
         backend=args.backend,
+        cleanup=args.clean_up,
         **extra,
     )
 

@@ -7,8 +7,10 @@ MERGED.txt are written in the batch's formats, every file once, in shard order, 
 merged and missing; seconds is the shards' times added (processing time, not wall time).
 
 Exit status: 0 every shard merged, 1 merged but some shards are missing (listed), 2 a report
-that cannot be read, is not a shard report or does not belong with the others, or an output
-that cannot be written (one line, no traceback).
+that cannot be read, is not a shard report (a number out of range or not finite, too many files
+or shards: engine.report_file) or does not belong with the others, or an output that cannot be
+written (one line, no traceback). Everything is checked before anything is written, and both
+MERGED files are made before either is written: a refused merge writes nothing.
 """
 
 from __future__ import annotations
@@ -54,10 +56,7 @@ def run_merge(args: argparse.Namespace) -> int:
     paths = [_report_file(text) for text in args.reports]
     merged = merge_reports([(str(path), load_report(path)) for path in paths])
     check_report_target(args.output, paths)  # never over one of the reports being merged
-    try:
-        json_path, text_path = merged.write(args.output)
-    except OSError as e:
-        raise SRStudioError(f"cannot write the merged report {args.output}: {e}") from None
+    json_path, text_path = merged.write(args.output)  # SRStudioError when it cannot
     print(merged.summary(), file=sys.stderr)
     assert merged.merged is not None
     count, present = merged.merged
@@ -71,6 +70,8 @@ def run_merge(args: argparse.Namespace) -> int:
 
 def _report_file(text: str) -> Path:
     """REPORT as given when it is a file, else the JSON that --report REPORT writes."""
+    if not text.strip():
+        raise SRStudioError("an empty REPORT path; give the PATH.json that --report PATH wrote")
     path = Path(text).expanduser()
     return path if path.is_file() else report_paths(path)[0]
 

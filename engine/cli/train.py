@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from engine.cli.common import ProgressBar, StopOnSignal
+from engine.errors import SRStudioError
 from engine.training import (
     DEGRADATIONS,
     SCHEDULES,
@@ -18,6 +20,7 @@ from engine.training import (
 )
 from engine.training.config import PRECISIONS
 from engine.training.distributed import from_env
+from engine.training.real_degradation import parse_range
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model", help="network to train from scratch, e.g. A2F-SD, HPINet-S, RNAN-light"
     )
-    p.add_argument("--scale", type=int, choices=(2, 3, 4), help="upscaling factor")
+    p.add_argument(
+        "--scale", type=int, choices=(1, 2, 3, 4), help="upscaling factor (1: the clean-up network)"
+    )
     p.add_argument(
         "--base",
         "--weights",
@@ -62,13 +67,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--degradation",
         choices=DEGRADATIONS,
         default=d["degradation"].default,
-        help="BI bicubic, BD blur then bicubic, DN bicubic then noise (default BI)",
+        help="BI bicubic, BD blur then bicubic, DN bicubic then noise, real: blur, resize, "
+        "noise and JPEG as photos from phones and the web are made (default BI)",
     )
     p.add_argument(
         "--noise",
-        type=float,
-        default=d["noise_level"].default,
-        help="DN noise level on the 0..255 scale (default 30)",
+        metavar="SIGMA|LOW-HIGH",
+        help="DN: its noise level on the 0..255 scale (default 30); real: the range of noise "
+        "sigmas (default 1-15)",
+    )
+    p.add_argument(
+        "--jpeg",
+        metavar="LOW-HIGH",
+        help="real: the range of JPEG qualities (default 40-95)",
     )
     p.add_argument("--patch", type=int, default=d["patch_size"].default, help="LR patch side")
     p.add_argument(
@@ -139,6 +150,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _noise_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--noise is one level for DN and a range for real; --jpeg a range for real."""
+    options: dict[str, Any] = {}
+    if args.degradation == "real":
+        if args.noise is not None:
+            options["noise_range"] = parse_range(args.noise, what="--noise", integer=False)
+        if args.jpeg is not None:
+            options["jpeg"] = parse_range(args.jpeg, what="--jpeg", integer=True)
+        return options
+    if args.jpeg is not None:
+        raise SRStudioError("--jpeg goes with --degradation real")
+    if args.noise is not None:
+        try:
+            options["noise_level"] = float(args.noise)
+        except ValueError:
+            raise SRStudioError(f"--noise must be a number for {args.degradation}") from None
+    return options
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         model=args.model,
@@ -148,7 +178,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         hr_dirs=tuple(args.hr),
         lr_dirs=tuple(args.lr_dir) if args.lr_dir else None,
         degradation=args.degradation,
-        noise_level=args.noise,
+        **_noise_options(args),
         patch_size=args.patch,
         batch_size=args.batch,
         iterations=args.iterations,

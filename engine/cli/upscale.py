@@ -1,10 +1,12 @@
 """srstudio upscale INPUT... -o OUT: batch upscaling from the command line.
 
 Exit status: 0 every file done (or skipped), 1 some failed (they are listed), 2 usage errors (bad
-arguments, an input that does not exist, unknown model, unreadable weights, an output or report
-path that cannot be written: all found before the first image is read), 130 cancelled (Ctrl+C or
-SIGTERM: the first one stops after the current tile, leaving no partial file and still writing
-the report; a second one interrupts at once).
+arguments, a bad --name template, an input that does not exist, unknown model, unreadable weights,
+an output or report path that cannot be written: all found before the first image is read), 3
+the images ran (their outcome printed as usual) but the report could not be written, 130
+cancelled (Ctrl+C or SIGTERM: the first one stops after the current tile, leaving no partial file
+and still writing the report; a second one interrupts at once). Names that hold control
+characters or undecodable bytes are printed quoted (engine.batch.quote_name).
 
 --shard K/N (K counts from 1) processes only shard K of the planned files, split by pixel count
 the same way in every process (engine.shard); without it, a Slurm array task
@@ -31,9 +33,11 @@ from engine.batch import (
     BatchJob,
     BatchReport,
     FileRecord,
+    check_name_template,
     check_report_target,
     collect_inputs,
     missing_inputs,
+    quote_name,
     run_batch,
 )
 from engine.cli.common import StopOnSignal, add_model_options, resolve_model, upscale_options
@@ -46,6 +50,7 @@ from engine.shard import Shard, parse_shard, shard_from_env
 log = logging.getLogger(__name__)
 
 FORMAT_CHOICES = ("png", "jpg", "jpeg", "webp", "tiff", "tif")
+REPORT_NOT_WRITTEN = 3  # exit status: the images ran, the report could not be written
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -158,23 +163,30 @@ def finish(args: argparse.Namespace, report: BatchReport) -> int:
     if report.failed:
         print("failed:", file=sys.stderr)
         for r in report.failed:
-            print(f"  {r.input}: {r.reason}", file=sys.stderr)
+            print(f"  {quote_name(r.input)}: {quote_name(r.reason)}", file=sys.stderr)
     if report.merged is not None and report.missing_shards:
         missing = ", ".join(map(str, report.missing_shards))
         print(
             f"shards missing: {missing} of {report.merged[0]} (rerun with --skip-existing)",
             file=sys.stderr,
         )
-    if args.report:
-        try:
-            json_path, text_path = report.write(args.report)
-        except SRStudioError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        print(f"report: {json_path} and {text_path}", file=sys.stderr)
+    written = args.report is None or _write_report(report, args.report)
     if report.cancelled:
         return 130
+    if not written:  # its own outcome: never counted as files that failed
+        return REPORT_NOT_WRITTEN
     return 1 if report.failed or report.missing_shards else 0
+
+
+def _write_report(report: BatchReport, path: str) -> bool:
+    """Write --report PATH; False, with its one-line error, when it cannot be written."""
+    try:
+        json_path, text_path = report.write(path)
+    except SRStudioError as e:
+        print(f"error: the report was not written: {e}", file=sys.stderr)
+        return False
+    print(f"report: {json_path} and {text_path}", file=sys.stderr)
+    return True
 
 
 def prepare(args: argparse.Namespace, shard: Shard | None = None) -> tuple[BatchJob, Upscaler]:
@@ -182,6 +194,11 @@ def prepare(args: argparse.Namespace, shard: Shard | None = None) -> tuple[Batch
     --shard or a Slurm array."""
     if args.max_pixels < 0:
         raise SRStudioError("--max-pixels must be >= 0 (0: no limit)")
+    if args.report is not None and not args.report.strip():
+        raise SRStudioError(
+            f"--report needs a path (it writes PATH.json and PATH.txt), got {args.report!r}"
+        )
+    check_name_template(args.name)
     if shard is None:
         shard = _shard(args)
     job = BatchJob(
@@ -204,7 +221,7 @@ def prepare(args: argparse.Namespace, shard: Shard | None = None) -> tuple[Batch
     inputs = collect_inputs(job)
     if not inputs:
         raise SRStudioError("no input images found in: " + " ".join(map(str, args.inputs)))
-    if args.report:
+    if args.report is not None:
         check_report_target(args.report, inputs)
     options = upscale_options(args, outscale=args.outscale, alpha=args.alpha)
     return job, Upscaler(resolve_model(args), options)
@@ -268,12 +285,12 @@ class BatchProgress:
 
     def file(self, record: FileRecord) -> None:
         self.clear()
-        line = f"{record.status:<9} {record.input}"
+        line = f"{record.status:<9} {quote_name(record.input)}"
         if record.status == "done":
-            line += f" -> {record.output} ({record.seconds:.1f} s)"
+            line += f" -> {quote_name(record.output or '')} ({record.seconds:.1f} s)"
         elif record.reason:
-            line += f": {record.reason}"
-        line += "".join(f"\n  warning: {w}" for w in record.warnings)
+            line += f": {quote_name(record.reason)}"
+        line += "".join(f"\n  warning: {quote_name(w)}" for w in record.warnings)
         print(line, file=self.stream, flush=True)
         if self.interactive and self.last[1] > 0:
             self._draw(*self.last)

@@ -149,7 +149,6 @@ class TiffStream:
         if self.rows != self.height:
             raise ValueError(f"TIFF stream got {self.rows} rows of {self.height}")
         c = self.channels
-        res = [(round(d * 1000), 1000) for d in (self.dpi or (72.0, 72.0))]
         entries: list[tuple[int, int, list[int]]] = [  # (tag, type, values): 3 SHORT, 4 LONG,
             (256, 4, [self.width]),  # 5 RATIONAL, 7 UNDEFINED
             (257, 4, [self.height]),
@@ -160,12 +159,13 @@ class TiffStream:
             (277, 3, [c]),
             (278, 4, [self.rows_per_strip]),
             (279, 4, self.counts),
-            (282, 5, list(res[0])),
-            (283, 5, list(res[1])),
             (284, 3, [1]),
-            (296, 3, [2]),
             (317, 3, [2]),
         ]
+        if self.dpi:  # an input that stated no resolution gets none
+            res = [(round(d * 1000), 1000) for d in self.dpi]
+            entries += [(282, 5, list(res[0])), (283, 5, list(res[1])), (296, 3, [2])]
+            entries.sort()
         if c in (2, 4):
             entries.append((338, 3, [2]))
         if self.icc:

@@ -69,6 +69,8 @@ class ImageData:
     exif: bytes | None = None  # orientation already applied to the pixels and reset to 1 here
     dpi: tuple[float, float] | None = None
     source_format: str | None = None  # Pillow's format name ("PNG", "JPEG", ...)
+    # a JPEG's quality from its quantisation tables (engine.imaging.input_quality.JpegQuality)
+    jpeg: Any = None
 
     @property
     def height(self) -> int:
@@ -134,7 +136,10 @@ def read_rgb_uint8(
 
 
 def _decode(im: Image.Image, source: _Source, eight_bit: bool = False) -> ImageData:
+    from engine.imaging.input_quality import jpeg_quality  # it reads files through this module
+
     source_format = im.format
+    jpeg = jpeg_quality(im) if source_format == "JPEG" else None
     color, alpha, bit_depth, gray, icc = _pixels(im, source, _bytes_or_none(im.info, "icc_profile"))
     if _icc_space(icc) != (b"GRAY" if gray else b"RGB "):
         icc = None  # a profile for another colour space would misdescribe these pixels
@@ -144,7 +149,7 @@ def _decode(im: Image.Image, source: _Source, eight_bit: bool = False) -> ImageD
     if orientation in range(2, 9):
         color = _orient(color, orientation)
         alpha = None if alpha is None else _orient(alpha, orientation)
-    dpi = _read_dpi(im.info.get("dpi"), swap=orientation in (5, 6, 7, 8))
+    dpi = _read_dpi(_stated_dpi(im), swap=orientation in (5, 6, 7, 8))
     exif = _reset_orientation(exif_raw) if exif_raw else None
     if gray:
         color = np.repeat(color[..., :1], 3, axis=2)
@@ -153,7 +158,10 @@ def _decode(im: Image.Image, source: _Source, eight_bit: bool = False) -> ImageD
     else:
         rgb = torch.from_numpy(_planes(color))
     a = None if alpha is None else torch.from_numpy(np.ascontiguousarray(alpha[None, :, :]))
-    return ImageData(rgb, a, bit_depth, gray, icc, exif, dpi, source_format)
+    return ImageData(rgb, a, bit_depth, gray, icc, exif, dpi, source_format, jpeg)
+
+
+_X_RESOLUTION, _Y_RESOLUTION = 282, 283  # TIFF tags
 
 
 def _bytes_or_none(info: dict, key: str) -> bytes | None:
@@ -182,6 +190,15 @@ def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
         8: lambda x: np.rot90(x, 1),
     }
     return np.ascontiguousarray(ops[orientation](a))
+
+
+def _stated_dpi(im: Image.Image) -> object:
+    """The resolution the file states. Pillow reports (1, 1) for a TIFF without resolution tags,
+    which an upscale would then write as a claim of 2 DPI."""
+    tags = getattr(im, "tag_v2", None)
+    if tags is not None and not (_X_RESOLUTION in tags and _Y_RESOLUTION in tags):
+        return None
+    return im.info.get("dpi")
 
 
 def _read_dpi(dpi: object, *, swap: bool) -> tuple[float, float] | None:

@@ -3,8 +3,14 @@
 A network is traced once into a graph (engine.inference.graph), converted to OpenVINO's IR and
 kept on disk in the user cache directory, keyed by the weights' sha256, the network and the
 OpenVINO version: the next run reads it back instead of converting again (a conversion takes
-5-15 s on 2 cores). A family whose graph takes any height and width (Family.dynamic_graph) has
-one IR; the others have one per input shape. The IR is compiled in memory once per (shape,
+5-15 s on 2 cores). The cache decides the output, so it is not trusted as it is (engine.cache):
+the folder must be the user's own (0700), and each IR's .xml and .bin are sealed with their
+sha256 and the whole weights digest; an IR that does not match its seal is converted again, and
+the bytes handed to OpenVINO are the very bytes that were checked; a folder that is not the
+user's own means converting in memory, with nothing cached.
+
+A family whose graph takes any height and width (Family.dynamic_graph) has one IR; the others
+have one per input shape. The IR is compiled in memory once per (shape,
 precision): the tiler gives every tile of an image one shape (engine.inference.tiling's
 fixed windows), so one compiled network serves the whole image.
 
@@ -26,9 +32,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import platformdirs
 import torch
 
+from engine import cache as disk_cache
 from engine.archs.registry import get_family
 from engine.descriptor import ModelDescriptor
 from engine.errors import SRStudioError
@@ -109,8 +117,9 @@ class OpenVinoNetwork:
         self.descriptor = descriptor
         self.model = descriptor.model.eval()
         self.dynamic = get_family(descriptor.family).dynamic_graph
-        self.cache = cache or cache_dir()
-        self.key = weights_sha256(self.model)[:16]
+        self.cache = disk_cache.private_folder(cache or cache_dir())  # None: nothing cached
+        self.weights_digest = weights_sha256(self.model)
+        self.key = self.weights_digest[:16]
         self.converted: list[tuple[int, int] | None] = []  # shapes converted (None: dynamic)
         self._models: dict[tuple[int, int] | None, Any] = {}
         self._compiled: dict[tuple[tuple[int, int], bool], Any] = {}
@@ -164,23 +173,37 @@ class OpenVinoNetwork:
         d = self.descriptor
         size = "any" if shape is None else f"{shape[1]}x{shape[0]}"
         name = f"{d.family}-{d.variant}-x{d.scale}-{self.key}-{size}-ov{version()}.xml"
-        return self.cache / name
+        return (self.cache or cache_dir()) / name
 
     def _ir(self, shape: tuple[int, int] | None) -> Any:
         found = self._models.get(shape)
-        if found is not None:
-            return found
-        path = self.ir_path(shape)
-        if path.is_file() and path.with_suffix(".bin").is_file():
-            try:
-                found = _core().read_model(str(path))
-                log.info("OpenVINO: %s read from the cache (%s)", self.descriptor.label, path.name)
-            except RuntimeError as exc:  # a damaged file: convert again
-                log.warning("OpenVINO: cached %s unreadable (%s), converting again", path, exc)
         if found is None:
-            found = self._convert(shape)
-            self._save(found, path)
-        self._models[shape] = found
+            found = self._cached(shape)
+            if found is None:
+                found = self._convert(shape)
+                self._save(found, self.ir_path(shape))
+            self._models[shape] = found
+        return found
+
+    def _cached(self, shape: tuple[int, int] | None) -> Any:
+        """The IR kept for `shape`, from the bytes its seal vouches for; None to convert."""
+        if self.cache is None:
+            return None
+        path = self.ir_path(shape)
+        files = [path, path.with_suffix(".bin")]
+        sealed = disk_cache.read_sealed(files, self.weights_digest, "OpenVINO network")
+        if sealed is None:
+            return None
+        import openvino
+
+        xml, weights = sealed
+        try:
+            found = _core().read_model(xml, openvino.Tensor(np.frombuffer(weights, np.uint8)))
+        except RuntimeError as exc:  # sealed but unreadable (another OpenVINO?): convert again
+            log.warning("OpenVINO: cached %s unreadable (%s), converting again", path, exc)
+            disk_cache.discard(files)
+            return None
+        log.info("OpenVINO: %s read from the cache (%s)", self.descriptor.label, path.name)
         return found
 
     def _convert(self, shape: tuple[int, int] | None) -> Any:
@@ -207,16 +230,21 @@ class OpenVinoNetwork:
         return model
 
     def _save(self, model: Any, path: Path) -> None:
-        """Written under temporary names and renamed, the .bin first: an .xml in the cache
-        always has its weights beside it. A cache that cannot be written is only logged."""
+        """Written under temporary names and renamed, then sealed (engine.cache): a reader
+        never uses a pair whose seal is not yet written. A cache that cannot be written is
+        only logged."""
         import openvino
 
+        if self.cache is None:
+            return
+        files = [path, path.with_suffix(".bin")]
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            disk_cache.discard(files)  # no old seal may vouch for the pair while it is replaced
             with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
                 staged = Path(tmp) / path.name
                 openvino.save_model(model, str(staged), compress_to_fp16=False)
-                os.replace(staged.with_suffix(".bin"), path.with_suffix(".bin"))
+                os.replace(staged.with_suffix(".bin"), files[1])
                 os.replace(staged, path)
+            disk_cache.write_seal(files, self.weights_digest)
         except (OSError, RuntimeError) as exc:
             log.warning("OpenVINO: could not keep the converted network in %s (%s)", path, exc)

@@ -7,6 +7,7 @@ of each input tile, so the tiler can redo a tile that came out non-finite in pla
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import functools
 import logging
@@ -27,6 +28,10 @@ from engine.imaging.stream_writers import write_bands
 from engine.inference import allocator
 from engine.inference.backends import resolve_backend
 from engine.inference.blending import Convert
+from engine.inference.cascade import with_cleanup
+from engine.inference.cleanup_choice import CleanupDecision, CleanupReason
+from engine.inference.cleanup_choice import check_mode as check_cleanup_mode
+from engine.inference.cleanup_choice import decide as decide_cleanup
 from engine.inference.devices import resolve_device, resolve_dtype
 from engine.inference.ensemble import TRANSFORMS, ensemble, ensemble_forward
 from engine.inference.tiling import (
@@ -66,7 +71,10 @@ class UpscaleOptions:
     larger tiles pool on their own in one pass (BENCHMARKS.md: within 0.005 dB there).
     backend: "torch" (the reference), "openvino" (CPU; engine.inference.openvino_backend) or
     "auto" (OpenVINO where it can run the network, else PyTorch). An image whose tiles share
-    pooled values runs on PyTorch: a converted network pools within its input only."""
+    pooled values runs on PyTorch: a converted network pools within its input only.
+    cleanup: the clean-up network (engine.archs.cleanup) before the upscaler: "on", "off", or
+    "auto" (for compressed JPEGs and noisy images; engine.inference.cleanup_choice). The engine
+    default is "off"; the CLI and the app default to "auto"."""
 
     tile: int | None = None
     tile_overlap: int | None = None
@@ -77,8 +85,10 @@ class UpscaleOptions:
     alpha: str = "bicubic"
     exact_tiles: bool = False
     backend: str = "torch"
+    cleanup: str = "off"
 
     def __post_init__(self) -> None:
+        check_cleanup_mode(self.cleanup)
         if self.tile is not None and (isinstance(self.tile, bool) or self.tile < 0):
             raise SRStudioError(
                 f"tile must be None (auto), 0 (whole image) or > 0, got {self.tile}"
@@ -111,7 +121,15 @@ class RunPlan:
 
 
 class Upscaler:
-    def __init__(self, descriptor: ModelDescriptor, options: UpscaleOptions | None = None) -> None:
+    def __init__(
+        self,
+        descriptor: ModelDescriptor,
+        options: UpscaleOptions | None = None,
+        *,
+        cleanup: ModelDescriptor | None = None,
+    ) -> None:
+        """`cleanup`: the clean-up network for options.cleanup "auto"/"on" (default: the
+        installed one, engine.library.cleanup_weights)."""
         if descriptor.model is None:
             raise SRStudioError(f"{descriptor.label} has no network loaded")
         allocator.tune()  # keep tile-sized memory from being returned and faulted in again
@@ -131,6 +149,40 @@ class Upscaler:
         self._run = self._ensembled(self._forward)
         # where tiles share pooled values (engine.archs.pooling works inside torch's module only)
         self._torch_run = self._ensembled(self._torch_forward)
+        self._cleanup = cleanup
+        self._cleaned: Upscaler | None = None
+        self._cleanup_missing = self.options.cleanup == "off" or descriptor.family == "Bicubic"
+        self._decided: tuple[ImageData, CleanupDecision] | None = None
+
+    @property
+    def cleaned(self) -> Upscaler | None:
+        """The same upscaler with the clean-up network in front; made (and the network loaded)
+        on first use only, so that estimates and clean images never pay for it."""
+        if self._cleaned is None and not self._cleanup_missing:
+            cleanup = self._cleanup or _installed_cleanup()
+            if cleanup is None:
+                self._cleanup_missing = True
+                return None
+            plain = dataclasses.replace(self.options, cleanup="off")
+            self._cleaned = Upscaler(with_cleanup(self.descriptor, cleanup), plain)
+        return self._cleaned
+
+    def cleanup_decision(self, img: ImageData) -> CleanupDecision:
+        """Whether `img` goes through the clean-up network first, and why (measured once per
+        image: the methods below ask again as they call each other)."""
+        if self._decided is not None and self._decided[0] is img:
+            return self._decided[1]
+        decision = decide_cleanup(self.options.cleanup, img)
+        if decision.on and self.cleaned is None:
+            decision = CleanupDecision(False, CleanupReason.NO_NETWORK, decision.quality)
+        self._decided = (img, decision)
+        return decision
+
+    def for_image(self, img: ImageData) -> Upscaler:
+        """The upscaler that runs `img`: this one, or the one with the clean-up in front."""
+        if self.cleaned is not None and self.cleanup_decision(img).on:
+            return self.cleaned
+        return self
 
     @property
     def network(self) -> Any:
@@ -333,6 +385,11 @@ class Upscaler:
         (1, rows, W') or None), float32 in [0, 1], views valid until the next band. With
         `convert` (upscale_bands'), rgb is the band it makes, (rows, W', channels), and a gray
         image is left to it."""
+        if (runner := self.for_image(img)) is not self:
+            yield from runner.image_bands(
+                img, on_progress=on_progress, should_stop=should_stop, convert=convert
+            )
+            return
         out_h, out_w = self.output_size(img.height, img.width)
         by_network = img.alpha is not None and self.options.alpha == "network"
         progress = _Progress(on_progress, 2 if by_network else 1)
@@ -390,6 +447,16 @@ class Upscaler:
         (engine.imaging.stream_writers.write_bands): no float32 copy of the output exists, and
         PNG and TIFF are never held whole. Returns (output_image(img), write_bands' warnings);
         a cancel or a failure leaves no file."""
+        if (runner := self.for_image(img)) is not self:
+            return runner.upscale_to_file(
+                img,
+                path,
+                format=format,
+                quality=quality,
+                compress_level=compress_level,
+                on_progress=on_progress,
+                should_stop=should_stop,
+            )
         out = self.output_image(img)
 
         def rows(layout: OutputLayout) -> Iterator[np.ndarray]:
@@ -414,6 +481,11 @@ class Upscaler:
         finished pieces are quantised at once, so a row of tiles is held in 3 bytes a pixel (6
         at 16 bits) instead of float sums; not where alpha is composited into the colour (JPEG
         of an image with alpha), which needs both at once."""
+        if (runner := self.for_image(img)) is not self:
+            yield from runner.quantized_bands(
+                img, layout, on_progress=on_progress, should_stop=should_stop
+            )
+            return
         kw: dict[str, Any] = {"on_progress": on_progress, "should_stop": should_stop}
         if layout.composite and img.alpha is not None:
             for rgb, alpha in self.image_bands(img, **kw):
@@ -439,6 +511,8 @@ class Upscaler:
     ) -> ImageData:
         """Colour through the network; alpha by bicubic or the network; grayscale stays grayscale;
         DPI scaled with the pixels; bit depth, ICC profile and EXIF carried over."""
+        if (runner := self.for_image(img)) is not self:
+            return runner.upscale_image(img, on_progress=on_progress, should_stop=should_stop)
         out_h, out_w = self.output_size(img.height, img.width)
         alpha_out = None if img.alpha is None else torch.empty(1, out_h, out_w)
         out = dataclasses.replace(
@@ -518,6 +592,28 @@ class _AlphaRows:
         hi = min(height, -(-stop // s) + self.MARGIN)
         strip = imresize(alpha[:, lo:hi], size=((hi - lo) * s, out_w))
         return strip[:, start - lo * s : stop - lo * s].clamp_(0, 1)
+
+
+def _installed_cleanup() -> ModelDescriptor | None:
+    """The installed clean-up network, loaded (once per file and version of it); None (logged)
+    where there is none."""
+    from engine.library import cleanup_weights
+
+    entry = cleanup_weights()
+    if entry is None:
+        log.warning("no clean-up network installed: images are upscaled as they are")
+        return None
+    st = entry.path.stat()
+    loaded = _load_cleanup(str(entry.path), st.st_mtime_ns, st.st_size)
+    # a module of its own: Upscaler moves its network to its device in place
+    return dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_cleanup(path: str, mtime_ns: int, size: int) -> ModelDescriptor:
+    from engine.checkpoints import load_model
+
+    return load_model(path)
 
 
 def _gray(rgb: torch.Tensor) -> torch.Tensor:

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from engine.errors import SRStudioError
+from engine.training.real_degradation import RealDegradation
 
-DEGRADATIONS = ("BI", "BD", "DN")
+DEGRADATIONS = ("BI", "BD", "DN", "real")
 SCHEDULES = ("cosine", "step")
 PRECISIONS = ("auto", "fp32", "bf16")  # the CPU's arithmetic (CUDA: `amp`)
 # The training step's memory format, one default for every family (the only place it is
@@ -30,8 +31,11 @@ class TrainConfig:
 
     Data: `hr_dirs` are folders of HR images; LR patches are made on the fly by `degradation`:
     "BI" (MATLAB bicubic), "BD" (7x7 Gaussian blur, sigma 1.6, then bicubic) or "DN" (bicubic, then
-    Gaussian noise of `noise_level` on the 0..255 scale). With `lr_dirs` (one per HR folder, same
-    file names, or DIV2K-style "<stem>x<scale>") the LR images are read instead.
+    Gaussian noise of `noise_level` on the 0..255 scale) or "real" (blur, a resize by a random
+    method, noise and JPEG as real photos are made, engine.training.real_degradation; `jpeg` and
+    `noise_range` narrow its JPEG qualities and noise sigmas for a targeted run). With `lr_dirs`
+    (one per HR folder, same file names, or DIV2K-style "<stem>x<scale>") the LR images are read
+    instead.
     `patch_size` is the LR patch side; `batch_size` is per process under torchrun.
     Validation: `val_dir` (HR, and `val_lr_dir` for paired LR) or `val_split` (a fraction of the HR
     images, or a count when >= 1, held out of training); every `val_every` iterations.
@@ -55,6 +59,8 @@ class TrainConfig:
     lr_dirs: tuple[str, ...] | None = None
     degradation: str = "BI"
     noise_level: float = 30.0
+    jpeg: tuple[int, int] | None = None  # "real": JPEG qualities (default RealDegradation's)
+    noise_range: tuple[float, float] | None = None  # "real": noise sigmas on 0..255
     patch_size: int = 48
     batch_size: int = 16
     iterations: int = 10_000
@@ -96,6 +102,9 @@ class TrainConfig:
             raise SRStudioError(f"schedule must be one of {', '.join(SCHEDULES)}")
         if self.precision not in PRECISIONS:
             raise SRStudioError(f"precision must be one of {', '.join(PRECISIONS)}")
+        if (self.jpeg or self.noise_range) and self.degradation != "real":
+            raise SRStudioError("JPEG and noise ranges go with the real degradation")
+        self.real_degradation()  # checks the ranges
         checks = {
             "iterations": self.iterations >= 1,
             "batch size": self.batch_size >= 1,
@@ -111,6 +120,17 @@ class TrainConfig:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise SRStudioError(f"invalid {', '.join(bad)}")
+
+    def real_degradation(self) -> RealDegradation | None:
+        """The "real" degradation's ranges, None for the others."""
+        if self.degradation != "real":
+            return None
+        ranges: dict[str, Any] = {}
+        if self.jpeg:
+            ranges["jpeg"] = (int(self.jpeg[0]), int(self.jpeg[1]))
+        if self.noise_range:
+            ranges["noise"] = (float(self.noise_range[0]), float(self.noise_range[1]))
+        return RealDegradation(**ranges)
 
     @property
     def effective_lr(self) -> float:
@@ -133,7 +153,7 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         data = {k: v for k, v in data.items() if k in names}
-        for key in ("hr_dirs", "lr_dirs"):
+        for key in ("hr_dirs", "lr_dirs", "jpeg", "noise_range"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
         return cls(**data)

@@ -25,6 +25,7 @@ from engine.imaging.io import READ_EXTENSIONS, read_rgb_uint8
 from engine.imaging.resize import imresize
 from engine.imaging.safe_open import DEFAULT_MAX_PIXELS, image_size
 from engine.metrics import SSIM_WINDOW
+from engine.training.real_degradation import RealDegradation, degrade_real
 
 Warn = Callable[[str], None]
 BLUR_SIZE, BLUR_SIGMA = 7, 1.6
@@ -32,6 +33,11 @@ BLUR_SIZE, BLUR_SIGMA = 7, 1.6
 # kernel (2 LR pixels) never reach the border of the region, so a patch equals the same crop of
 # the whole degraded image.
 MARGIN = 4
+# The clean-up network (scale 1) learns to restore LR images as upscalers see them: its clean
+# targets are the training photos shrunk by one of these factors with MATLAB bicubic, as benchmark
+# LR images are made, so that it never learns to smooth away their fine texture.
+CLEANUP_SHRINK = (1, 2, 3, 4)
+CLEANUP_VAL_SHRINK = 2
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -74,6 +80,15 @@ def degrade(
         noise = torch.from_numpy(rng.standard_normal(tuple(lr.shape))) * noise_level
         lr = torch.floor(lr + noise + 0.5).clamp_(0, 255)
     return lr.permute(1, 2, 0).to(torch.uint8).numpy()
+
+
+def shrink(img: np.ndarray, factor: int) -> np.ndarray:
+    """uint8 HxWx3 shrunk by an integer factor with MATLAB bicubic, as benchmark LR images are."""
+    if factor == 1:
+        return img
+    img = modcrop(img, factor)
+    t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).double()
+    return imresize(t, 1 / factor, round_between=True).permute(1, 2, 0).to(torch.uint8).numpy()
 
 
 def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
@@ -210,12 +225,15 @@ class PatchSampler:
         world: int = 1,
         cache_mb: int = 2048,
         warn: Warn = lambda text: None,
+        real: RealDegradation | None = None,
     ) -> None:
         if not entries:
             raise SRStudioError("no usable training images")
+        if (degradation == "real") != (real is not None):
+            raise SRStudioError("the real degradation needs its ranges")
         self.entries = entries
         self.scale, self.patch = scale, patch_size
-        self.degradation, self.noise_level = degradation, noise_level
+        self.degradation, self.noise_level, self.real = degradation, noise_level, real
         self.seed, self.rank, self.world = seed, rank, world
         self.cache = ImageCache(cache_mb)
         self.warn = warn
@@ -263,6 +281,10 @@ class PatchSampler:
         lr_h, lr_w = (hr.shape[0] // s, hr.shape[1] // s) if lr is None else lr.shape[:2]
         y = int(rng.integers(0, lr_h - p + 1))
         x = int(rng.integers(0, lr_w - p + 1))
+        if self.real is not None and s == 1:
+            lr_patch, hr_patch = self._cleanup_pair(hr, rng)
+            flips = rng.random(3) < 0.5
+            return _augment(lr_patch, *flips), _augment(hr_patch, *flips)
         hr_patch = hr[y * s : (y + p) * s, x * s : (x + p) * s]
         if lr is not None:
             lr_patch = lr[y : y + p, x : x + p]
@@ -270,10 +292,33 @@ class PatchSampler:
             y0, x0 = max(0, y - MARGIN), max(0, x - MARGIN)
             y1, x1 = min(lr_h, y + p + MARGIN), min(lr_w, x + p + MARGIN)
             region = hr[y0 * s : y1 * s, x0 * s : x1 * s]
-            lr_region = degrade(region, s, self.degradation, noise_level=self.noise_level, rng=rng)
+            lr_region = (
+                degrade_real(region, s, rng, self.real)
+                if self.real is not None
+                else degrade(region, s, self.degradation, noise_level=self.noise_level, rng=rng)
+            )
             lr_patch = lr_region[y - y0 : y - y0 + p, x - x0 : x - x0 + p]
         flips = rng.random(3) < 0.5
         return _augment(lr_patch, *flips), _augment(hr_patch, *flips)
+
+    def _cleanup_pair(self, hr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """(damaged, clean) patches for the clean-up network: a region of the photo shrunk by a
+        random CLEANUP_SHRINK factor (clean target), then noise and JPEG (its input); the patch
+        is cut from the middle, away from the region's edges, as a whole photo would give it."""
+        p, m = self.patch, 4 * MARGIN  # JPEG's 8x8 blocks and 16x16 chroma reach past a patch
+        side = p + 2 * m
+        fits = [f for f in CLEANUP_SHRINK if min(hr.shape[:2]) >= side * f]
+        f = int(rng.choice(fits)) if fits else 1
+        side = min(side, hr.shape[0] // f, hr.shape[1] // f)
+        y = int(rng.integers(0, hr.shape[0] // f - side + 1))
+        x = int(rng.integers(0, hr.shape[1] // f - side + 1))
+        region = hr[y * f : (y + side) * f, x * f : (x + side) * f]
+        clean = shrink(region, f)
+        damaged = degrade_real(clean, 1, rng, self.real)  # type: ignore[arg-type]
+        top = int(rng.integers(0, side - p + 1))
+        left = int(rng.integers(0, side - p + 1))
+        cut = np.s_[top : top + p, left : left + p]
+        return damaged[cut], clean[cut]
 
     def preload(self, iteration: int, batch_size: int) -> None:
         """Decode the images of batch `iteration` into the cache. Pillow only, so it can run in
@@ -296,8 +341,11 @@ def validation_pairs(
     seed: int,
     limit: int,
     warn: Warn,
+    real: RealDegradation | None = None,
 ) -> list[Pair]:
-    """Whole-image (HR, LR) pairs; LR degraded like the training data (fixed noise per image)."""
+    """Whole-image (HR, LR) pairs; LR degraded like the training data (fixed noise per image).
+    For the clean-up network (scale 1, real degradation) the HR image is the photo shrunk by
+    CLEANUP_VAL_SHRINK, and its LR the same damaged."""
     pairs = []
     for i, entry in enumerate(entries):
         if len(pairs) >= limit:
@@ -312,7 +360,11 @@ def validation_pairs(
             else:
                 hr = modcrop(hr, scale)
                 rng = np.random.default_rng([seed, 13, i])
-                lr = degrade(hr, scale, degradation, noise_level=noise_level, rng=rng)
+                if real is not None:
+                    hr = shrink(hr, CLEANUP_VAL_SHRINK) if scale == 1 else hr
+                    lr = degrade_real(hr, scale, rng, real)
+                else:
+                    lr = degrade(hr, scale, degradation, noise_level=noise_level, rng=rng)
         except (ImageError, SRStudioError) as exc:
             warn(f"skipped validation image {entry.hr}: {exc}")
             continue

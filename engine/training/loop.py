@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.archs import registry
+from engine.atomic import refuse_writing_over_inputs
 from engine.checkpoints import load_model, save_checkpoint
 from engine.descriptor import ModelDescriptor
 from engine.distributed import local_device
@@ -61,6 +62,8 @@ _SAME_ON_RESUME = (
     "lr_dirs",
     "degradation",
     "noise_level",
+    "jpeg",
+    "noise_range",
     "patch_size",
     "batch_size",
     "lr",
@@ -281,6 +284,10 @@ class _Trainer:
         # give it this run's record before the run has changed anything.
         base_path = (self.net.base or {}).get("path")
         self.in_place = bool(base_path) and Path(base_path).resolve() == self.output.resolve()
+        inputs = [p for p in (cfg.init, *cfg.hr_dirs, *(cfg.lr_dirs or ()), cfg.val_dir) if p]
+        inputs += [cfg.val_lr_dir] if cfg.val_lr_dir else []
+        refuse_writing_over_inputs(self.output, inputs)
+        refuse_writing_over_inputs(self.state_file, [*inputs, *([base_path] if base_path else [])])
         self._data()
         model = self.net.model.to(self.device, memory_format=self.numerics.memory_format).train()
         self.ema = _EMA(model, cfg.ema) if cfg.ema > 0 else None
@@ -331,6 +338,7 @@ class _Trainer:
             world=self.info.world,
             cache_mb=cfg.cache_mb,
             warn=warn,
+            real=cfg.real_degradation(),
         )
         self.val_pairs: list[Pair] = []
         if self.info.is_main and val_entries:
@@ -342,12 +350,14 @@ class _Trainer:
                 seed=cfg.seed,
                 limit=cfg.val_max_images,
                 warn=warn,
+                real=cfg.real_degradation(),
             )
         self.data_meta = {
             "hr_dirs": [str(Path(d).resolve()) for d in cfg.hr_dirs],
             "lr_dirs": [str(Path(d).resolve()) for d in cfg.lr_dirs] if cfg.lr_dirs else None,
             "degradation": cfg.degradation,
             "noise_level": cfg.noise_level if cfg.degradation == "DN" else None,
+            "real": real.describe() if (real := cfg.real_degradation()) else None,
             "train_images": len(entries),
             "validation": None,
         }

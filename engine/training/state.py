@@ -3,6 +3,12 @@
 The state file holds only tensors and plain values (non-tensor structures as JSON text), so it is
 read back with torch.load(weights_only=True). It is written to a temporary file and renamed.
 
+A resume goes on from whatever the file holds, and flipped bytes inside a tensor's data leave it
+well formed (torch.load checks no CRC), so the file is checked before torch.load reads it: every
+zip entry is read once, which checks its CRC, and hashed; the sha256 must equal the digest that
+save_state appended as one more small JSON entry. A file without that entry (written before it
+existed) still has its CRCs checked, and a log line says so.
+
 A state file may be damaged (or crafted), and the trainer would only fail on it later, deep in a
 training step, so load_state checks everything the trainer reads before handing it over: the
 fields and their JSON types, the network's tensors against a network built on the meta device
@@ -12,11 +18,14 @@ restoring them into scratch generators. Any problem is one CheckpointError line 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import random
 import reprlib
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,10 +37,19 @@ from torch import nn
 from engine.archs import registry
 from engine.atomic import atomic_path
 from engine.errors import CheckpointError
-from engine.weights_file import check_state_dict, load_pytorch_file
+from engine.weights_file import (
+    check_state_dict,
+    display_name,
+    inspect_weights_file,
+    load_pytorch_file,
+    show_value,
+)
+
+log = logging.getLogger(__name__)
 
 STATE_FORMAT = "srstudio-train-state"
 STATE_VERSION = 1
+DIGEST_ENTRY = "srstudio-digest.json"  # the last zip entry: sha256 of all the others
 
 
 def state_path(output: Path) -> Path:
@@ -73,9 +91,11 @@ def _numpy_state() -> list[Any]:
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
+    """torch.save's zip, then the digest entry (module docstring), renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         torch.save({"format": STATE_FORMAT, "version": STATE_VERSION, **state}, tmp)
+        _append_digest(tmp)
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -83,6 +103,8 @@ def load_state(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"nothing to resume: {path} not found")
     try:
+        inspect_weights_file(path)  # the zip's structure, before an entry is read
+        check_archive(path)
         state = load_pytorch_file(path)
     except CheckpointError as exc:  # truncated, corrupt or not ours: one clear message
         raise CheckpointError(f"cannot read the training state: {exc}") from None
@@ -92,6 +114,68 @@ def load_state(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path.name}: unsupported training state version")
     check_state(state, path.name, path.stat().st_size)
     return state
+
+
+# ------------------------------------------------------------------------------ the digest
+
+
+def _entries_digest(archive: zipfile.ZipFile) -> str:
+    """sha256 over every entry but the digest, names and bytes; reading an entry to its end
+    makes zipfile check its CRC (BadZipFile when it differs)."""
+    h = hashlib.sha256()
+    for info in archive.infolist():
+        if info.filename.rsplit("/", 1)[-1] == DIGEST_ENTRY:
+            continue
+        h.update(f"{info.filename}\0{info.file_size}\0".encode("utf-8", "surrogateescape"))
+        with archive.open(info) as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+    return h.hexdigest()
+
+
+def _append_digest(path: Path) -> None:
+    """One more stored entry in torch's zip, inside its folder (torch reads entries by name and
+    ignores this one): {"sha256": digest of all the other entries}."""
+    with zipfile.ZipFile(path, "a") as archive:
+        folder = archive.infolist()[0].filename.split("/", 1)[0]
+        record = json.dumps({"sha256": _entries_digest(archive)})
+        archive.writestr(f"{folder}/{DIGEST_ENTRY}", record, compress_type=zipfile.ZIP_STORED)
+
+
+def _recorded_digest(archive: zipfile.ZipFile, name: str) -> str | None:
+    entries = [i for i in archive.infolist() if i.filename.rsplit("/", 1)[-1] == DIGEST_ENTRY]
+    if not entries:
+        return None
+    try:
+        digest = json.loads(archive.read(entries[0])[:1000])["sha256"]
+    except (ValueError, TypeError, KeyError, zipfile.BadZipFile):
+        digest = None
+    if len(entries) > 1 or not isinstance(digest, str):
+        raise CheckpointError(f"{name}: its digest entry is unreadable; the file is damaged")
+    return digest
+
+
+def check_archive(path: Path) -> None:
+    """Each zip entry's CRC, and the sha256 of all of them against the digest save_state wrote,
+    before torch.load reads anything (module docstring). CheckpointError naming the file."""
+    name = display_name(path)
+    if not zipfile.is_zipfile(path):  # torch's legacy pickle: nothing to check it by
+        raise CheckpointError(f"{name} is not an SR Studio training state (not a zip archive)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            recorded = _recorded_digest(archive, name)
+            actual = _entries_digest(archive)
+    except zipfile.BadZipFile as exc:  # "Bad CRC-32 for file '...'"
+        raise CheckpointError(f"{name}: {show_value(exc)}; the file is damaged") from None
+    except (OSError, EOFError) as exc:
+        raise CheckpointError(f"cannot read {name}: {show_value(exc)}") from None
+    if recorded is None:
+        log.warning("%s carries no digest (an older SR Studio wrote it); its CRCs match", name)
+    elif recorded != actual:
+        raise CheckpointError(
+            f"{name}: its content differs from the digest written when it was saved; "
+            "the file is damaged"
+        )
 
 
 # ------------------------------------------------------------------------------ checks

@@ -272,13 +272,13 @@ def test_merge_refuses_reports_of_different_runs_and_garbage(tmp_path: Path, cap
         ([r1, garbage], "not an SR Studio batch report"),
         ([r1, foreign], "files[0].status"),
         ([nested], "not an SR Studio batch report"),
-        ([huge], "at most 1,000,000"),
+        ([huge], "at most 10,000"),
         ([r1, unsharded.with_suffix(".json")], "not a shard's report"),
         ([r1, tmp_path / "nowhere.json"], "cannot read"),
-        ([r1, r2], "would replace an input file"),  # -o over a report being merged
+        ([r1, r2], "is one of the inputs"),  # -o over a report being merged
     ]
     for reports, message in cases:
-        target = tmp_path / ("r1" if message.startswith("would") else "merged")
+        target = tmp_path / ("r1" if message.startswith("is one") else "merged")
         code = main(["report", "merge", *map(str, reports), "-o", str(target)])
         err = capsys.readouterr().err
         assert code == 2, message
