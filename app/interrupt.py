@@ -13,6 +13,7 @@ import contextlib
 import signal
 import socket
 import sys
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QSocketNotifier
 from PySide6.QtWidgets import QApplication, QWidget
@@ -21,9 +22,12 @@ EXIT_INTERRUPTED = 130
 
 
 class InterruptHandler(QObject):
-    def __init__(self, app: QApplication, window: QWidget) -> None:
+    def __init__(
+        self, app: QApplication, window: QWidget, exit: Callable[[int], None] | None = None
+    ) -> None:
         super().__init__(app)
-        self.app, self.window = app, window
+        self.window = window
+        self.exit = exit or app.exit
         self.fired = False
         self._read, self._write = socket.socketpair()
         for s in (self._read, self._write):
@@ -39,7 +43,7 @@ class InterruptHandler(QObject):
         self.fired = True
         print("interrupted", file=sys.stderr)
         self.window.close()
-        self.app.exit(EXIT_INTERRUPTED)
+        self.exit(EXIT_INTERRUPTED)
 
     def _drain(self) -> None:
         with contextlib.suppress(OSError):

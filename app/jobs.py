@@ -25,6 +25,7 @@ from engine import (
     UpscaleOptions,
     Upscaler,
     build_untrained,
+    cleanup_note,
     download_release,
     estimate_seconds,
     load_model,
@@ -249,7 +250,7 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
                 pixels=pixels,
                 metrics=measure(pixels, reference, desc.scale),
                 ensemble=request.options.ensemble,
-                cleanup=decision.describe() if request.options.cleanup != "off" else "",
+                cleanup=cleanup_note(decision),
                 cleaned=decision.on,
             )
         )

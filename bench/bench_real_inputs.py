@@ -4,6 +4,7 @@ clean-up stage off and on "auto", scored as gain over bicubic of the same damage
 Run: .venv/bin/python bench/bench_real_inputs.py [--sets Set5 Set14] [--scales 2 4]
      [--models A2F-SD RNAN-tiny CRAN-tiny HPINet-T official:A2F-SD official:HPINet-M]
      [--inputs q50 q75 q90 n5q85 n10q85] [--json OUT.json]
+     .venv/bin/python bench/bench_real_inputs.py --photo [--rounds 1]
 
 The damaged LR image (../shared/specs/real-inputs.md, "How the project measures it"): the
 benchmark's LR PNG, for nN first Gaussian noise of sigma N (seeded per image, rounded, clipped),
@@ -12,8 +13,14 @@ engine.imaging.io as a user's file is, so that "auto" sees the file's quantisati
 PSNR and SSIM on Y, `scale` pixels shaved, of the output against the HR image; the gain is over
 MATLAB-bicubic upscaling of the same damaged input. Each row also gives the seconds per image
 with the clean-up off and auto (the time the clean-up adds, measured in the same run).
-Bundled models are the weights/ files; official:NAME are the authors' releases in
+A --sets entry that is a folder holds photos (e.g. weights/holdout.py's, which the project does
+not have): each is shrunk by MATLAB bicubic to make its LR image. Bundled models are the weights/
+files; official:NAME are the authors' releases in
 ../shared/official-weights (x4 only here).
+
+--photo: what the clean-up costs on the 12 MP photo of bench/bench_photo.py (4000x3000 JPEG),
+A2F-SD x4: `srstudio upscale` with --clean-up off and on, each in a fresh process, alternating
+for --rounds rounds; seconds, peak RSS and the on/off time ratio, measured in one run.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.checkpoints import load_model  # noqa: E402
-from engine.evaluate import score  # noqa: E402
+from engine.evaluate import make_lr, score  # noqa: E402
 from engine.imaging.io import read_image  # noqa: E402
 from engine.inference.upscaler import UpscaleOptions, Upscaler  # noqa: E402
 
@@ -69,23 +76,35 @@ class Row:
     images: int
 
 
-def damaged_lr(lr_png: Path, sigma: float, quality: int, seed: int, work: Path) -> Path:
-    arr = np.asarray(Image.open(lr_png).convert("RGB"), dtype=np.float64)
+def damaged_lr(
+    lr: np.ndarray, name: str, sigma: float, quality: int, seed: int, work: Path
+) -> Path:
+    arr = lr.astype(np.float64)
     if sigma > 0:
         arr = arr + sigma * np.random.default_rng([seed, int(sigma * 10)]).standard_normal(
             arr.shape
         )
     img = Image.fromarray(np.clip(np.floor(arr + 0.5), 0, 255).astype(np.uint8))
-    path = work / f"{lr_png.stem}_n{sigma:g}_q{quality}.jpg"
+    path = work / f"{name}_n{sigma:g}_q{quality}.jpg"
     img.save(path, "JPEG", quality=quality)
     return path
 
 
-def pairs(set_name: str, scale: int) -> list[tuple[Path, Path]]:
+def pairs(set_name: str, scale: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, HR, LR) uint8 arrays: a benchmark's own pairs, or for a folder of photos (a path)
+    each photo cropped to a multiple of `scale` and shrunk with MATLAB bicubic."""
+    rgb = lambda p: np.asarray(Image.open(p).convert("RGB"))  # noqa: E731
+    if Path(set_name).is_dir():
+        found = []
+        for path in sorted(Path(set_name).iterdir()):
+            hr = rgb(path)
+            hr = hr[: hr.shape[0] // scale * scale, : hr.shape[1] // scale * scale]
+            found.append((path.stem, hr, make_lr(hr, scale)))
+        return found
     folder = SHARED / "benchmarks" / set_name / f"x{scale}"
     hrs = sorted((folder / "HR").iterdir())
     lrs = {p.stem.lower().removesuffix(f"x{scale}"): p for p in (folder / "LR").iterdir()}
-    return [(hr, lrs[hr.stem.lower()]) for hr in hrs]
+    return [(hr.stem, rgb(hr), rgb(lrs[hr.stem.lower()])) for hr in hrs]
 
 
 def upscalers(model: str, scale: int) -> tuple[Upscaler, Upscaler]:
@@ -113,9 +132,8 @@ def measure(set_name: str, scale: int, model: str, name: str, work: Path) -> Row
     scores: dict[str, list[tuple[float, float]]] = {"bicubic": [], "off": [], "auto": []}
     seconds = {"off": 0.0, "auto": 0.0}
     cleaned = 0
-    for i, (hr_path, lr_path) in enumerate(pairs(set_name, scale)):
-        img = read_image(damaged_lr(lr_path, sigma, quality, i, work))
-        hr = np.asarray(Image.open(hr_path).convert("RGB"))
+    for i, (name, hr, lr) in enumerate(pairs(set_name, scale)):
+        img = read_image(damaged_lr(lr, name, sigma, quality, i, work))
         hr = hr[: img.height * scale, : img.width * scale]
         for key, up in (("bicubic", bicubic), ("off", off), ("auto", auto)):
             sr, s = run(img, up)
@@ -145,9 +163,32 @@ def print_row(r: Row) -> None:
     )
 
 
+def photo_cost(rounds: int) -> None:
+    from bench.bench_photo import make_photo, run_upscale
+
+    with tempfile.TemporaryDirectory() as tmp:
+        photo = make_photo(Path(tmp) / "photo.jpg")
+        seconds: dict[str, list[float]] = {"off": [], "on": []}
+        for _ in range(rounds):
+            for mode in ("off", "on"):
+                out = Path(tmp) / mode
+                extra = ["--clean-up", mode]
+                run = run_upscale("A2F-SD", 4, photo, out, None, {}, extra)
+                for f in out.iterdir():
+                    f.unlink()
+                seconds[mode].append(run["seconds"])
+                print(f"clean-up {mode}: {run['seconds']:.1f} s, peak RSS {run['rss_mib']:.0f} MiB")
+        off, on = statistics.median(seconds["off"]), statistics.median(seconds["on"])
+        print(f"A2F-SD x4, 12 MP photo: clean-up on / off = {on / off:.2f}x ({on - off:+.1f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sets", nargs="+", default=["Set5", "Set14"])
+    parser.add_argument("--photo", action="store_true", help="the clean-up's cost on a photo")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--sets", nargs="+", default=["Set5", "Set14"], help="benchmark names or photo folders"
+    )
     parser.add_argument("--scales", nargs="+", type=int, default=[2, 4])
     default_models = ["A2F-SD", "RNAN-tiny", "CRAN-tiny", "HPINet-T"]
     default_models += ["official:A2F-SD", "official:HPINet-M"]
@@ -155,6 +196,9 @@ def main() -> None:
     parser.add_argument("--inputs", nargs="+", default=list(INPUTS), choices=list(INPUTS))
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
+    if args.photo:
+        photo_cost(args.rounds)
+        return
     print(
         "| set | scale | model | input | bicubic PSNR | gain off (dB / SSIM) | "
         "gain auto (dB / SSIM) | cleaned | s/image off | clean-up adds s |"

@@ -47,6 +47,7 @@ from engine.errors import (
     never_stop,
     no_progress,
 )
+from engine.imaging.input_quality import describe_format
 from engine.imaging.io import (
     DEFAULT_MAX_PIXELS,
     FORMAT_EXTENSIONS,
@@ -57,6 +58,7 @@ from engine.imaging.io import (
     read_image,
 )
 from engine.imaging.safe_open import reason
+from engine.inference.cleanup_choice import short_note as cleanup_note
 from engine.inference.upscaler import Upscaler
 from engine.progress import eta_from_rate
 from engine.read_ahead import ReadAhead
@@ -120,6 +122,8 @@ class FileRecord:
     output_size: tuple[int, int] | None = None
     output_bytes: int | None = None
     warnings: list[str] = field(default_factory=list)  # e.g. metadata the format cannot hold
+    input_quality: str = ""  # "JPEG, saved at quality 70; little or no noise" (input_quality)
+    cleanup: str = ""  # whether the clean-up network ran first, and why ("" when turned off)
 
 
 @dataclass
@@ -205,6 +209,8 @@ class BatchReport:
             if r.reason:
                 line += f"  ({quote_name(r.reason)})"
             lines.append(line)
+            if r.cleanup.startswith("clean-up on"):  # the JSON report has it for every file
+                lines.append(f"          input: {quote_name(f'{r.input_quality}; {r.cleanup}')}")
             lines.extend(f"          warning: {quote_name(w)}" for w in r.warnings)
         return "\n".join(lines) + "\n"
 
@@ -684,6 +690,13 @@ def _process(
     try:
         img = images.take(k)  # waits for it to be read; raises what reading it raised
         record.input_size = (img.width, img.height)
+        decision = upscaler.cleanup_decision(img)
+        record.cleanup = cleanup_note(decision)
+        record.input_quality = (
+            decision.quality.description
+            if decision.quality is not None
+            else describe_format(img.jpeg, img.source_format)
+        )
         make_folders(out.parent)
         result, record.warnings = upscaler.upscale_to_file(
             img, out, format=fmt, quality=job.quality, on_progress=progress, should_stop=should_stop

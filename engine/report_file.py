@@ -116,6 +116,8 @@ def _record_from_dict(data: object, where: str) -> FileRecord:
     if not isinstance(warnings, list):
         raise SRStudioError(f"{where}.warnings is not a list")
     record.warnings = [_text(w, f"{where}.warnings[]") for w in warnings]
+    for name in ("input_quality", "cleanup"):
+        setattr(record, name, _text(item.get(name, ""), f"{where}.{name}"))
     return record
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Re-trains the bundled weights exactly as they were made: `bash weights/train.sh [MODEL...]`
 # from the repository root with ../shared beside it (MODEL: A2F-SD, RNAN-tiny, CRAN-tiny,
-# HPINet-T; default all four, one after the other). One thread per run, as the shipped files were
+# HPINet-T, Cleanup-S; default all five, one after the other). One thread per run, as the shipped files were
 # made (two runs at a time on a 2-core CPU; a run's result does not depend on what else runs).
 # x2 trains from scratch; x3 and x4 start from the x2 weights (--init: all but the upsampler);
 # x4, the scale most used, then trains 6000 iterations more from its own weights (--base); later
@@ -71,10 +71,20 @@ further() { # MODEL: the steps later sessions added (issue 17), in the order the
   esac
 }
 
+cleanup() { # the 1x clean-up network (issue 31): JPEG and noise on LR-like targets, from scratch,
+  # with two threads, as the shipped file was made
+  OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 ./run train --model Cleanup-S --scale 1 \
+    --degradation real --patch 48 --batch 16 --learning-rate 5e-4 --iterations 3000 \
+    --val-split 10 --val-every 500 --checkpoint-every 250 --seed 0 --device cpu --precision fp32 \
+    --hr "$train/T91" --hr "$train/BSD200" --hr "$train/SunHays80" \
+    --output weights/Cleanup-S-x1.safetensors
+}
+
 models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(A2F-SD RNAN-tiny CRAN-tiny HPINet-T)
+[ ${#models[@]} -gt 0 ] || models=(A2F-SD RNAN-tiny CRAN-tiny HPINet-T Cleanup-S)
 for model in "${models[@]}"; do
   case $model in
+    Cleanup-S) cleanup && continue ;;
     A2F-SD | RNAN-tiny | CRAN-tiny) family "$model" 3000 2000 ;;
     HPINet-T) family HPINet-T 2500 1500 5000 ;;
     *) echo "unknown model $model" >&2 && exit 2 ;;

@@ -48,6 +48,7 @@ from engine import (
     ImageData,
     RunOutcome,
     SRStudioError,
+    describe_format,
     format_seconds,
 )
 
@@ -653,6 +654,8 @@ class UpscaleTab(QWidget):
         h, w = self.input_pixels.shape[:2]
         title = "Input (LR)" if self.simulated_scale else f"Input: {self.source_name}"
         info = [f"{w}x{h}, enlarged x{scale}"]
+        if self.input is not None and self.input.source_format and not self.simulated_scale:
+            info.append(describe_format(self.input.jpeg, self.input.source_format))
         if self.actions["bicubic_input"].isChecked():
             preview = self.doc.previews.get(scale)
             if preview is not None:

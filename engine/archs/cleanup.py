@@ -95,7 +95,9 @@ FAMILY = Family(
     detect=detect,
     input_range=255.0,
     tiling_safe=False,  # A2F's channel attention pools the whole feature map
-    tile_overlap=16,
+    # context a tile adds in front of the upscaler's own (engine.inference.cascade): a JPEG
+    # block's width; the tiled cascade stays within the tiling-fidelity bound (test_cleanup)
+    tile_overlap=8,
     # A2F-SD x4's working memory per LR pixel, an upper bound for the narrower blocks
     memory=MemoryCost({"S": {1: 2000}}),
     shared_pooling=True,

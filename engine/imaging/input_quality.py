@@ -316,10 +316,12 @@ def _smallest_eigenvalue(flat: np.ndarray, rows: np.ndarray) -> float:
 def describe(jpeg: JpegQuality | None, sigma: float, *, format_name: str | None = None) -> str:
     """One short phrase for a photographer, e.g. "JPEG, saved at quality 70; little or no noise"
     or "PNG; noisy (about sigma 12)". format_name names a file that is not a JPEG."""
-    return f"{_describe_format(jpeg, format_name)}; {_describe_noise(sigma)}"
+    return f"{describe_format(jpeg, format_name)}; {_describe_noise(sigma)}"
 
 
-def _describe_format(jpeg: JpegQuality | None, format_name: str | None) -> str:
+def describe_format(jpeg: JpegQuality | None, format_name: str | None) -> str:
+    """The file's kind, and a JPEG's quality: known when the file is read, before any noise
+    is measured (the app shows it beside the image's size at once)."""
     if jpeg is None:
         return format_name if format_name and format_name != "JPEG" else "Not a JPEG"
     if jpeg.quality is None:

@@ -54,6 +54,20 @@ def measure_input(img: ImageData) -> InputQuality:
     return InputQuality(img.source_format or "unknown", img.jpeg, sigma)
 
 
+def short_note(decision: CleanupDecision) -> str:
+    """A few words for a pane's caption: 'clean-up on: JPEG quality 70'; '' when turned off."""
+    reason, quality = decision.reason, decision.quality
+    if reason is CleanupReason.COMPRESSED and quality is not None and quality.jpeg is not None:
+        return f"clean-up on: JPEG quality {quality.jpeg.quality}"
+    if reason is CleanupReason.NOISY and quality is not None:
+        return f"clean-up on: noise about sigma {round(quality.noise_sigma)}"
+    return {
+        CleanupReason.ASKED_ON: "clean-up on",
+        CleanupReason.CLEAN: "clean-up off: a clean image",
+        CleanupReason.NO_NETWORK: "no clean-up network installed",
+    }.get(reason, "")
+
+
 def check_mode(mode: str) -> str:
     if mode not in CLEANUP_MODES:
         raise SRStudioError(f"clean-up must be one of {', '.join(CLEANUP_MODES)}, got {mode!r}")

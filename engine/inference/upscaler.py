@@ -172,7 +172,8 @@ class Upscaler:
         image: the methods below ask again as they call each other)."""
         if self._decided is not None and self._decided[0] is img:
             return self._decided[1]
-        decision = decide_cleanup(self.options.cleanup, img)
+        mode = "off" if self.descriptor.family == "Bicubic" else self.options.cleanup
+        decision = decide_cleanup(mode, img)  # bicubic has no network to clean up for
         if decision.on and self.cleaned is None:
             decision = CleanupDecision(False, CleanupReason.NO_NETWORK, decision.quality)
         self._decided = (img, decision)

@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 from PIL import EpsImagePlugin, Image
 
+from engine.training import TrainConfig
+
 POSTSCRIPT = b"""%!PS-Adobe-3.0 EPSF-3.0
 %%BoundingBox: 0 0 8 8
 %%EndComments
@@ -142,3 +144,23 @@ def digest(folder: Path) -> dict[str, str]:
             if path.is_file() and not path.is_symlink():
                 out[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
+
+
+def train_config(root: Path, out: Path, **kw) -> TrainConfig:
+    """A tiny A2F-SD x2 run on the folders hr/ and val/ of `root` (the resume tests' run)."""
+    base = dict(
+        model="A2F-SD",
+        scale=2,
+        hr_dirs=(str(root / "hr"),),
+        val_dir=str(root / "val"),
+        patch_size=8,
+        batch_size=2,
+        iterations=3,
+        val_every=100,
+        log_every=1,
+        checkpoint_every=1,
+        ema=0.9,
+        output=str(out),
+        device="cpu",
+    )
+    return TrainConfig(**(base | kw))

@@ -165,3 +165,31 @@ def test_eval_says_which_cleanup_ran_and_leaves_clean_png_scores(tmp_path: Path,
     jpeg = run("--lr", str(jpg_dir))
     assert jpeg["cleaned"] == 2
     assert all(s["cleanup"].startswith("clean-up on: a compressed JPEG") for s in jpeg["images"])
+
+
+def test_the_bundled_cleanup_was_trained_here_on_shared_train_for_photos() -> None:
+    meta = load_model(BUNDLED_CLEANUP).metadata
+    assert meta["origin"] == "trained" and meta["base_weights"] is None  # from scratch
+    dirs = [Path(d) for d in meta["data"]["hr_dirs"]]
+    assert [d.name for d in dirs] == ["T91", "BSD200", "SunHays80"]
+    assert all(d.parent.name == "train" for d in dirs)
+    assert meta["data"]["degradation"] == "real" and meta["data"]["real"]["kind"] == "real"
+    assert BUNDLED_CLEANUP.stat().st_size < 1e6
+
+
+def test_the_batch_report_says_what_each_input_is_and_what_ran(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "in").mkdir()
+    _jpeg(_picture(seed=5), 60, tmp_path / "in" / "web.jpg")
+    Image.fromarray(_picture(seed=6)).save(tmp_path / "in" / "scan.png")
+    report = tmp_path / "report.json"
+    argv = ["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", "A2F-SD"]
+    assert main([*argv, "--scale", "2", "--device", "cpu", "--report", str(report)]) == 0
+    records = {Path(r["input"]).name: r for r in json.loads(report.read_text())["files"]}
+    assert records["web.jpg"]["input_quality"].startswith("JPEG, saved at quality 60;")
+    assert records["web.jpg"]["cleanup"] == "clean-up on: JPEG quality 60"
+    assert records["scan.png"]["input_quality"].startswith("PNG;")
+    assert records["scan.png"]["cleanup"] == "clean-up off: a clean image"
+    text = report.with_suffix(".txt").read_text()
+    assert "input: JPEG, saved at quality 60; little or no noise; clean-up on: JPEG q" in text

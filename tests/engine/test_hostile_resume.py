@@ -19,27 +19,9 @@ from PIL import Image
 
 from engine.checkpoints import build_untrained, load_model, save_checkpoint
 from engine.errors import CheckpointError
-from engine.training import TrainConfig, train
+from engine.training import train
 from engine.training.state import DIGEST_ENTRY, load_state, state_path
-
-
-def _config(root: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(
-        model="A2F-SD",
-        scale=2,
-        hr_dirs=(str(root / "hr"),),
-        val_dir=str(root / "val"),
-        patch_size=8,
-        batch_size=2,
-        iterations=3,
-        val_every=100,
-        log_every=1,
-        checkpoint_every=1,
-        ema=0.9,
-        output=str(out),
-        device="cpu",
-    )
-    return TrainConfig(**(base | kw))
+from tests.engine.hostile import train_config
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +36,7 @@ def stopped(tmp_path_factory) -> tuple[Path, Path]:
             Image.fromarray(arr).save(root / folder / f"{i}.png")
     out = root / "run.safetensors"
     calls = iter(range(100))
-    train(_config(root, out), should_stop=lambda: next(calls) >= 2)
+    train(train_config(root, out), should_stop=lambda: next(calls) >= 2)
     return root, out
 
 
@@ -105,7 +87,7 @@ def test_a_saved_state_carries_a_digest_and_resumes(stopped, tmp_path, caplog):
     with zipfile.ZipFile(state) as archive:
         assert any(i.filename.endswith("/" + DIGEST_ENTRY) for i in archive.infolist())
     with caplog.at_level(logging.WARNING, logger="engine.training.state"):
-        assert train(_config(root, out, resume=True)).iterations == 3
+        assert train(train_config(root, out, resume=True)).iterations == 3
     assert "digest" not in caplog.text
 
 
@@ -115,7 +97,7 @@ def test_flipped_bytes_inside_a_tensor_refuse_the_resume_in_one_line(stopped, tm
     _flip_low_bytes(state)
     _refused(state, "CRC")
     with pytest.raises(CheckpointError) as info:
-        train(_config(root, out, resume=True))
+        train(train_config(root, out, resume=True))
     assert "\n" not in str(info.value) and state.name in str(info.value)
 
 

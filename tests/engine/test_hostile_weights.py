@@ -26,8 +26,9 @@ from engine import library
 from engine.checkpoints import build_untrained, load_model, read_state_dict, save_checkpoint
 from engine.cli import main
 from engine.errors import CheckpointError
-from engine.training import TrainConfig, train
+from engine.training import train
 from engine.training.state import load_state, state_path
+from tests.engine.hostile import train_config
 
 PROPERTY = settings(
     max_examples=150,
@@ -476,25 +477,6 @@ def test_importing_a_broken_file_exits_2_with_one_line(tmp_path, monkeypatch, ca
 # ------------------------------------------------------------------------------ training resume
 
 
-def _train_config(root: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(
-        model="A2F-SD",
-        scale=2,
-        hr_dirs=(str(root / "hr"),),
-        val_dir=str(root / "val"),
-        patch_size=8,
-        batch_size=2,
-        iterations=3,
-        val_every=100,
-        log_every=1,
-        checkpoint_every=1,
-        ema=0.9,
-        output=str(out),
-        device="cpu",
-    )
-    return TrainConfig(**(base | kw))
-
-
 @pytest.fixture(scope="module")
 def stopped_run(tmp_path_factory) -> tuple[Path, Path, dict]:
     """A training run stopped after two iterations: its folder, output and resume state."""
@@ -507,7 +489,7 @@ def stopped_run(tmp_path_factory) -> tuple[Path, Path, dict]:
             Image.fromarray(arr).save(root / folder / f"{i}.png")
     out = root / "run.safetensors"
     calls = iter(range(100))
-    train(_train_config(root, out), should_stop=lambda: next(calls) >= 2)
+    train(train_config(root, out), should_stop=lambda: next(calls) >= 2)
     saved = torch.load(state_path(out), map_location="cpu", weights_only=True)
     return root, out, saved
 
@@ -579,7 +561,7 @@ DAMAGES = {
 def test_resuming_from_a_damaged_state_is_one_clear_error(stopped_run, tmp_path, case):
     root, out = _damaged_state(stopped_run, tmp_path, DAMAGES[case])
     with pytest.raises(CheckpointError) as info:
-        train(_train_config(root, out, resume=True))
+        train(train_config(root, out, resume=True))
     message = str(info.value)
     assert "\n" not in message and state_path(out).name in message, message
 
@@ -595,7 +577,7 @@ def test_truncated_training_state_is_one_clear_error(stopped_run, tmp_path):
 
 def test_untouched_state_still_resumes(stopped_run, tmp_path):
     root, out = _damaged_state(stopped_run, tmp_path, lambda state: None)
-    assert train(_train_config(root, out, resume=True)).iterations == 3
+    assert train(train_config(root, out, resume=True)).iterations == 3
 
 
 # ------------------------------------------------------------------------------ properties
