@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -77,8 +78,28 @@ class AppSettings:
     window_state: bytes = b""
 
     def add_recent(self, path: str) -> None:
+        if not storable(path):  # Qt's strings cannot hold a name that is not valid UTF-8
+            log.info("not kept in the recent files (its name is not valid UTF-8): %r", path)
+            return
         self.recent_files = [path] + [p for p in self.recent_files if p != path]
         del self.recent_files[MAX_RECENT:]
+
+
+def storable(text: str) -> bool:
+    """Whether QSettings can keep `text` as it is: not a file name with bytes that are not
+    UTF-8 (Python holds them as lone surrogates, which a QString drops)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def display_name(path: str | Path) -> str:
+    """A file's name as a label can show it: bytes that are not UTF-8 become U+FFFD and control
+    characters '?', where Qt would silently drop them or break the line."""
+    name = os.fsencode(Path(path).name).decode("utf-8", "replace")
+    return "".join("?" if ord(c) < 32 or ord(c) == 127 else c for c in name)
 
 
 # The values a field may take, beyond its type: allowed choices, or an inclusive range.

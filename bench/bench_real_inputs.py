@@ -132,8 +132,8 @@ def measure(set_name: str, scale: int, model: str, name: str, work: Path) -> Row
     scores: dict[str, list[tuple[float, float]]] = {"bicubic": [], "off": [], "auto": []}
     seconds = {"off": 0.0, "auto": 0.0}
     cleaned = 0
-    for i, (name, hr, lr) in enumerate(pairs(set_name, scale)):
-        img = read_image(damaged_lr(lr, name, sigma, quality, i, work))
+    for i, (stem, hr, lr) in enumerate(pairs(set_name, scale)):
+        img = read_image(damaged_lr(lr, stem, sigma, quality, i, work))
         hr = hr[: img.height * scale, : img.width * scale]
         for key, up in (("bicubic", bicubic), ("off", off), ("auto", auto)):
             sr, s = run(img, up)

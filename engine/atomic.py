@@ -64,9 +64,12 @@ def refuse_writing_over_inputs(
     inputs (an image, weights file or report it reads), whatever --force says."""
     inputs = list(inputs)
     if writes_over_input(target, inputs):
-        raise SRStudioError(
-            f"{what} {os.fsdecode(target)!s} is one of the inputs; choose another name"
-        )
+        raise SRStudioError(overwrite_message(target, what))
+
+
+def overwrite_message(target: str | os.PathLike[str], what: str = "the output") -> str:
+    """The one message for an output that would replace an input."""
+    return f"{what} {os.fsdecode(target)!s} is one of the inputs; choose another name"
 
 
 def temporary_name(path: Path) -> Path:

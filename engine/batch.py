@@ -34,6 +34,7 @@ from typing import Any
 
 from engine.atomic import (
     file_identity,
+    overwrite_message,
     path_key,
     refuse_writing_over_inputs,
     remove_stale_temporaries,
@@ -605,7 +606,7 @@ def _plan(
             record.input_bytes = path.stat().st_size
         fmt, _ = _output_format(job, path)
         if file_identity(out) in input_ids:  # the same file, however spelt or linked
-            record.status, record.reason = "failed", "the output name is an input file; refused"
+            record.status, record.reason = "failed", overwrite_message(out)
         elif taken_by != str(path):
             record.status = "failed"
             record.reason = f"the output name is already taken by {taken_by}"

@@ -37,7 +37,7 @@ from app.panels.model_panel import ModelPanel
 from app.panels.side_boxes import MetricsBox, OutputBox, RunBox, metrics_lines
 from app.qimage import array_to_qimage, qimage_to_array
 from app.screen_fit import fit_scroll_width
-from app.settings import AppSettings
+from app.settings import AppSettings, display_name, storable
 from app.theme import icon
 from app.views.canvas import CompareCanvas, PaneContent
 from app.workers import TaskHandle, start_task
@@ -292,7 +292,7 @@ class UpscaleTab(QWidget):
         if Path(path).is_dir():
             self.folder_dropped.emit([path])
             return
-        self.status.setText(f"Reading {Path(path).name}...")
+        self.status.setText(f"Reading {display_name(path)}...")
         serial = self.doc.reference_serial
         task = self._side_task(lambda ctx: jobs.read_input(path))
         task.worker.finished.connect(lambda found: self._opened(path, *found, serial))
@@ -303,12 +303,13 @@ class UpscaleTab(QWidget):
         self.message.emit(text, "error")
 
     def _opened(self, path: str, image: ImageData, pixels: np.ndarray, serial: int) -> None:
-        self.settings.last_open_dir = str(Path(path).parent)
+        if storable(str(Path(path).parent)):
+            self.settings.last_open_dir = str(Path(path).parent)
         self.settings.add_recent(path)
         self.recent_changed.emit()
         # A reference loaded while this image was being read belongs to it: keep that one.
         keep = serial != self.doc.reference_serial and self.reference is not None
-        self.set_source(image, pixels, Path(path).name, keep_reference=keep)
+        self.set_source(image, pixels, display_name(path), keep_reference=keep)
 
     def paste(self) -> None:
         self.paste_image(QGuiApplication.clipboard().image(), "clipboard")
@@ -352,7 +353,7 @@ class UpscaleTab(QWidget):
         if self.simulate_check.isChecked():
             self.simulate_check.setChecked(False)
         task = self._side_task(lambda ctx: jobs.read_input(path))
-        task.worker.finished.connect(lambda found: self.set_reference(found[1], Path(path).name))
+        task.worker.finished.connect(lambda found: self.set_reference(found[1], display_name(path)))
         task.worker.failed.connect(lambda text: self.message.emit(text, "error"))
 
     def set_reference(self, pixels: np.ndarray | None, name: str) -> None:

@@ -16,6 +16,7 @@ from engine.errors import SRStudioError
 from engine.library import (
     ORIGIN_RANK,
     WeightsEntry,
+    cleanup_weights,
     installed_weights,
     recommended_weights,
     scan_weights,
@@ -157,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
     print("\nrecommended (used when no --model is given):")
     for scale, name in recommended.items():
         print(f"  x{scale}: {name or 'nothing installed'}")
+    cleanup = cleanup_weights()
+    where = f"{cleanup.name} ({cleanup.origin})" if cleanup else "none installed"
+    print(f"\nclean-up before upscaling, for JPEGs and noisy photos (--clean-up): {where}")
     print("\nreleased weights, the authors' own (srstudio models download NAME):")
     for r in releases:
         mark = "installed" if r["installed"] else format_size(r["size"])

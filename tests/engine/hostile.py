@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import EpsImagePlugin, Image
 
-from engine.training import TrainConfig
+from engine.training import TrainConfig, train
 
 POSTSCRIPT = b"""%!PS-Adobe-3.0 EPSF-3.0
 %%BoundingBox: 0 0 8 8
@@ -164,3 +164,18 @@ def train_config(root: Path, out: Path, **kw) -> TrainConfig:
         device="cpu",
     )
     return TrainConfig(**(base | kw))
+
+
+def stopped_training(root: Path) -> Path:
+    """A tiny run in `root` (hr/ and val/ made there) stopped after two iterations: its output
+    (the resume state is beside it)."""
+    rng = np.random.default_rng(0)
+    for folder, count in (("hr", 3), ("val", 1)):
+        (root / folder).mkdir()
+        for i in range(count):
+            arr = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(root / folder / f"{i}.png")
+    out = root / "run.safetensors"
+    calls = iter(range(100))
+    train(train_config(root, out), should_stop=lambda: next(calls) >= 2)
+    return out

@@ -178,7 +178,7 @@ def test_never_writes_an_input(tmp_path: Path, bicubic2: Upscaler) -> None:
     job = BatchJob(inputs=[tmp_path], output_dir=tmp_path, name_template="{stem}.{ext}")
     report = run_batch(job, bicubic2)
     assert [r.status for r in report.records] == ["failed", "failed"]
-    assert all("is an input file" in r.reason for r in report.records)
+    assert all("is one of the inputs" in r.reason for r in report.records)
     assert snapshot(tmp_path) == before
     # the default template writes next to the inputs without touching them
     report = run_batch(BatchJob(inputs=[tmp_path], output_dir=tmp_path), bicubic2)

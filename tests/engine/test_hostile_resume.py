@@ -12,31 +12,21 @@ import struct
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from engine.checkpoints import build_untrained, load_model, save_checkpoint
 from engine.errors import CheckpointError
 from engine.training import train
 from engine.training.state import DIGEST_ENTRY, load_state, state_path
-from tests.engine.hostile import train_config
+from tests.engine.hostile import stopped_training, train_config
 
 
 @pytest.fixture(scope="module")
 def stopped(tmp_path_factory) -> tuple[Path, Path]:
     """A run stopped after two iterations: its folder and output (the state is beside it)."""
     root = tmp_path_factory.mktemp("run")
-    rng = np.random.default_rng(0)
-    for folder, count in (("hr", 3), ("val", 1)):
-        (root / folder).mkdir()
-        for i in range(count):
-            arr = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-            Image.fromarray(arr).save(root / folder / f"{i}.png")
-    out = root / "run.safetensors"
-    calls = iter(range(100))
-    train(train_config(root, out), should_stop=lambda: next(calls) >= 2)
+    out = stopped_training(root)
     return root, out
 
 

@@ -28,7 +28,7 @@ from engine.cli import main
 from engine.errors import CheckpointError
 from engine.training import train
 from engine.training.state import load_state, state_path
-from tests.engine.hostile import train_config
+from tests.engine.hostile import stopped_training, train_config
 
 PROPERTY = settings(
     max_examples=150,
@@ -481,15 +481,7 @@ def test_importing_a_broken_file_exits_2_with_one_line(tmp_path, monkeypatch, ca
 def stopped_run(tmp_path_factory) -> tuple[Path, Path, dict]:
     """A training run stopped after two iterations: its folder, output and resume state."""
     root = tmp_path_factory.mktemp("run")
-    rng = np.random.default_rng(0)
-    for folder, count in (("hr", 3), ("val", 1)):
-        (root / folder).mkdir()
-        for i in range(count):
-            arr = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-            Image.fromarray(arr).save(root / folder / f"{i}.png")
-    out = root / "run.safetensors"
-    calls = iter(range(100))
-    train(train_config(root, out), should_stop=lambda: next(calls) >= 2)
+    out = stopped_training(root)
     saved = torch.load(state_path(out), map_location="cpu", weights_only=True)
     return root, out, saved
 
