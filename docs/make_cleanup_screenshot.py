@@ -7,7 +7,7 @@ bicubic and saved as JPEG at quality 70 with Pillow's defaults, as a picture fro
 A2F-SD x4 (the bundled weights, the app's default) runs on it with Options > Clean-up set to Off,
 then to Automatic; the window shows the input and both outputs, zoomed in. Throw-away settings
 and data folders: the user's own are never touched. Writes
-docs/screenshots/cleanup-1366x768-{light,dark}.png.
+docs/screenshots/cleanup-WxH-{light,dark}.png (the screen's size).
 """
 
 from __future__ import annotations
@@ -64,10 +64,11 @@ def main() -> int:
     wait(app, lambda: not tab.side_tasks)
     tab.canvas.state.set_view(2.0, QPointF(600, 420))
     OUT.mkdir(parents=True, exist_ok=True)
+    screen = QApplication.primaryScreen().size()
     for theme in ("light", "dark"):
         apply_theme(app, theme)
         window.message_bar.hide()
-        grab_screen(app, f"cleanup-1366x768-{theme}.png")
+        grab_screen(app, f"cleanup-{screen.width()}x{screen.height()}-{theme}.png")
     window.close()
     return 0
 
