@@ -138,5 +138,5 @@ def _jpeg(img: np.ndarray, rng: np.random.Generator, options: RealDegradation) -
     buffer = io.BytesIO()
     Image.fromarray(img).save(buffer, "JPEG", quality=quality, subsampling=subsampling)
     buffer.seek(0)
-    with Image.open(buffer) as decoded:
+    with Image.open(buffer, formats=["JPEG"]) as decoded:  # our own bytes, still only JPEG
         return np.asarray(decoded.convert("RGB")).copy()
