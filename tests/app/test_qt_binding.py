@@ -11,11 +11,19 @@ from PySide6.QtWidgets import QLabel, QProgressBar
 from app.qt_binding import ADVICE, binding_loses_references, references_lost
 
 CALLS = 1000
+ROUNDS = 3
 
 
 class _Emitter(QObject):
     progress = Signal(int, int)
     event = Signal(object)
+
+
+def _steady_loss(obj: object, call, tries: int = ROUNDS) -> int:
+    """The smallest change over a few rounds of CALLS calls: an event an earlier test left queued
+    (a worker's last signal, a deferred delete) moves one round's count, a reference lost per call
+    moves every round's."""
+    return min((references_lost(obj, call, CALLS) for _ in range(tries)), key=abs)
 
 
 def test_void_methods_and_emit_keep_reference_counts(qtbot, qapp):
@@ -34,11 +42,12 @@ def test_void_methods_and_emit_keep_reference_counts(qtbot, qapp):
         "Signal(int, int).emit": (True, lambda: emitter.progress.emit(1, 2)),
         "Signal(object).emit": (True, lambda: emitter.event.emit(7)),
     }
-    lost = {name: references_lost(obj, call, CALLS) for name, (obj, call) in calls.items()}
+    qapp.processEvents()  # what earlier tests left queued is not counted against these calls
+    lost = {name: _steady_loss(obj, call) for name, (obj, call) in calls.items()}
     # A few references may come and go with the interpreter's own caches; a reference lost per
     # call shows as CALLS.
     assert all(abs(n) < CALLS // 10 for n in lost.values()), lost
-    assert len(received) == 2 * CALLS
+    assert len(received) == 2 * ROUNDS * CALLS  # each emit reached its slot, in each round
     assert not binding_loses_references()
 
 
