@@ -30,11 +30,13 @@ The smallest eigenvalue of a sample covariance of N patches of d numbers is bias
 measured on 250 000 patch positions drawn with a fixed seed: about 0.4 s of one core for 12 MP.
 
 What it sees (Set14 x4; tests/engine/test_input_quality.py): Gaussian noise of sigma 5 to 20
-added to the HR images reads within 20 % (0.99 to 1.18 times sigma) on all of them but two film
-scans, baboon and face, whose own grain (visible at 100 %, sigma about 4) adds to it: 1.28 and
-1.25 times sigma 5, within 20 % from sigma 10. On the LR images (62x90 to 192x128 pixels) it
-reads within 20 % from sigma 10, and up to 1.26 times sigma 5. The clean images read below 4
+added to the HR images reads within 20 % (0.84 to 1.18 times) of the noise the image then holds,
+the sigma added and the image's own in quadrature: two film scans, baboon and face, carry grain of
+their own (visible at 100 %, read as 3.7 and 1.8), so sigma 5 added reads 1.28 and 1.25 times 5.
+The LR images (62x90 to 192x128 pixels) read within 20 % too. The clean images read below 4
 (HR baboon 3.7, the black-and-white film scan "man" 3.3, LR below 2), hence LITTLE_NOISE.
+Patches are kept as the image's own dtype and made float a chunk at a time: 35 MB at most for a
+12 MP photo.
 Blind spots: noise that is the same in all channels (grey noise) is seen only in a grayscale
 image, as it is shaped like luma texture. A JPEG that stored its colour at half resolution
 (4:2:0, 4:2:2, as most do) kept little colour noise, so inspect_input measures the luma there
@@ -201,23 +203,27 @@ def noise_sigma(rgb: np.ndarray, *, luma: bool = False) -> float:
     if a.ndim != 3 or a.shape[2] not in (1, 3):
         raise SRStudioError(f"noise_sigma needs an HxW or HxWx3 image, not {a.shape}")
     gain = 1.0
-    if a.shape[2] == 3 and luma:
-        a, gain = _luma(a), float(np.linalg.norm(_LUMA))
-    elif a.shape[2] == 3 and _is_gray(a):
+    if a.shape[2] == 3 and _is_gray(a):
         a = a[..., :1]
+    elif a.shape[2] == 3 and luma:
+        gain = float(np.linalg.norm(_LUMA))
     patches = _sample_patches(a)
-    if len(patches) < _MIN_SAMPLES * a.shape[2] * _PATCH**2:
+    if a.shape[2] == 3 and luma:
+        patches = _luma(patches)
+    if len(patches) < _MIN_SAMPLES * patches.shape[1] * _PATCH**2:
         return 0.0  # too small to tell noise from detail: about 20x20 pixels
     sigma = _weak_texture_sigma(patches) / gain
     log.debug("noise sigma %.2f from %d patches (luma: %s)", sigma, len(patches), luma)
     return sigma
 
 
-def _luma(a: np.ndarray) -> np.ndarray:
-    """HxWx1 float32 luma (a weighted sum, not a matrix product: see _smallest_eigenvalue)."""
-    y = np.zeros(a.shape[:2] + (1,), np.float32)
+def _luma(patches: np.ndarray) -> np.ndarray:
+    """(N, 3, P, P) -> (N, 1, P, P) float32 luma, taken of the sampled patches only (a 12 MP
+    image's luma would be 48 MB more); a weighted sum, not a matrix product: see
+    _smallest_eigenvalue."""
+    y = np.zeros((len(patches), 1) + patches.shape[2:], np.float32)
     for channel, weight in enumerate(_LUMA):
-        y[..., 0] += weight * a[..., channel].astype(np.float32)
+        y[:, 0] += weight * patches[:, channel].astype(np.float32)
     return y
 
 
@@ -229,9 +235,10 @@ def _is_gray(a: np.ndarray) -> bool:
 
 
 def _sample_patches(a: np.ndarray) -> np.ndarray:
-    """(N, channels, P, P) float32 patches: at every position, or a seeded sample of them."""
+    """(N, channels, P, P) patches in the image's own dtype (uint8 for a file: a quarter of the
+    memory of float32), at every position or at a seeded sample of them."""
     if min(a.shape[:2]) < _PATCH:
-        return np.empty((0, a.shape[2], _PATCH, _PATCH), np.float32)
+        return np.empty((0, a.shape[2], _PATCH, _PATCH), a.dtype)
     windows = sliding_window_view(a, (_PATCH, _PATCH), axis=(0, 1))  # h, w, c, P, P
     h, w = windows.shape[:2]
     if h * w > _MAX_PATCHES:
@@ -239,15 +246,12 @@ def _sample_patches(a: np.ndarray) -> np.ndarray:
     else:
         at = np.arange(h * w)
     rows, cols = np.divmod(at, w)
-    return windows[rows, cols].astype(np.float32)
+    return windows[rows, cols]
 
 
 def _weak_texture_sigma(patches: np.ndarray) -> float:
     n, channels = patches.shape[:2]
-    # Reductions by torch: numpy's over the short last axes take several times longer here.
-    as_tensor = torch.from_numpy(patches)
-    gradient = _gradient_energy(as_tensor).numpy()
-    means = as_tensor.reshape(n, channels, -1).mean(dim=2).numpy()
+    gradient, means = _patch_statistics(patches)
     lowest, highest = means.min(axis=1), means.max(axis=1)
     flat = patches.reshape(n, -1)
     threshold = _noise_gradient_quantile(channels)
@@ -262,6 +266,19 @@ def _weak_texture_sigma(patches: np.ndarray) -> float:
         if abs(variance - previous) <= _SETTLED * previous:
             break
     return math.sqrt(variance)
+
+
+def _patch_statistics(patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each patch's gradient energy (N,) and channel means (N, channels), in float32, a chunk at a
+    time (by torch: numpy's reductions over the short last axes take several times longer)."""
+    n, channels = patches.shape[:2]
+    gradient = np.empty(n, np.float32)
+    means = np.empty((n, channels), np.float32)
+    for start in range(0, n, _COVARIANCE_PATCHES):
+        chunk = torch.from_numpy(patches[start : start + _COVARIANCE_PATCHES].astype(np.float32))
+        gradient[start : start + len(chunk)] = _gradient_energy(chunk).numpy()
+        means[start : start + len(chunk)] = chunk.reshape(len(chunk), channels, -1).mean(2).numpy()
+    return gradient, means
 
 
 def _gradient_energy(patches: torch.Tensor) -> torch.Tensor:
@@ -301,7 +318,9 @@ def _noise_gradient_quantile(channels: int) -> float:
 def _smallest_eigenvalue(flat: np.ndarray, rows: np.ndarray) -> float:
     """The smallest eigenvalue of the covariance of the patches `rows`, corrected for the
     sample's size; from a spread-out sample of at most _COVARIANCE_PATCHES of them."""
-    sample = torch.from_numpy(flat[rows[:: -(-len(rows) // _COVARIANCE_PATCHES)]])
+    sample = torch.from_numpy(
+        flat[rows[:: -(-len(rows) // _COVARIANCE_PATCHES)]].astype(np.float32)
+    )
     centred = sample - sample.mean(dim=0)
     # By torch: numpy's OpenBLAS takes up to ten times longer over this tall product when the
     # cores are busy (measured: 1.2 s against 0.1 s for 100 000 patches of 75).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,6 @@ from engine.imaging.input_quality import (
 from engine.imaging.io import read_rgb_uint8
 
 SIGMAS = (5, 10, 15, 20)
-# Film scans whose own grain (sigma about 4, visible at 100 %) adds to the noise added here: at
-# sigma 5 they read 1.28 and 1.25 times it, within 20 % from sigma 10 (the module's docstring).
-GRAINY = {"img_001.png", "img_006.png"}
 
 
 def _jpeg(image: Image.Image, **options: object) -> Image.Image:
@@ -183,34 +181,45 @@ def _set14(shared: Path, kind: str) -> list[tuple[str, np.ndarray]]:
 
 
 def _ratios(images: list[tuple[str, np.ndarray]], sigma: float) -> dict[str, float]:
+    """Each image's estimate with noise of `sigma` added, over the noise it then holds: the
+    sigma added and the image's own (a film scan's grain, as the estimate reads the clean image),
+    which are independent and so add in quadrature."""
     return {
-        name: noise_sigma(_add_noise(rgb, sigma, seed=100 + i)) / sigma
+        name: noise_sigma(_add_noise(rgb, sigma, seed=100 + i))
+        / math.hypot(sigma, noise_sigma(rgb))
         for i, (name, rgb) in enumerate(images)
     }
 
 
 def test_noise_on_set14_hr(shared_dir: Path) -> None:
+    """Within 20 % at every sigma (0.84 to 1.18 times; baboon's grain reads 3.7, so sigma 5 added
+    reads 6.4, 1.28 times sigma alone)."""
     images = _set14(shared_dir, "HR")
     assert len(images) == 14
     clean = {name: noise_sigma(rgb) for name, rgb in images}
     assert max(clean.values()) < LITTLE_NOISE, clean
     for sigma in SIGMAS:
         for name, ratio in _ratios(images, sigma).items():
-            limit = 0.3 if sigma == 5 and name in GRAINY else 0.2
-            assert abs(ratio - 1) <= limit, (name, sigma, ratio)
+            assert abs(ratio - 1) <= 0.2, (name, sigma, ratio)
 
 
 def test_noise_on_set14_lr(shared_dir: Path) -> None:
-    """LR images of 62x90 to 192x128 pixels: fewer patches, and the small comic reads 1.26
-    times sigma 5."""
+    """LR images of 62x90 to 192x128 pixels, fewer patches: within 20 % too (up to 1.18 times)."""
     images = _set14(shared_dir, "LR")
     assert max(noise_sigma(rgb) for _, rgb in images) < LITTLE_NOISE / 2
     for sigma in SIGMAS:
         for name, ratio in _ratios(images, sigma).items():
-            assert abs(ratio - 1) <= (0.3 if sigma == 5 else 0.2), (name, sigma, ratio)
+            assert abs(ratio - 1) <= 0.2, (name, sigma, ratio)
 
 
-# ----------------------------------------------------------------------------------- summary
+def test_luma_estimate_needs_no_full_size_copy() -> None:
+    """The luma of the sampled patches equals the patches of the image's luma."""
+    rgb = _add_noise(_smooth_image(80, 90), 6, seed=9)
+    full = np.zeros(rgb.shape[:2], np.float32)
+    for channel, weight in enumerate((0.299, 0.587, 0.114)):
+        full += np.float32(weight) * rgb[..., channel].astype(np.float32)
+    gain = float(np.linalg.norm(np.array([0.299, 0.587, 0.114], np.float32)))
+    assert noise_sigma(rgb, luma=True) == pytest.approx(noise_sigma(full) / gain, rel=1e-6)
 
 
 def test_describe_wording() -> None:
