@@ -12,6 +12,7 @@ import PySide6
 import torch
 from PySide6.QtCore import Qt, QTimer, qVersion
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFrame,
@@ -192,6 +193,11 @@ class CompareDialog(QDialog):
             )
             self.list.addItem(item)
         self.list.setToolTip("Tick the models to run; each output gets its own pane")
+        self.both_cleanups = QCheckBox("Each with and without the clean-up")
+        self.both_cleanups.setToolTip(
+            "Two panes a model: as it is, and after the clean-up network has removed JPEG blocks"
+            " and noise from the input"
+        )
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -205,6 +211,7 @@ class CompareDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Models to run on the current image:"))
         layout.addWidget(self.list)
+        layout.addWidget(self.both_cleanups)
         layout.addWidget(buttons)
 
     def selected(self) -> list[ModelChoice]:

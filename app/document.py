@@ -17,17 +17,18 @@ from collections.abc import Callable, Iterable, Mapping
 import numpy as np
 
 from app.jobs import Metrics, ModelResult, SimulatedInput
-from engine import ImageData, difference_map
+from engine import ImageData, InputQuality, difference_map
 
-SOURCE, INPUT, REFERENCE, RESULTS, METRICS, PREVIEW = (
+SOURCE, INPUT, QUALITY, REFERENCE, RESULTS, METRICS, PREVIEW = (
     "source",
     "input",
+    "quality",
     "reference",
     "results",
     "metrics",
     "preview",
 )
-CHANGES = (SOURCE, INPUT, REFERENCE, RESULTS, METRICS, PREVIEW)
+CHANGES = (SOURCE, INPUT, QUALITY, REFERENCE, RESULTS, METRICS, PREVIEW)
 
 
 class Signal:
@@ -57,6 +58,7 @@ class ComparisonDocument:
         self.source: ImageData | None = None  # the image opened
         self.source_pixels: np.ndarray | None = None
         self.source_name = ""
+        self.source_quality: InputQuality | None = None  # measured in a worker after opening
         self.input: ImageData | None = None  # what runs take: the source or its simulated LR
         self.input_pixels: np.ndarray | None = None
         self.simulated_scale: int | None = None
@@ -83,12 +85,22 @@ class ComparisonDocument:
         """A new image: it is the input; outputs, previews and (unless kept) the reference go."""
         self.next_generation()
         self.source, self.source_pixels, self.source_name = image, pixels, name
+        self.source_quality = None
         self.input, self.input_pixels, self.simulated_scale = image, pixels, None
         self._clear_outputs()
         if not keep_reference:
             self.reference, self.reference_name = None, ""
             self.reference_serial += 1
         self.changed.emit(SOURCE)
+
+    def set_quality(self, image: ImageData, quality: InputQuality) -> bool:
+        """The opened image's JPEG quality and noise; False (ignored) when another image has
+        been opened since (a run starting meanwhile does not make it stale)."""
+        if image is not self.source:
+            return False
+        self.source_quality = quality
+        self.changed.emit(QUALITY)
+        return True
 
     def set_simulated(self, sim: SimulatedInput) -> None:
         """Runs take the source's LR (MATLAB bicubic); the source becomes the reference."""

@@ -154,6 +154,14 @@ class RunRequest:
     choices: Sequence[ModelChoice]
     options: UpscaleOptions
     reference: np.ndarray | None = None  # HxWx3 uint8 HR for metrics
+    both_cleanups: bool = False  # each choice twice: clean-up off, then on (side by side)
+
+    def runs(self) -> list[tuple[ModelChoice, UpscaleOptions]]:
+        """(choice, options) of each run, in order."""
+        if not self.both_cleanups:
+            return [(choice, self.options) for choice in self.choices]
+        modes = [dataclasses.replace(self.options, cleanup=m) for m in ("off", "on")]
+        return [(choice, options) for choice in self.choices for options in modes]
 
 
 def to_pixels(img: ImageData) -> np.ndarray:
@@ -205,15 +213,17 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
     checkpoint does not stop the others). Returns the number of results; raises Cancelled when
     cancelled (the results already sent stay valid)."""
     image, reference = request.image, request.reference
+    runs = request.runs()
     done = 0
-    for index, choice in enumerate(request.choices):
+    for index, (choice, options) in enumerate(runs):
         if ctx.should_stop():
             raise Cancelled()
-        ctx.emit(Stage(index, len(request.choices), choice.label))
+        cleaning = " with the clean-up" if request.both_cleanups and options.cleanup == "on" else ""
+        ctx.emit(Stage(index, len(runs), choice.label + cleaning))
         try:
             desc = cache.get(choice) or choice.load()
             cache[choice] = desc
-            upscaler = Upscaler(desc, request.options)
+            upscaler = Upscaler(desc, options)
             decision = upscaler.cleanup_decision(image)  # measures the image: not on the GUI
             seconds = _estimate(upscaler, image)
             plan = upscaler.plan(image.height, image.width)
@@ -240,7 +250,7 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
             ModelResult(
                 choice=choice,
                 label=desc.label
-                + (ENSEMBLE_SUFFIX if request.options.ensemble else "")
+                + (ENSEMBLE_SUFFIX if options.ensemble else "")
                 + (CLEANUP_SUFFIX if decision.on else ""),
                 params=desc.params,
                 source=desc.source,
@@ -249,7 +259,7 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
                 output=out,
                 pixels=pixels,
                 metrics=measure(pixels, reference, desc.scale),
-                ensemble=request.options.ensemble,
+                ensemble=options.ensemble,
                 cleanup=cleanup_note(decision),
                 cleaned=decision.on,
             )

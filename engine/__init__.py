@@ -41,7 +41,7 @@ from engine.evaluate import EvalResult, evaluate, load_pairs, make_lr, score
 from engine.export import ExportResult, export_onnx
 from engine.imaging.color import rgb_to_y, tensor_to_uint8, uint8_to_tensor
 from engine.imaging.heatmap import difference_map
-from engine.imaging.input_quality import describe_format
+from engine.imaging.input_quality import InputQuality, describe_format
 from engine.imaging.io import (
     FORMAT_EXTENSIONS,
     READ_EXTENSIONS,
@@ -56,6 +56,7 @@ from engine.inference.cleanup_choice import (
     CLEANUP_MODES,
     CleanupDecision,
     CleanupReason,
+    measure_input,
 )
 from engine.inference.cleanup_choice import short_note as cleanup_note
 from engine.inference.devices import DeviceInfo, list_devices
@@ -103,6 +104,8 @@ __all__ = [
     "CleanupDecision",
     "CleanupReason",
     "describe_format",
+    "InputQuality",
+    "measure_input",
     "cleanup_note",
     "DEFAULT_TEMPLATE",
     "DEGRADATIONS",

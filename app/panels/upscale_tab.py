@@ -3,6 +3,7 @@ of one or several models on a worker thread; metrics against a reference; save, 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,7 @@ from engine import (
     SRStudioError,
     describe_format,
     format_seconds,
+    measure_input,
 )
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{e}" for e in READ_EXTENSIONS) + ");;All files (*)"
@@ -128,6 +130,8 @@ class UpscaleTab(QWidget):
     def _document_changed(self, what: str) -> None:
         """Render what changed in the document."""
         doc = self.doc
+        if what == document.SOURCE and doc.source is not None:
+            self._measure_quality(doc.source)
         if what in (document.SOURCE, document.REFERENCE):
             self._show_reference()
         if what in (document.SOURCE, document.INPUT):
@@ -502,13 +506,16 @@ class UpscaleTab(QWidget):
             self.run_box.control.reset()
             self.run_box.control.set_status("Press Upscale to start.")
 
-    def run(self, choices: list[ModelChoice] | None = None) -> TaskHandle | None:
+    def run(
+        self, choices: list[ModelChoice] | None = None, *, both_cleanups: bool = False
+    ) -> TaskHandle | None:
         """Run the selected model (or `choices`, all at one scale) on the input; each output
         gets a pane and a table row as soon as it is done."""
         choices = choices or [self.panel.current()]
         request = self._request(choices)
         if request is None:
             return None
+        request = dataclasses.replace(request, both_cleanups=both_cleanups)
         self._held = False
         self.doc.keep_scale(choices[0].scale)
         gen, cache = self.doc.next_generation(), self.cache
@@ -634,11 +641,14 @@ class UpscaleTab(QWidget):
         checked = [r.choice for r in self.results.values()] or [self.panel.current()]
         dialog = CompareDialog(choices, checked, self)
         if dialog.exec() and dialog.selected():
-            self.compare(dialog.selected())
+            self.compare(dialog.selected(), both_cleanups=dialog.both_cleanups.isChecked())
 
-    def compare(self, choices: list[ModelChoice]) -> TaskHandle | None:
-        """Run several models on the input; each gets a pane and a table row."""
-        return self.run(list(dict.fromkeys(choices)))
+    def compare(
+        self, choices: list[ModelChoice], *, both_cleanups: bool = False
+    ) -> TaskHandle | None:
+        """Run several models on the input; each gets a pane and a table row (two with
+        both_cleanups: without the clean-up and with it)."""
+        return self.run(list(dict.fromkeys(choices)), both_cleanups=both_cleanups)
 
     # ================================================================= view
 
@@ -656,7 +666,11 @@ class UpscaleTab(QWidget):
         title = "Input (LR)" if self.simulated_scale else f"Input: {self.source_name}"
         info = [f"{w}x{h}, enlarged x{scale}"]
         if self.input is not None and self.input.source_format and not self.simulated_scale:
-            info.append(describe_format(self.input.jpeg, self.input.source_format))
+            quality = self.doc.source_quality
+            if quality is None:  # the noise is being measured: the file's kind at once
+                info.append(describe_format(self.input.jpeg, self.input.source_format))
+            else:
+                info.append(quality.description)
         if self.actions["bicubic_input"].isChecked():
             preview = self.doc.previews.get(scale)
             if preview is not None:
@@ -666,6 +680,11 @@ class UpscaleTab(QWidget):
         pixels = self.input_pixels
         square = [*info, "square pixels (nearest)"]
         return PaneContent("input", title, pixels, float(scale), square, "input")
+
+    def _measure_quality(self, image: ImageData) -> None:
+        """JPEG quality and noise of a newly opened image, shown beside its size."""
+        task = self._side_task(lambda ctx: measure_input(image))
+        task.worker.finished.connect(lambda quality: self.doc.set_quality(image, quality))
 
     def _make_preview(self, scale: int) -> None:
         if scale in self._previews_pending:
