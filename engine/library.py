@@ -9,6 +9,8 @@ checked when a file is loaded (engine.weights_file)."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import sys
@@ -148,10 +150,53 @@ def _scan_all() -> WeightsScan:
 
 def scan_weights() -> WeightsScan:
     """Every installed upscaler's weights file: the usable ones (entries) and the skipped ones
-    (broken). The clean-up network's files are no upscaler: cleanup_weights()."""
+    (broken). The clean-up network's files are no upscaler (cleanup_weights()), and neither are
+    files trained to run behind it (behind_cleanup())."""
     found = _scan_all()
     upscalers = {f.name.lower() for f in registry.FAMILIES}
-    return WeightsScan([e for e in found.entries if e.family.lower() in upscalers], found.broken)
+    usable = [e for e in found.entries if e.family.lower() in upscalers and not _behind(e)]
+    return WeightsScan(usable, found.broken)
+
+
+def _behind(entry: WeightsEntry) -> dict[str, Any] | None:
+    """What `srstudio train --behind-cleanup` recorded of the clean-up network the file was
+    trained behind (metadata data.behind), else None."""
+    data = entry.metadata.get("data")
+    behind = data.get("behind") if isinstance(data, dict) else None
+    return behind if isinstance(behind, dict) else None
+
+
+def file_sha256(path: Path) -> str:
+    st = Path(path).stat()
+    return _file_sha256(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def behind_cleanup(upscaler_file: Path, cleanup_file: Path) -> WeightsEntry | None:
+    """The installed weights trained further from `upscaler_file` to run behind `cleanup_file`
+    (the clean-up runs them in its place: weights/README.md, "Behind the clean-up"); files are
+    matched by their sha256, so a changed base or clean-up network matches none. The user's own
+    file over a bundled one."""
+    try:
+        wanted = (file_sha256(upscaler_file), file_sha256(cleanup_file))
+    except OSError:
+        return None
+    found = []
+    for entry in _scan_all().entries:
+        behind, base = _behind(entry), entry.metadata.get("base_weights")
+        if behind is None or not isinstance(base, dict):
+            continue
+        if (base.get("sha256"), behind.get("sha256")) == wanted:
+            found.append(entry)
+    return min(found, key=lambda e: ORIGIN_RANK.get(e.origin, 9), default=None)
 
 
 def cleanup_weights() -> WeightsEntry | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.cli.common import ProgressBar, StopOnSignal
 from engine.errors import SRStudioError
+from engine.library import cleanup_weights
 from engine.training import (
     DEGRADATIONS,
     SCHEDULES,
@@ -80,6 +81,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--jpeg",
         metavar="LOW-HIGH",
         help="real: the range of JPEG qualities (default 40-95)",
+    )
+    p.add_argument(
+        "--behind-cleanup",
+        action="store_true",
+        help="real: train the upscaler on what the installed clean-up network makes of each LR "
+        "patch, for `--clean-up` to run it behind that network",
     )
     p.add_argument("--patch", type=int, default=d["patch_size"].default, help="LR patch side")
     p.add_argument(
@@ -169,6 +176,13 @@ def _noise_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _cleanup_path() -> str:
+    entry = cleanup_weights()
+    if entry is None:
+        raise SRStudioError("no clean-up network is installed to train behind")
+    return str(entry.path)
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         model=args.model,
@@ -179,6 +193,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         lr_dirs=tuple(args.lr_dir) if args.lr_dir else None,
         degradation=args.degradation,
         **_noise_options(args),
+        behind=_cleanup_path() if args.behind_cleanup else None,
         patch_size=args.patch,
         batch_size=args.batch,
         iterations=args.iterations,

@@ -15,6 +15,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -164,7 +165,8 @@ class Upscaler:
                 self._cleanup_missing = True
                 return None
             plain = dataclasses.replace(self.options, cleanup="off")
-            self._cleaned = Upscaler(with_cleanup(self.descriptor, cleanup), plain)
+            upscaler = _trained_behind(self.descriptor, cleanup) or self.descriptor
+            self._cleaned = Upscaler(with_cleanup(upscaler, cleanup), plain)
         return self._cleaned
 
     def cleanup_decision(self, img: ImageData) -> CleanupDecision:
@@ -605,13 +607,36 @@ def _installed_cleanup() -> ModelDescriptor | None:
         log.warning("no clean-up network installed: images are upscaled as they are")
         return None
     st = entry.path.stat()
-    loaded = _load_cleanup(str(entry.path), st.st_mtime_ns, st.st_size)
+    loaded = _load_weights(str(entry.path), st.st_mtime_ns, st.st_size)
     # a module of its own: Upscaler moves its network to its device in place
     return dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
 
 
+def _trained_behind(upscaler: ModelDescriptor, cleanup: ModelDescriptor) -> ModelDescriptor | None:
+    """The upscaler's weights trained further behind this clean-up network
+    (engine.library.behind_cleanup), loaded; None where there are none."""
+    from engine.library import behind_cleanup
+
+    up, clean = Path(upscaler.source), Path(cleanup.source)
+    if not (up.is_file() and clean.is_file()):
+        return None
+    entry = behind_cleanup(up, clean)
+    if entry is None:
+        return None
+    log.info("behind the clean-up: %s", entry.path.name)
+    st = entry.path.stat()
+    loaded = _load_weights(str(entry.path), st.st_mtime_ns, st.st_size)
+    if (loaded.family, loaded.variant, loaded.scale) != (
+        upscaler.family,
+        upscaler.variant,
+        upscaler.scale,
+    ):
+        return None
+    return dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
+
+
 @functools.lru_cache(maxsize=2)
-def _load_cleanup(path: str, mtime_ns: int, size: int) -> ModelDescriptor:
+def _load_weights(path: str, mtime_ns: int, size: int) -> ModelDescriptor:
     from engine.checkpoints import load_model
 
     return load_model(path)

@@ -33,7 +33,11 @@ class TrainConfig:
     "BI" (MATLAB bicubic), "BD" (7x7 Gaussian blur, sigma 1.6, then bicubic) or "DN" (bicubic, then
     Gaussian noise of `noise_level` on the 0..255 scale) or "real" (blur, a resize by a random
     method, noise and JPEG as real photos are made, engine.training.real_degradation; `jpeg` and
-    `noise_range` narrow its JPEG qualities and noise sigmas for a targeted run). With `lr_dirs`
+    `noise_range` narrow its JPEG qualities and noise sigmas for a targeted run). `behind` (with
+    "real"): the weights of a 1x restorer (the clean-up network) every LR patch passes through,
+    frozen, before the network sees it, so that the network learns to upscale what the clean-up
+    leaves; the LR is then made as the clean-up was trained for (MATLAB bicubic, no blur) before
+    its noise and JPEG. With `lr_dirs`
     (one per HR folder, same file names, or DIV2K-style "<stem>x<scale>") the LR images are read
     instead.
     `patch_size` is the LR patch side; `batch_size` is per process under torchrun.
@@ -61,6 +65,7 @@ class TrainConfig:
     noise_level: float = 30.0
     jpeg: tuple[int, int] | None = None  # "real": JPEG qualities (default RealDegradation's)
     noise_range: tuple[float, float] | None = None  # "real": noise sigmas on 0..255
+    behind: str | None = None  # a 1x restorer's weights the LR patches pass through first
     patch_size: int = 48
     batch_size: int = 16
     iterations: int = 10_000
@@ -105,6 +110,8 @@ class TrainConfig:
         if (self.jpeg or self.noise_range) and self.degradation != "real":
             raise SRStudioError("JPEG and noise ranges go with the real degradation")
         self.real_degradation()  # checks the ranges
+        if self.behind and self.degradation != "real":
+            raise SRStudioError("training behind the clean-up goes with the real degradation")
         checks = {
             "iterations": self.iterations >= 1,
             "batch size": self.batch_size >= 1,
@@ -130,6 +137,8 @@ class TrainConfig:
             ranges["jpeg"] = (int(self.jpeg[0]), int(self.jpeg[1]))
         if self.noise_range:
             ranges["noise"] = (float(self.noise_range[0]), float(self.noise_range[1]))
+        if self.behind:  # the LR images the clean-up network was trained to give back
+            ranges |= {"blur_probability": 0.0, "resize_methods": ("bicubic",)}
         return RealDegradation(**ranges)
 
     @property

@@ -19,7 +19,6 @@ steps measured no faster there (bench/bench_training.py, BENCHMARKS.md).
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import time
@@ -43,6 +42,7 @@ from engine.errors import ProgressFn, SRStudioError, StopFn, never_stop, no_prog
 from engine.evaluate import Pair, evaluate
 from engine.imaging.color import tensor_to_uint8
 from engine.inference.devices import cpu_native_bf16
+from engine.library import file_sha256
 from engine.training import data, distributed, state
 from engine.training.config import (
     LogEvent,
@@ -112,14 +112,6 @@ class _Progress:
     best: dict[str, float] | None = None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _network(config: TrainConfig) -> _Network:
     """The starting network: base weights (a file or an installed model name), or a fresh one
     initialised from the seed."""
@@ -171,7 +163,7 @@ def _provenance(desc: ModelDescriptor, **extra: str) -> dict[str, Any]:
     source = Path(desc.source)
     base: dict[str, Any] = {"name": desc.label, "path": str(source), **extra}
     if source.is_file():
-        base["sha256"] = _sha256(source)
+        base["sha256"] = file_sha256(source)
     made = {key: desc.metadata[key] for key in _LINEAGE if key in desc.metadata}
     if made:
         base["metadata"] = made
@@ -286,8 +278,10 @@ class _Trainer:
         self.in_place = bool(base_path) and Path(base_path).resolve() == self.output.resolve()
         inputs = [p for p in (cfg.init, *cfg.hr_dirs, *(cfg.lr_dirs or ()), cfg.val_dir) if p]
         inputs += [cfg.val_lr_dir] if cfg.val_lr_dir else []
+        inputs += [cfg.behind] if cfg.behind and Path(cfg.behind).exists() else []
         refuse_writing_over_inputs(self.output, inputs)
         refuse_writing_over_inputs(self.state_file, [*inputs, *([base_path] if base_path else [])])
+        self.front = self._front() if cfg.behind else None
         self._data()
         model = self.net.model.to(self.device, memory_format=self.numerics.memory_format).train()
         self.ema = _EMA(model, cfg.ema) if cfg.ema > 0 else None
@@ -314,6 +308,27 @@ class _Trainer:
             + (f", {self.info.world} processes" if self.info.enabled else "")
             + (f", resuming at iteration {self.progress.iteration}" if saved else "")
         )
+
+    def _front(self) -> nn.Module:
+        """The frozen 1x restorer of TrainConfig.behind, on the training device."""
+        desc = load_model(self.config.behind)
+        if desc.scale != 1 or desc.family not in {f.name for f in registry.RESTORERS}:
+            raise SRStudioError(f"{self.config.behind} holds {desc.label}, not a clean-up network")
+        if self.net.scale == 1:
+            raise SRStudioError("a clean-up network trains on its own, not behind another")
+        self.behind = _provenance(desc)
+        front = desc.model.to(self.device).eval()
+        for p in front.parameters():
+            p.requires_grad_(False)
+        return front
+
+    def _restore_lr(self, lr: torch.Tensor) -> torch.Tensor:
+        """What the network sees of an LR batch: the clean-up network's output when training
+        behind it."""
+        if self.front is None:
+            return lr
+        with torch.no_grad():
+            return self.front(lr).clamp(0, 1)
 
     def _data(self) -> None:
         cfg, scale = self.config, self.net.scale
@@ -361,6 +376,8 @@ class _Trainer:
             "train_images": len(entries),
             "validation": None,
         }
+        if self.front is not None:
+            self.data_meta["behind"] = self.behind
         if cfg.val_dir:
             self.data_meta["validation"] = str(Path(cfg.val_dir).resolve())
         elif val_entries:
@@ -499,7 +516,7 @@ class _Trainer:
 
         def upscale(x: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
-                y = model(x.to(self.device)).float().cpu()
+                y = model(self._restore_lr(x.to(self.device))).float().cpu()
             if not first:
                 first.append(y)
             return y
@@ -560,7 +577,9 @@ class _Trainer:
         lr, hr = self.sampler.batch(iteration, cfg.batch_size)
         self.data_wait += waited - started
         self.data_batch += time.perf_counter() - waited
-        lr = lr.to(self.device, memory_format=self.numerics.memory_format)
+        lr = self._restore_lr(lr.to(self.device)).contiguous(
+            memory_format=self.numerics.memory_format
+        )
         hr = hr.to(self.device)
         dtype = self.numerics.autocast
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):

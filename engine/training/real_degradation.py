@@ -43,6 +43,7 @@ class RealDegradation:
     blur_sigma: tuple[float, float] = (0.2, 1.5)  # in HR pixels
     second_order_probability: float = 0.25  # noise and JPEG once more (an edited, re-shared file)
     subsampling_420_probability: float = 0.8  # Pillow's default chroma subsampling; else 4:4:4
+    resize_methods: tuple[str, ...] = RESIZE_METHODS  # drawn from, one a patch (scale > 1)
 
     def __post_init__(self) -> None:
         lo, hi = self.jpeg
@@ -51,6 +52,9 @@ class RealDegradation:
         lo_n, hi_n = self.noise
         if not (0 <= lo_n <= hi_n <= 100 and math.isfinite(hi_n)):
             raise SRStudioError(f"noise sigmas must lie in 0-100, low first; got {lo_n}-{hi_n}")
+        unknown = set(self.resize_methods) - set(RESIZE_METHODS) or not self.resize_methods
+        if unknown:
+            raise SRStudioError(f"resize methods must be some of {', '.join(RESIZE_METHODS)}")
 
     def describe(self) -> dict[str, object]:
         """What a trained file's metadata records."""
@@ -79,7 +83,8 @@ def degrade_real(
     if scale > 1:
         if rng.random() < options.blur_probability:
             x = _blur(x, rng, options.blur_sigma)
-        x = _resize(x, (h, w), RESIZE_METHODS[int(rng.integers(len(RESIZE_METHODS)))])
+        methods = options.resize_methods
+        x = _resize(x, (h, w), methods[int(rng.integers(len(methods)))])
     img = _noise(x.permute(1, 2, 0).numpy(), rng, options)
     img = _jpeg(img, rng, options)
     if rng.random() < options.second_order_probability:
