@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
+from torch.nn.modules.module import register_module_forward_pre_hook
 
 from app.jobs import ModelChoice, bicubic_choice
 from app.panels.side_boxes import PSNR_COLUMN, SSIM_COLUMN
@@ -245,50 +249,76 @@ def _slow_run(qtbot, window, tmp_path):
     return tab
 
 
-def test_cancel_stops_a_run_within_a_second(qtbot, window, tmp_path):
+@contextlib.contextmanager
+def _network_calls(kind: type) -> Iterator[list[int]]:
+    """The thread of each forward pass of a `kind` network, in order, while the block runs."""
+    calls: list[int] = []
+
+    def hook(module, args):
+        if isinstance(module, kind):
+            calls.append(threading.get_ident())
+
+    handle = register_module_forward_pre_hook(hook)
+    try:
+        yield calls
+    finally:
+        handle.remove()
+
+
+def test_cancel_stops_a_run_after_the_tile_in_hand(qtbot, window, tmp_path):
+    """Cancel is checked between tiles: at most the tile being computed when Cancel is pressed
+    (and one that had just been handed to the network) is finished; no time is measured, so a
+    loaded machine passes too."""
     tab = _slow_run(qtbot, window, tmp_path)
-    task = tab.run()
-    qtbot.waitUntil(lambda: tab.progress.value() >= 2, timeout=30_000)
-    assert tab.busy and tab.cancel_button.isEnabled()
-    cancelled = []
-    task.worker.cancelled.connect(lambda: cancelled.append(time.perf_counter()))
-    start = time.perf_counter()
-    qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: bool(cancelled), timeout=5000)
-    latency = cancelled[0] - start
-    print(f"cancel latency: {latency * 1000:.0f} ms")
-    assert latency < 1.0
-    qtbot.waitUntil(lambda: not tab.busy, timeout=2000)
+    kind = type(build_untrained("A2F-SD", 4).model)
+    with _network_calls(kind) as calls:
+        task = tab.run()
+        qtbot.waitUntil(lambda: tab.progress.value() >= 2, timeout=60_000)
+        assert tab.busy and tab.cancel_button.isEnabled()
+        cancelled = []
+        task.worker.cancelled.connect(lambda: cancelled.append(len(calls)))
+        qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
+        at_click = len(calls)
+        qtbot.waitUntil(lambda: bool(cancelled), timeout=60_000)
+    assert cancelled[0] - at_click <= 2, (at_click, cancelled[0])
+    assert at_click < 400  # far from the end: the run was really stopped
+    qtbot.waitUntil(lambda: not tab.busy, timeout=10_000)
     assert "Cancelled" in tab.status.text() and not tab.results
     assert tab.run_button.isEnabled()
 
 
-def test_the_event_loop_never_stalls_during_a_run(qtbot, window, tmp_path):
+def test_the_gui_thread_only_hands_work_on_during_a_run(qtbot, window, tmp_path, monkeypatch):
+    """What keeps the event loop free, checked without timing the machine: every network pass
+    runs on a worker thread, and each slot a run's signals call on the GUI thread uses little
+    CPU time of that thread (time.thread_time: what a loaded machine's other work does not add
+    to) and is called a bounded number of times a tile."""
     tab = _slow_run(qtbot, window, tmp_path)
-    # the model picker's time estimates for the new image (a background job of their own, held
-    # back while a run goes on) are done first, so that only the run is measured
     qtbot.waitUntil(lambda: not tab.panel.estimator.busy, timeout=120_000)
-    ticks: list[float] = []
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    timer.start()
-    qtbot.wait(50)
-    tab.run()
-    start = time.perf_counter()
-    qtbot.waitUntil(lambda: not tab.busy or time.perf_counter() - start > 3.0, timeout=60_000)
-    ran_for = time.perf_counter() - start
-    still_running = tab.busy
-    tab.cancel()
-    qtbot.waitUntil(lambda: not tab.busy, timeout=5000)
-    timer.stop()
-    gaps = np.diff(ticks)
-    print(
-        f"run observed for {ran_for:.2f} s, {len(ticks)} ticks, max gap {gaps.max() * 1000:.1f} ms"
-    )
-    assert ran_for > 2.0, "the run must last over 2 s for this test"
-    assert still_running or tab.results
-    assert gaps.max() < 0.100
+    gui = threading.get_ident()
+    slot_cpu: dict[str, list[float]] = {"_run_progress": [], "_run_event": []}
+    for name, spent in slot_cpu.items():
+        slot = getattr(tab, name)
+
+        def timed(*args, _slot=slot, _spent=spent):
+            assert threading.get_ident() == gui
+            start = time.thread_time()
+            try:
+                return _slot(*args)
+            finally:
+                _spent.append(time.thread_time() - start)
+
+        monkeypatch.setattr(tab, name, timed)
+    kind = type(build_untrained("A2F-SD", 4).model)
+    with _network_calls(kind) as calls:
+        tab.run()
+        qtbot.waitUntil(lambda: len(calls) >= 40, timeout=120_000)
+        tab.cancel()
+        qtbot.waitUntil(lambda: not tab.busy, timeout=60_000)
+    assert calls and gui not in calls  # no network pass on the GUI thread
+    progress = slot_cpu["_run_progress"]
+    assert progress and len(progress) <= len(calls) + 2  # one update a tile, not a flood
+    longest = max(progress + slot_cpu["_run_event"])
+    assert longest < 0.05, longest  # CPU seconds of the GUI thread in one slot call
 
 
 def test_input_pane_nearest_or_bicubic_and_paste(qtbot, window, tmp_path):
