@@ -56,6 +56,7 @@ from engine.inference.cleanup_choice import (
     CLEANUP_MODES,
     CleanupDecision,
     CleanupReason,
+    decide_auto,
     measure_input,
 )
 from engine.inference.cleanup_choice import short_note as cleanup_note
@@ -106,6 +107,7 @@ __all__ = [
     "describe_format",
     "InputQuality",
     "measure_input",
+    "decide_auto",
     "cleanup_note",
     "DEFAULT_TEMPLATE",
     "DEGRADATIONS",

@@ -80,6 +80,15 @@ cleanup() { # the 1x clean-up network (issue 31): JPEG and noise on LR-like targ
     --output weights/Cleanup-S-x1.safetensors
 }
 
+behind() { # MODEL: its x4 trained further behind the clean-up network (issue 31's second design):
+  # on what Cleanup-S makes of damaged LR patches, written beside the x4 as MODEL-x4-photo
+  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ./run train --degradation real --behind-cleanup \
+    --patch 32 --batch 8 --learning-rate 3e-4 --ema 0.998 --val-split 10 --val-max 4 --seed 0 \
+    --device cpu --precision fp32 --hr "$train/T91" --hr "$train/BSD200" --hr "$train/SunHays80" \
+    --iterations 3000 --val-every 500 --checkpoint-every 250 \
+    --base "weights/$1-x4.safetensors" --output "weights/$1-x4-photo.safetensors"
+}
+
 models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(A2F-SD RNAN-tiny CRAN-tiny HPINet-T Cleanup-S)
 for model in "${models[@]}"; do

@@ -204,8 +204,11 @@ class ModelPanel(QWidget):
             "Clean-up: a small network removes JPEG blocks, ringing and sensor noise before the "
             "image is upscaled, so that they are not sharpened into streaks. Automatic: for "
             "JPEGs saved below quality 90 and for noisy images; clean PNG and TIFF files are "
-            "upscaled as they are. The reason is shown beside the image's size."
+            "upscaled as they are. What it decides for the open image is shown below."
         )
+        self.cleanup_hint = QLabel()
+        self.cleanup_hint.setWordWrap(True)
+        self.cleanup_hint.hide()
 
         tile_row = QHBoxLayout()
         tile_row.addWidget(self.tile_mode)
@@ -213,6 +216,7 @@ class ModelPanel(QWidget):
         options_box = QGroupBox("Options")
         form = QFormLayout(options_box)
         form.addRow("Clean-up", self.cleanup)
+        form.addRow("", self.cleanup_hint)
         form.addRow("Tile size", tile_row)
         form.addRow("", self.ensemble)
         form.addRow("", self.exact_tiles)
@@ -233,6 +237,11 @@ class ModelPanel(QWidget):
         self.ensemble.toggled.connect(self._on_change)
         self.exact_tiles.toggled.connect(self._on_change)
         self._on_change()
+
+    def set_cleanup_hint(self, text: str) -> None:
+        """What the clean-up will do for the open image ("" hides the line)."""
+        self.cleanup_hint.setText(text)
+        self.cleanup_hint.setVisible(bool(text))
 
     def _on_change(self, *_args) -> None:
         self.tile_size.setEnabled(self.tile_mode.currentData() == "manual")

@@ -49,6 +49,7 @@ from engine import (
     ImageData,
     RunOutcome,
     SRStudioError,
+    decide_auto,
     describe_format,
     format_seconds,
     measure_input,
@@ -137,6 +138,8 @@ class UpscaleTab(QWidget):
         if what in (document.SOURCE, document.INPUT):
             image = doc.input
             self.panel.set_image_size(None if image is None else (image.height, image.width))
+        if what in (document.SOURCE, document.INPUT, document.QUALITY):
+            self._show_cleanup_hint()
         if what == document.SOURCE or (what == document.RESULTS and not doc.results):
             self.panel.clear_measured()
             self.canvas.selected_key = None
@@ -404,7 +407,20 @@ class UpscaleTab(QWidget):
         if then_run:
             self.auto_run()
 
+    def _show_cleanup_hint(self) -> None:
+        """Under Options > Clean-up: what "Automatic" decides for the open image, and why."""
+        doc, text = self.doc, ""
+        automatic = self.panel.cleanup.currentData() == "auto"
+        if automatic and doc.input is not None and not doc.simulated_scale:
+            quality = doc.source_quality
+            if quality is None:
+                text = "For this image: measuring its JPEG quality and noise..."
+            else:
+                text = f"For this image: {decide_auto(quality).describe()}"
+        self.panel.set_cleanup_hint(text)
+
     def _model_changed(self) -> None:
+        self._show_cleanup_hint()
         scale = self.panel.current().scale
         resimulate = self.simulated_scale not in (None, scale) and self.source is not None
         if resimulate and self.simulate_check.isChecked() and not self.busy:

@@ -74,6 +74,16 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+def decide_auto(quality: InputQuality) -> CleanupDecision:
+    """What "auto" decides for an image of this (measured) quality."""
+    jpeg = quality.jpeg.quality if quality.jpeg is not None else None
+    if jpeg is not None and jpeg < AUTO_JPEG_BELOW:
+        return CleanupDecision(True, CleanupReason.COMPRESSED, quality)
+    if quality.noise_sigma >= NOISY_SIGMA:
+        return CleanupDecision(True, CleanupReason.NOISY, quality)
+    return CleanupDecision(False, CleanupReason.CLEAN, quality)
+
+
 def decide(mode: str, img: ImageData) -> CleanupDecision:
     """The decision for `img` under `mode`; "auto" measures the image (JPEG tables and noise)."""
     check_mode(mode)
@@ -81,13 +91,6 @@ def decide(mode: str, img: ImageData) -> CleanupDecision:
         return CleanupDecision(False, CleanupReason.ASKED_OFF)
     if mode == "on":
         return CleanupDecision(True, CleanupReason.ASKED_ON)
-    quality = measure_input(img)
-    jpeg = quality.jpeg.quality if quality.jpeg is not None else None
-    if jpeg is not None and jpeg < AUTO_JPEG_BELOW:
-        decision = CleanupDecision(True, CleanupReason.COMPRESSED, quality)
-    elif quality.noise_sigma >= NOISY_SIGMA:
-        decision = CleanupDecision(True, CleanupReason.NOISY, quality)
-    else:
-        decision = CleanupDecision(False, CleanupReason.CLEAN, quality)
+    decision = decide_auto(measure_input(img))
     log.info("%s", decision.describe())
     return decision

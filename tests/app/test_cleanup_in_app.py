@@ -14,13 +14,17 @@ from tests.app.conftest import write_png
 from tests.app.test_upscale_tab import select, wait_idle
 
 
-def _noisy_jpeg(path: Path, quality: int) -> Path:
+def _picture(path: Path, sigma: float, **options: object) -> Path:
     rng = np.random.default_rng(3)
     y, x = np.mgrid[0:48, 0:56].astype(np.float64)
     base = np.stack([120 + 60 * np.sin(x / 9.0 + c) * np.cos(y / 11.0) for c in range(3)], -1)
-    pixels = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
-    Image.fromarray(pixels).save(path, quality=quality, subsampling=0)
+    pixels = np.clip(base + rng.normal(0, sigma, base.shape), 0, 255).round().astype(np.uint8)
+    Image.fromarray(pixels).save(path, **options)
     return path
+
+
+def _noisy_jpeg(path: Path, quality: int) -> Path:
+    return _picture(path, 12, quality=quality, subsampling=0)
 
 
 def _input_info(tab) -> list[str]:
@@ -36,11 +40,20 @@ def test_the_input_pane_says_quality_and_noise_once_measured(qtbot, window, tmp_
     assert "JPEG, saved at quality 95" in info
     assert "noisy (about sigma 1" in info  # 12 added: read as 10-14
 
-    tab.open_path(write_png(tmp_path / "clean.png", 40, 40))
+    hint = tab.panel.cleanup_hint
+    assert hint.text().startswith("For this image: clean-up on: a noisy image")
+    assert not hint.isHidden()
+    tab.panel.cleanup.setCurrentIndex(tab.panel.cleanup.findData("off"))
+    assert hint.isHidden()
+    tab.panel.cleanup.setCurrentIndex(tab.panel.cleanup.findData("auto"))
+    assert not hint.isHidden()
+
+    tab.open_path(_picture(tmp_path / "clean.png", 0))
     qtbot.waitUntil(lambda: tab.source_name == "clean.png", timeout=10_000)
     assert tab.doc.source_quality is None or tab.doc.source_quality.format == "PNG"
     qtbot.waitUntil(lambda: tab.doc.source_quality is not None, timeout=10_000)
     assert any(line.startswith("PNG; ") for line in _input_info(tab))
+    assert hint.text().startswith("For this image: clean-up off: a clean image"), hint.text()
 
 
 def test_a_late_measurement_of_an_earlier_image_is_dropped(qtbot, window, tmp_path):
