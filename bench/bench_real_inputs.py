@@ -3,7 +3,7 @@ clean-up stage off and on "auto", scored as gain over bicubic of the same damage
 
 Run: .venv/bin/python bench/bench_real_inputs.py [--sets Set5 Set14] [--scales 2 4]
      [--models A2F-SD RNAN-tiny CRAN-tiny HPINet-T official:A2F-SD official:HPINet-M]
-     [--inputs q50 q75 q90 n5q85 n10q85] [--json OUT.json]
+     [--inputs q50 q75 q90 n5q85 n10q85] [--cleanup WEIGHTS] [--json OUT.json]
      .venv/bin/python bench/bench_real_inputs.py --photo [--rounds 1]
 
 The damaged LR image (../shared/specs/real-inputs.md, "How the project measures it"): the
@@ -107,14 +107,18 @@ def pairs(set_name: str, scale: int) -> list[tuple[str, np.ndarray, np.ndarray]]
     return [(hr.stem, rgb(hr), rgb(lrs[hr.stem.lower()])) for hr in hrs]
 
 
+CLEANUP: list[str] = []  # --cleanup: another clean-up network's weights than the installed one
+
+
 def upscalers(model: str, scale: int) -> tuple[Upscaler, Upscaler]:
+    cleanup = load_model(CLEANUP[0]) if CLEANUP else None
     if model.startswith("official:"):
         desc = load_model(OFFICIAL[(model.split(":", 1)[1], scale)])
     else:
         desc = load_model(model, scale=scale)
     options = UpscaleOptions(tile=0, device="cpu")
     return Upscaler(desc, options), Upscaler(
-        desc, UpscaleOptions(tile=0, device="cpu", cleanup="auto")
+        desc, UpscaleOptions(tile=0, device="cpu", cleanup="auto"), cleanup=cleanup
     )
 
 
@@ -195,7 +199,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=default_models)
     parser.add_argument("--inputs", nargs="+", default=list(INPUTS), choices=list(INPUTS))
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--cleanup", help="a clean-up network's weights (default: the installed)")
     args = parser.parse_args()
+    CLEANUP[:] = [args.cleanup] if args.cleanup else []
     if args.photo:
         photo_cost(args.rounds)
         return
