@@ -88,6 +88,8 @@ class UpscaleTab(QWidget):
         self.task: TaskHandle | None = None
         self.side_tasks: list[TaskHandle] = []
         self._stage: Stage | None = None  # the model of the run in progress
+        self._failures: list[ModelFailed] = []  # the run's models that failed, in order
+        self._runs = 0  # models the run takes (twice each with and without the clean-up)
         self._passes = 1  # network passes a tile of that model (8 with the self-ensemble)
         self._rounds = 1  # rounds over the tiles (shared pooling: 2, x8 with the ensemble)
 
@@ -542,6 +544,7 @@ class UpscaleTab(QWidget):
         task.failed.connect(lambda text: self._run_ended(task, RunOutcome.FAILED, error=text))
         task.cancelled.connect(lambda: self._run_ended(task, RunOutcome.CANCELLED))
         self._stage, self._passes, self._rounds = None, 1, 1
+        self._failures, self._runs = [], len(request.runs())
         self.run_box.control.begin("Loading the model...")
         self._update_enabled()
         self.busy_changed.emit(True)
@@ -625,6 +628,7 @@ class UpscaleTab(QWidget):
             if self.canvas.selected_key not in self.results:
                 self.canvas.select(obj.key)
         elif isinstance(obj, ModelFailed):
+            self._failures.append(obj)
             self.message.emit(f"{obj.choice.label}: {obj.message}", "error")
 
     def _run_ended(
@@ -635,7 +639,15 @@ class UpscaleTab(QWidget):
         self.task = None
         self._stage = None
         seconds = self.run_box.control.elapsed
-        if outcome is RunOutcome.DONE:
+        failures = self._failures
+        if outcome is RunOutcome.DONE and failures:
+            first = failures[0]
+            more = f" and {len(failures) - 1} more" if len(failures) > 1 else ""
+            text = (
+                f"{outputs} of {self._runs} done in {seconds:.1f} s; "
+                f"{first.choice.label} failed{more}: {first.message}"
+            )
+        elif outcome is RunOutcome.DONE:
             text = f"Done: {_plural(outputs, 'output')} in {seconds:.1f} s."
         elif outcome is RunOutcome.CANCELLED:
             kept = _plural(len(self.results), "output")

@@ -25,7 +25,7 @@ def resolve_backend(
     elsewhere, saying why in the log."""
     if choice not in BACKENDS:
         raise SRStudioError(f"engine must be one of {', '.join(BACKENDS)}, not {choice!r}")
-    if choice == "torch":
+    if choice == "torch" or descriptor.family == "Bicubic":  # bicubic has no network to convert
         return "torch"
     why = _why_not_openvino(descriptor, device, precision)
     if why is None:

@@ -368,4 +368,6 @@ def test_a_model_that_fails_does_not_stop_the_others(qtbot, window, tmp_path):
     assert list(tab.results) == ["Bicubic x2"]
     assert "A2F-SD x2 (gone.safetensors)" in window.message_bar.text()
     assert "not found" in window.message_bar.text()
-    assert tab.status.text().startswith("Done: 1 output")
+    summary = tab.status.text()
+    assert summary.startswith("1 of 2 done in "), summary
+    assert "; A2F-SD x2 (gone.safetensors) failed: " in summary and "not found" in summary

@@ -106,6 +106,20 @@ def test_backend_choice_is_checked():
     assert backends.resolve_backend("torch", desc, torch.device("cpu"), "fp32") == "torch"
 
 
+def test_bicubic_runs_under_any_engine(monkeypatch, tmp_path):
+    """Bicubic has no network: the OpenVINO engine, installed or not, runs it as PyTorch does."""
+    desc = load_model("bicubic", scale=2)
+    for installed in (True, False):
+        monkeypatch.setattr(openvino_backend, "available", lambda v=installed: v)
+        assert backends.resolve_backend("openvino", desc, torch.device("cpu"), "fp32") == "torch"
+        up = Upscaler(desc, UpscaleOptions(device="cpu", backend="openvino", tile=0))
+        out = up.upscale_tensor(torch.rand(1, 3, 6, 5))
+        assert up.backend == "torch" and out.shape == (1, 3, 12, 10)
+    with pytest.raises(SRStudioError, match="OpenVINO cannot run this"):
+        net = load_model("A2F-SD", scale=2)  # a network still says why it cannot
+        backends.resolve_backend("openvino", net, torch.device("cuda"), "fp32")
+
+
 @needs_openvino
 def test_openvino_refuses_a_gpu_and_non_native_bf16(monkeypatch):
     desc = load_model("A2F-SD", scale=2)
