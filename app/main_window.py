@@ -41,6 +41,7 @@ from app.settings import (
     save_settings,
 )
 from app.theme import app_icon, apply_theme, icon
+from app.wheel_guard import install_wheel_guard
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def _trainer_tab(parent: QWidget) -> QWidget:
 class MainWindow(QMainWindow):
     def __init__(self, settings: AppSettings | None = None) -> None:
         super().__init__()
+        install_wheel_guard(QApplication.instance())  # before any control is made
         self.settings = settings or load_settings()
         self.setWindowTitle("SR Studio")
         self.setWindowIcon(app_icon())
