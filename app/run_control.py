@@ -184,14 +184,14 @@ class RunControl(QWidget):
             self.status.setText(text)
 
     def finish(self, outcome: RunOutcome, text: str) -> None:
-        """The run ended: a full bar when it was all done, else it stays where it stopped."""
+        """The run ended: a full bar when it was all done, else an empty one (a bar left at 40 %
+        reads as work still going on; the text says where it stopped)."""
         self._running = False
         self._reset_pause()
-        if self.progress.maximum() == 0:  # a busy bar: show where it ended
+        if self.progress.maximum() == 0:  # a busy bar
             self.progress.setRange(0, 1)
-            self.progress.setValue(0)
-        if outcome is RunOutcome.DONE:
-            self.progress.setValue(self.progress.maximum())
+        done = outcome is RunOutcome.DONE
+        self.progress.setValue(self.progress.maximum() if done else 0)
         self.status.setText(text)
 
     @property

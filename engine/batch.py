@@ -159,7 +159,8 @@ class BatchReport:
 
     def summary(self) -> str:
         counts = ", ".join(f"{self.count(s)} {s}" for s in STATUSES)
-        return f"{len(self.records)} files: {counts} in {self.seconds:.1f} s"
+        n = len(self.records)
+        return f"{n} file{'s' * (n != 1)}: {counts} in {self.seconds:.1f} s"
 
     def to_dict(self) -> dict[str, Any]:
         counts = {s: self.count(s) for s in STATUSES}

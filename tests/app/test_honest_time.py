@@ -154,13 +154,13 @@ def test_run_control_eta_excludes_pauses(qtbot):
 
 
 @pytest.mark.parametrize("outcome", [RunOutcome.CANCELLED, RunOutcome.FAILED])
-def test_run_control_keeps_the_bar_where_it_stopped(qtbot, outcome):
+def test_run_control_empties_the_bar_of_a_run_that_stopped(qtbot, outcome):
     control = RunControl("Start", clock=FakeClock())
     qtbot.addWidget(control)
     control.begin()
     control.show_work(3, 10, "Working")
     control.finish(outcome, "Ended.")
-    assert control.progress.value() == 3 and control.status.text() == "Ended."
+    assert control.progress.value() == 0 and control.status.text() == "Ended."
 
 
 def test_pause_holds_an_upscale_run(qtbot, window, tmp_path):
