@@ -39,7 +39,7 @@ from engine import (
 )
 
 BICUBIC = "Bicubic"
-ENSEMBLE_SUFFIX = " + ensemble"
+ENSEMBLE_SUFFIX = " + extra quality"  # the Options box's words for the x8 self-ensemble
 CLEANUP_SUFFIX = " + clean-up"
 DEVICE_WORDS = {"cpu": "the CPU", "cuda": "the GPU", "mps": "the Apple GPU"}
 log = logging.getLogger(__name__)

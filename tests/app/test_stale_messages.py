@@ -62,9 +62,9 @@ def test_an_ensemble_result_is_its_own_entry(qtbot, window, tmp_path):
     tab.panel.ensemble.setChecked(True)
     tab.run()
     qtbot.waitUntil(lambda: len(tab.results) == 2 and not tab.busy)
-    assert list(tab.results) == ["Bicubic x2", "Bicubic x2 + ensemble"]
+    assert list(tab.results) == ["Bicubic x2", "Bicubic x2 + extra quality"]
     titles = [c.title for c in tab.pane_contents()]
-    assert "Bicubic x2 + ensemble" in " ".join(titles)
+    assert "Bicubic x2 + extra quality" in " ".join(titles)
     assert tab.table.rowCount() == 2
 
 
