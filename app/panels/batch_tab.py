@@ -571,11 +571,16 @@ class BatchTab(QWidget):
         if not folder.is_dir():
             self.message.emit(f"The output folder {folder} does not exist yet.", "info")
             return
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder.resolve())))
+        self._open(folder.resolve(), "folders", "the folder")
 
     def open_report(self) -> None:
         if self.report_files:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.report_files[1])))
+            self._open(Path(self.report_files[1]), "text files", "the report")
+
+    def _open(self, path: Path, kind: str, what: str) -> None:
+        """Open `path` with the desktop's program, or say where it is when there is none."""
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
+            self.message.emit(f"Nothing on this computer opens {kind}: {what} is {path}", "info")
 
     def _update_enabled(self) -> None:
         busy = self.busy

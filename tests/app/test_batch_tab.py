@@ -20,7 +20,9 @@ def _queue(window, tmp_path):
     return tab
 
 
-def test_a_batch_with_a_corrupt_file_finishes_with_that_file_failed(qtbot, window, tmp_path):
+def test_a_batch_with_a_corrupt_file_finishes_with_that_file_failed(
+    qtbot, window, tmp_path, monkeypatch
+):
     tab = _queue(window, tmp_path)
     assert tab.table.rowCount() == 3
     assert [tab.row_status(r) for r in range(3)] == ["waiting"] * 3
@@ -40,6 +42,19 @@ def test_a_batch_with_a_corrupt_file_finishes_with_that_file_failed(qtbot, windo
     assert "1 failed" in tab.status.text() and "b.png" not in tab.status.text()
     assert "1 file failed" in window.message_bar.text()
     assert tab.open_report_button.isEnabled() and not tab.cancel_button.isEnabled()
+    # where nothing opens a folder or a text file, the user is told where they are
+    import app.panels.batch_tab as batch_tab
+
+    opened: list[str] = []
+    monkeypatch.setattr(
+        batch_tab.QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile())
+    )  # returns None: nothing opened it
+    tab.open_report()
+    assert opened and "Nothing on this computer opens text files: the report is" in (
+        window.message_bar.text()
+    )
+    tab.open_output_folder()
+    assert "opens folders: the folder is" in window.message_bar.text()
 
 
 def test_skip_existing_and_cancel(qtbot, window, tmp_path):
