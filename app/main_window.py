@@ -93,6 +93,12 @@ class MainWindow(QMainWindow):
             tab.message.connect(functools.partial(self.show_message, source=tab))
             tab.stale.connect(functools.partial(self.message_bar.clear_from, tab))
             tab.busy_changed.connect(self._busy_changed)
+        # the run's progress and time left where the eyes are too, whichever tab is in view
+        for control in (self.upscale.run_box.control, self.batch.control):
+            control.said.connect(self.statusBar().showMessage)
+        trainer_control = getattr(self.trainer, "control", None)
+        if trainer_control is not None:
+            trainer_control.said.connect(self.statusBar().showMessage)
         self.upscale.folder_dropped.connect(self.queue_for_batch)
         trained = getattr(self.trainer, "model_trained", None)
         if trained is not None:
@@ -277,7 +283,9 @@ class MainWindow(QMainWindow):
             self.models_dialog.refresh()
 
     def _busy_changed(self, busy: bool) -> None:
-        self.statusBar().showMessage("Working..." if busy else "Ready")
+        """The run's own texts follow (RunControl.said); its last one stays when it ends."""
+        if busy:
+            self.statusBar().showMessage("Working...")
 
     # ================================================================= drag and drop
 

@@ -37,6 +37,7 @@ class RunControl(QWidget):
     pause_toggled = Signal(bool)
     stop_clicked = Signal()
     cancel_clicked = Signal()
+    said = Signal(str)  # each status text the run shows, for the window's status bar
 
     def __init__(
         self,
@@ -149,7 +150,7 @@ class RunControl(QWidget):
         """Something that cannot be counted (reading, loading a model): a busy bar."""
         self.progress.setTextVisible(False)
         self.progress.setRange(0, 0)
-        self.status.setText(self._with_eta(text, self.eta.remaining()))
+        self._say(self._with_eta(text, self.eta.remaining()))
 
     def show_work(
         self, done: int, total: int, text: str, *, shown: tuple[int, int] | None = None
@@ -167,10 +168,10 @@ class RunControl(QWidget):
         if self.eta.paused:
             return
         left = self.eta.update(*(shown or (done, total)))
-        self.status.setText(self._with_eta(text, left))
+        self._say(self._with_eta(text, left))
 
     def set_status(self, text: str) -> None:
-        self.status.setText(text)
+        self._say(text)
 
     def set_paused(self, paused: bool, text: str = "Paused.") -> None:
         """Pause (the ETA's clock stops) or resume; the Pause button follows."""
@@ -181,7 +182,11 @@ class RunControl(QWidget):
         self.pause_button.setText("Resume" if paused else "Pause")
         self.pause_button.setIcon(icon("fa5s.play" if paused else "fa5s.pause"))
         if paused:
-            self.status.setText(text)
+            self._say(text)
+
+    def _say(self, text: str) -> None:
+        self.status.setText(text)
+        self.said.emit(text)
 
     def finish(self, outcome: RunOutcome, text: str) -> None:
         """The run ended: a full bar when it was all done, else an empty one (a bar left at 40 %
@@ -192,7 +197,7 @@ class RunControl(QWidget):
             self.progress.setRange(0, 1)
         done = outcome is RunOutcome.DONE
         self.progress.setValue(self.progress.maximum() if done else 0)
-        self.status.setText(text)
+        self._say(text)
 
     @property
     def elapsed(self) -> float:

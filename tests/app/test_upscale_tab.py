@@ -371,3 +371,19 @@ def test_a_model_that_fails_does_not_stop_the_others(qtbot, window, tmp_path):
     summary = tab.status.text()
     assert summary.startswith("1 of 2 done in "), summary
     assert "; A2F-SD x2 (gone.safetensors) failed: " in summary and "not found" in summary
+
+
+def test_the_status_bar_carries_the_run_s_progress(qtbot, window, tmp_path):
+    """What the run box says (its step, tiles and time left) is in the window's status bar too,
+    where it shows whatever is scrolled into view; the run's last word stays there."""
+    tab = _slow_run(qtbot, window, tmp_path)
+    bar = window.statusBar()
+    seen: list[str] = []
+    bar.messageChanged.connect(seen.append)
+    tab.run()
+    qtbot.waitUntil(lambda: tab.progress.value() >= 3, timeout=60_000)
+    assert any("upscaling" in text and "of" in text for text in seen), seen
+    assert bar.currentMessage() == tab.status.text()
+    tab.cancel()
+    qtbot.waitUntil(lambda: not tab.busy, timeout=60_000)
+    assert bar.currentMessage().startswith("Cancelled after ")
