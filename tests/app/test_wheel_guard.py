@@ -4,34 +4,22 @@ around it; with focus, it changes the value as Qt's controls do."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import (
     QAbstractScrollArea,
     QAbstractSlider,
     QAbstractSpinBox,
-    QApplication,
     QComboBox,
     QScrollArea,
     QScrollBar,
 )
 
 from app.wheel_guard import _scroll_area
+from tests.app.test_canvas import _wheel as wheel
 
 
-def _wheel(widget, steps: int = -1) -> None:
-    centre = QPointF(widget.rect().center())
-    event = QWheelEvent(
-        centre,
-        QPointF(widget.mapToGlobal(centre.toPoint())),
-        QPoint(0, 0),
-        QPoint(0, 120 * steps),
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.NoModifier,
-        Qt.ScrollPhase.NoScrollPhase,
-        False,
-    )
-    QApplication.sendEvent(widget, event)
+def _wheel(widget, steps: int) -> None:
+    wheel(widget, steps, QPointF(widget.rect().center()))
 
 
 def _value(widget) -> object:
