@@ -18,6 +18,7 @@ from engine import (
     Cancelled,
     ImageData,
     ImageError,
+    InputQuality,
     ModelDescriptor,
     PassProgress,
     Release,
@@ -155,6 +156,7 @@ class RunRequest:
     options: UpscaleOptions
     reference: np.ndarray | None = None  # HxWx3 uint8 HR for metrics
     both_cleanups: bool = False  # each choice twice: clean-up off, then on (side by side)
+    quality: InputQuality | None = None  # the image's, when the tab has measured it already
 
     def runs(self) -> list[tuple[ModelChoice, UpscaleOptions]]:
         """(choice, options) of each run, in order."""
@@ -224,7 +226,8 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
             desc = cache.get(choice) or choice.load()
             cache[choice] = desc
             upscaler = Upscaler(desc, options)
-            decision = upscaler.cleanup_decision(image)  # measures the image: not on the GUI
+            # measures the image unless the tab has (never on the GUI thread)
+            decision = upscaler.cleanup_decision(image, request.quality)
             seconds = _estimate(upscaler, image)
             plan = upscaler.plan(image.height, image.width)
             ctx.emit(Upscaling(index, plan.passes, seconds, plan.rounds, plan.tiles))

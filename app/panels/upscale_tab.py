@@ -474,7 +474,8 @@ class UpscaleTab(QWidget):
         except SRStudioError as exc:
             self.message.emit(str(exc), "error")
             return None
-        return RunRequest(self.input, tuple(choices), options, self.reference)
+        quality = None if self.simulated_scale else self.doc.source_quality
+        return RunRequest(self.input, tuple(choices), options, self.reference, quality=quality)
 
     def auto_run(self, start: bool = True) -> None:
         """An image was just opened: run the selected model, unless (setting hold_long_runs) the

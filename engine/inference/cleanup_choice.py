@@ -84,13 +84,14 @@ def decide_auto(quality: InputQuality) -> CleanupDecision:
     return CleanupDecision(False, CleanupReason.CLEAN, quality)
 
 
-def decide(mode: str, img: ImageData) -> CleanupDecision:
-    """The decision for `img` under `mode`; "auto" measures the image (JPEG tables and noise)."""
+def decide(mode: str, img: ImageData, quality: InputQuality | None = None) -> CleanupDecision:
+    """The decision for `img` under `mode`; "auto" measures the image (JPEG tables and noise)
+    unless its `quality` was measured already."""
     check_mode(mode)
     if mode == "off":
         return CleanupDecision(False, CleanupReason.ASKED_OFF)
     if mode == "on":
         return CleanupDecision(True, CleanupReason.ASKED_ON)
-    decision = decide_auto(measure_input(img))
+    decision = decide_auto(quality or measure_input(img))
     log.info("%s", decision.describe())
     return decision

@@ -23,6 +23,7 @@ import torch
 
 from engine.descriptor import ModelDescriptor
 from engine.errors import ProgressFn, SRStudioError, StopFn, never_stop, no_progress
+from engine.imaging.input_quality import InputQuality
 from engine.imaging.io import ImageData, OutputLayout
 from engine.imaging.resize import imresize
 from engine.imaging.stream_writers import write_bands
@@ -169,13 +170,16 @@ class Upscaler:
             self._cleaned = Upscaler(with_cleanup(upscaler, cleanup), plain)
         return self._cleaned
 
-    def cleanup_decision(self, img: ImageData) -> CleanupDecision:
+    def cleanup_decision(
+        self, img: ImageData, quality: InputQuality | None = None
+    ) -> CleanupDecision:
         """Whether `img` goes through the clean-up network first, and why (measured once per
-        image: the methods below ask again as they call each other)."""
+        image, or not at all when its `quality` is given: the methods below ask again as they
+        call each other)."""
         if self._decided is not None and self._decided[0] is img:
             return self._decided[1]
         mode = "off" if self.descriptor.family == "Bicubic" else self.options.cleanup
-        decision = decide_cleanup(mode, img)  # bicubic has no network to clean up for
+        decision = decide_cleanup(mode, img, quality)  # bicubic: no network to clean up for
         if decision.on and self.cleaned is None:
             decision = CleanupDecision(False, CleanupReason.NO_NETWORK, decision.quality)
         self._decided = (img, decision)

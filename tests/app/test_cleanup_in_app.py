@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from app.jobs import CLEANUP_SUFFIX, ModelChoice
+from engine.inference import cleanup_choice
 from tests.app.conftest import write_png
 from tests.app.test_upscale_tab import select, wait_idle
 
@@ -68,14 +69,18 @@ def test_a_late_measurement_of_an_earlier_image_is_dropped(qtbot, window, tmp_pa
     assert tab.doc.source_quality is None or tab.doc.source_quality.format == "PNG"
 
 
-def test_compare_puts_clean_up_off_and_on_side_by_side(bundled_weights, qtbot, window, tmp_path):
+def test_compare_puts_clean_up_off_and_on_side_by_side(
+    bundled_weights, qtbot, window, tmp_path, monkeypatch
+):
     tab = window.upscale
     window.settings.auto_run = False
     network = ModelChoice("A2F", "SD", 4)
     qtbot.waitUntil(lambda: network in tab.panel.selector.choices, timeout=10_000)
     select(tab, network)
     tab.open_path(_noisy_jpeg(tmp_path / "web.jpg", 60))
-    qtbot.waitUntil(lambda: tab.input is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: tab.doc.source_quality is not None, timeout=10_000)
+    measured: list[object] = []  # the tab's measurement serves the run: none made again
+    monkeypatch.setattr(cleanup_choice, "measure_input", measured.append)
     tab.compare([network], both_cleanups=True)
     wait_idle(qtbot, tab, 2, timeout=60_000)
     plain, cleaned = network.label, network.label + CLEANUP_SUFFIX
@@ -89,3 +94,8 @@ def test_compare_puts_clean_up_off_and_on_side_by_side(bundled_weights, qtbot, w
         "A2F-SD x4",
         "A2F-SD x4" + CLEANUP_SUFFIX,
     ]
+    assert tab.panel.cleanup.currentData() == "auto"
+    tab.run()  # auto decides on the tab's measurement
+    qtbot.waitUntil(lambda: not tab.busy and not tab.side_tasks, timeout=60_000)
+    assert tab.results[cleaned].cleanup.startswith("clean-up on: JPEG quality 60")
+    assert measured == []
