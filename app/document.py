@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
-from app.jobs import Metrics, ModelResult, SimulatedInput
+from app.jobs import Filling, Metrics, ModelResult, SimulatedInput
+from app.views.pyramid import Pyramid
 from engine import ImageData, InputQuality, difference_map
 
-SOURCE, INPUT, QUALITY, REFERENCE, RESULTS, METRICS, PREVIEW = (
+SOURCE, INPUT, QUALITY, REFERENCE, RESULTS, METRICS, PREVIEW, RUNNING = (
     "source",
     "input",
     "quality",
@@ -27,8 +28,9 @@ SOURCE, INPUT, QUALITY, REFERENCE, RESULTS, METRICS, PREVIEW = (
     "results",
     "metrics",
     "preview",
+    "running",
 )
-CHANGES = (SOURCE, INPUT, QUALITY, REFERENCE, RESULTS, METRICS, PREVIEW)
+CHANGES = (SOURCE, INPUT, QUALITY, REFERENCE, RESULTS, METRICS, PREVIEW, RUNNING)
 
 
 class Signal:
@@ -65,8 +67,9 @@ class ComparisonDocument:
         self.reference: np.ndarray | None = None
         self.reference_name = ""
         self.results: dict[str, ModelResult] = {}  # by ModelResult.key, in arrival order
+        self.running: Filling | None = None  # the output being made, filling in
         self.heatmaps: dict[str, np.ndarray] = {}  # by result key, made on demand
-        self.previews: dict[int, np.ndarray] = {}  # the input upscaled by bicubic, by scale
+        self.previews: dict[int, Pyramid] = {}  # the input upscaled by bicubic, by scale
         self.generation = 0
         self.reference_serial = 0
 
@@ -143,6 +146,7 @@ class ComparisonDocument:
         self.changed.emit(RESULTS)
 
     def _clear_outputs(self) -> None:
+        self.running = None
         self.results.clear()
         self.heatmaps.clear()
         self.previews.clear()
@@ -155,10 +159,20 @@ class ComparisonDocument:
             self.heatmaps.clear()
             self.changed.emit(RESULTS)
 
-    def add_result(self, result: ModelResult, generation: int) -> bool:
-        """A run's output; False (ignored) when it belongs to an earlier generation."""
+    def set_running(self, filling: Filling | None, generation: int) -> bool:
+        """The output being made (None: none any more); False when stale."""
         if generation != self.generation:
             return False
+        self.running = filling
+        self.changed.emit(RUNNING)
+        return True
+
+    def add_result(self, result: ModelResult, generation: int) -> bool:
+        """A run's output (it replaces the one filling in); False (ignored) when it belongs to
+        an earlier generation."""
+        if generation != self.generation:
+            return False
+        self.running = None
         self.results[result.key] = result
         self.heatmaps.pop(result.key, None)
         self.changed.emit(RESULTS)
@@ -193,9 +207,9 @@ class ComparisonDocument:
             heat = self.heatmaps[key] = difference_map(result.pixels, self.reference)
         return heat
 
-    def set_preview(self, scale: int, pixels: np.ndarray, generation: int) -> bool:
+    def set_preview(self, scale: int, preview: Pyramid, generation: int) -> bool:
         if generation != self.generation:
             return False
-        self.previews[scale] = pixels
+        self.previews[scale] = preview
         self.changed.emit(PREVIEW)
         return True

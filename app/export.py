@@ -47,7 +47,7 @@ def side_by_side(contents: Sequence[PaneContent]) -> QImage:
     p.setPen(QColor(20, 20, 20))
     x = GAP
     for content, size in zip(contents, sizes, strict=True):
-        w, h = math.ceil(size.width()), math.ceil(size.height())
+        w = math.ceil(size.width())
         text = "  ".join([content.title, *content.info])
         p.drawText(
             QRect(x, GAP, w, LABEL_HEIGHT),
@@ -55,10 +55,25 @@ def side_by_side(contents: Sequence[PaneContent]) -> QImage:
             p.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, w),
         )
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
-        p.drawImage(QRectF(x, GAP + LABEL_HEIGHT, w, h), content.image)
+        _draw_whole(p, content, x, GAP + LABEL_HEIGHT)
         x += w + GAP
     p.end()
     return canvas
+
+
+STRIP_PIXELS = 1 << 22  # image pixels drawn at a time
+
+
+def _draw_whole(p: QPainter, content: PaneContent, x: float, y: float) -> None:
+    """The content's full resolution at output size, a strip of rows at a time (an output kept
+    on disk is read a strip at a time, never whole)."""
+    h, w = content.shape
+    s = content.image_scale
+    step = max(1, STRIP_PIXELS // max(1, w))
+    for top in range(0, h, step):
+        rows = min(step, h - top)
+        target = QRectF(x, y + top * s, w * s, rows * s)
+        p.drawImage(target, content.image(0, top, 0, top + rows, w))
 
 
 def save_qimage(image: QImage, path: str | Path) -> None:
@@ -77,7 +92,7 @@ def save_qimage(image: QImage, path: str | Path) -> None:
 def csv_rows(results: Iterable[ModelResult]) -> list[list[object]]:
     rows: list[list[object]] = []
     for r in results:
-        h, w = r.pixels.shape[:2]
+        h, w = r.size
         psnr = f"{r.metrics.psnr:.4f}" if r.metrics.psnr is not None else ""
         ssim = f"{r.metrics.ssim:.6f}" if r.metrics.ssim is not None else ""
         rows.append([r.label, f"{r.seconds:.4f}", r.device, psnr, ssim, r.params, r.source, w, h])

@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from app.views.pyramid import Pyramid
 from engine import (
     BatchJob,
     BatchReport,
@@ -20,6 +21,7 @@ from engine import (
     ImageError,
     InputQuality,
     ModelDescriptor,
+    OutputStore,
     PassProgress,
     Release,
     SRStudioError,
@@ -29,6 +31,7 @@ from engine import (
     cleanup_note,
     download_release,
     estimate_seconds,
+    free_memory_bytes,
     load_model,
     make_lr,
     read_image,
@@ -36,7 +39,6 @@ from engine import (
     score,
     tensor_to_uint8,
     uint8_to_tensor,
-    write_image,
 )
 
 BICUBIC = "Bicubic"
@@ -92,12 +94,23 @@ class ModelResult:
     source: str
     device: str
     seconds: float
-    output: ImageData  # what gets saved (alpha, bit depth, ICC... carried over)
-    pixels: np.ndarray = field(repr=False)  # HxWx3 uint8 for display and metrics
+    # what gets saved (alpha, bit depth, ICC... carried over), on disk; deleted with the result
+    store: OutputStore = field(repr=False)
+    pyramid: Pyramid = field(repr=False)  # what panes draw
     metrics: Metrics = Metrics()
     ensemble: bool = False  # x8 self-ensemble: an entry of its own, beside the plain run
     cleanup: str = ""  # whether the clean-up network ran first, and why (engine CleanupDecision)
     cleaned: bool = False  # it did: an entry of its own, beside a run without it
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the output."""
+        return self.store.height, self.store.width
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """The whole output as HxWx3 uint8, read from the store (metrics, the clipboard)."""
+        return self.pyramid.whole()
 
     @property
     def key(self) -> str:
@@ -130,6 +143,16 @@ class Upscaling:
     seconds: float | None
     rounds: int = 1
     tiles: int = 0
+
+
+@dataclass(frozen=True)
+class Filling:
+    """Model `index`'s output has begun: its pyramid fills in band by band as the tiles finish
+    (rows not made yet are black), until its ModelResult replaces it."""
+
+    index: int
+    label: str
+    pyramid: Pyramid = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -233,9 +256,20 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
             ctx.emit(Upscaling(index, plan.passes, seconds, plan.rounds, plan.tiles))
             progress = PassProgress(ctx.on_progress, plan.passes, plan.tiles * plan.rounds)
             start = time.perf_counter()
+            label = (
+                desc.label
+                + (ENSEMBLE_SUFFIX if options.ensemble else "")
+                + (CLEANUP_SUFFIX if decision.on else "")
+            )
             with upscaler.counting_passes(progress.on_pass):
-                out = upscaler.upscale_image(
-                    image, on_progress=progress.on_tiles, should_stop=ctx.should_stop
+                store, pyramid = upscale_kept(
+                    upscaler,
+                    image,
+                    on_start=lambda pyramid, i=index, name=label: ctx.emit(
+                        Filling(i, name, pyramid)
+                    ),
+                    on_progress=progress.on_tiles,
+                    should_stop=ctx.should_stop,
                 )
             seconds = time.perf_counter() - start
         except Cancelled:
@@ -248,20 +282,19 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
             first = (str(exc).splitlines() or [""])[0][:300]
             ctx.emit(ModelFailed(choice, f"{type(exc).__name__}: {first}"))
             continue
-        pixels = to_pixels(out)
         ctx.emit(
             ModelResult(
                 choice=choice,
-                label=desc.label
-                + (ENSEMBLE_SUFFIX if options.ensemble else "")
-                + (CLEANUP_SUFFIX if decision.on else ""),
+                label=label,
                 params=desc.params,
                 source=desc.source,
                 device=str(upscaler.device),
                 seconds=seconds,
-                output=out,
-                pixels=pixels,
-                metrics=measure(pixels, reference, desc.scale),
+                store=store,
+                pyramid=pyramid,
+                metrics=measure(pyramid.whole(), reference, desc.scale)
+                if reference is not None
+                else Metrics(),
                 ensemble=options.ensemble,
                 cleanup=cleanup_note(decision),
                 cleaned=decision.on,
@@ -269,6 +302,35 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
         )
         done += 1
     return done
+
+
+def upscale_kept(
+    upscaler: Upscaler,
+    image: ImageData,
+    on_start: Callable[[Pyramid], None] | None = None,
+    **progress_and_stop,
+) -> tuple[OutputStore, Pyramid]:
+    """The output kept on disk as the CLI would save it (engine.OutputStore) and the pyramid the
+    panes draw it from, both made band by band: no full-size copy in memory. `on_start` gets
+    the pyramid before the first band. Says in one line, before the network runs, when the
+    memory or the disk cannot hold it."""
+    out_h, out_w = upscaler.output_size(image.height, image.width)
+    need, free = Pyramid.bytes_for(out_h, out_w), free_memory_bytes("cpu")
+    if need > free:
+        raise ImageError(
+            f"showing the {out_w}x{out_h} output needs {need / 2**30:.1f} GB of memory and "
+            f"{free / 2**30:.1f} GB is free"
+        )
+    store = OutputStore(upscaler.output_image(image))  # says so when the disk cannot hold it
+    pyramid = Pyramid(store.height, store.width, store)
+    if on_start is not None:
+        on_start(pyramid)
+
+    def kept(top: int, band: np.ndarray) -> None:
+        pyramid.add_rows(store.rgb8(band))
+
+    upscaler.upscale_to_store(image, store=store, on_band=kept, **progress_and_stop)
+    return store, pyramid
 
 
 def _estimate(upscaler: Upscaler, image: ImageData) -> float | None:
@@ -310,16 +372,17 @@ def measure_all(
     return found
 
 
-def bicubic_preview(ctx, image: ImageData, scale: int) -> np.ndarray:
-    """The input upscaled with MATLAB bicubic, for showing the input at output size."""
-    upscaler = Upscaler(load_model("bicubic", scale=scale), UpscaleOptions(tile=0, device="cpu"))
-    out = upscaler.upscale_tensor(image.rgb.unsqueeze(0), should_stop=ctx.should_stop)
-    return tensor_to_uint8(out)
+def bicubic_preview(ctx, image: ImageData, scale: int) -> Pyramid:
+    """The input upscaled with MATLAB bicubic, for showing the input at output size (kept as a
+    result is)."""
+    upscaler = Upscaler(load_model("bicubic", scale=scale), UpscaleOptions(device="cpu"))
+    colour = ImageData(rgb=image.rgb)  # shown, never saved: colour only
+    return upscale_kept(upscaler, colour, should_stop=ctx.should_stop)[1]
 
 
-def save_output(img: ImageData, path: str | Path, fmt: str, quality: int) -> str:
+def save_output(store: OutputStore, path: str | Path, fmt: str, quality: int) -> str:
     """The path written, followed by what metadata the format could not hold, if any."""
-    warnings = write_image(path, img, format=fmt, quality=quality)
+    warnings = store.save(path, format=fmt, quality=quality)
     return str(path) + (f" ({'; '.join(warnings)})" if warnings else "")
 
 

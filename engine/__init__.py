@@ -49,6 +49,7 @@ from engine.imaging.io import (
     read_image,
     write_image,
 )
+from engine.imaging.output_store import OutputStore
 from engine.imaging.resize import imresize
 from engine.imaging.safe_open import image_size
 from engine.inference.backends import BACKENDS
@@ -60,7 +61,7 @@ from engine.inference.cleanup_choice import (
     measure_input,
 )
 from engine.inference.cleanup_choice import short_note as cleanup_note
-from engine.inference.devices import DeviceInfo, list_devices
+from engine.inference.devices import DeviceInfo, free_memory_bytes, list_devices
 from engine.inference.openvino_backend import available as openvino_available
 from engine.inference.openvino_backend import native_bf16
 from engine.inference.upscaler import PRECISIONS, UpscaleOptions, Upscaler
@@ -104,6 +105,7 @@ __all__ = [
     "CLEANUP_MODES",
     "CleanupDecision",
     "CleanupReason",
+    "OutputStore",
     "describe_format",
     "InputQuality",
     "measure_input",
@@ -170,6 +172,7 @@ __all__ = [
     "installed_weights",
     "list_devices",
     "openvino_available",
+    "free_memory_bytes",
     "native_bf16",
     "load_model",
     "load_pairs",

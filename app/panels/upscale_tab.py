@@ -25,6 +25,7 @@ from app.dialogs import CompareDialog
 from app.document import ComparisonDocument
 from app.downloads import DownloadManager
 from app.jobs import (
+    Filling,
     Metrics,
     ModelChoice,
     ModelFailed,
@@ -41,6 +42,7 @@ from app.screen_fit import fit_scroll_width
 from app.settings import AppSettings, display_name, storable
 from app.theme import icon
 from app.views.canvas import CompareCanvas, PaneContent
+from app.views.pyramid import Pyramid
 from app.workers import TaskHandle, start_task
 from engine import (
     FORMAT_EXTENSIONS,
@@ -56,6 +58,7 @@ from engine import (
 )
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{e}" for e in READ_EXTENSIONS) + ");;All files (*)"
+RUNNING_KEY = "running"  # the pane of the output being made
 SAVE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff)"
 FILE_TOOLS = ("open", "paste", "save", "copy", None, "run", "compare", "cancel", None, "reference")
 VIEW_TOOLS = ("fit", "actual", "zoom_in", "zoom_out", None, "wipe", "heatmap", "bicubic_input")
@@ -610,6 +613,16 @@ class UpscaleTab(QWidget):
         index, count = (stage.index, stage.count) if stage else (0, 1)
         overall = (index * total + done, count * total)
         self.run_box.control.show_work(done, total, text, shown=overall)
+        self._show_filling(text)
+
+    def _show_filling(self, text: str) -> None:
+        """The pane of the output being made: its rows so far, and the run's progress on it."""
+        running = self.doc.running
+        content = self.canvas.contents.get(RUNNING_KEY)
+        if running is None or content is None:
+            return
+        content.info = [text.split(": ", 1)[-1]]
+        self.canvas.repaint_panes()
 
     def _run_event(self, obj: object, generation: int) -> None:
         if generation != self.doc.generation:
@@ -624,6 +637,8 @@ class UpscaleTab(QWidget):
                 if self.run_box.control.eta.remaining() is None:
                     self.run_box.control.set_estimate(left)
             self.run_box.control.show_step(f"{self._model_text()}: upscaling...")
+        elif isinstance(obj, Filling):
+            self.doc.set_running(obj, generation)
         elif isinstance(obj, ModelResult):
             self.doc.add_result(obj, generation)
             if self.canvas.selected_key not in self.results:
@@ -639,6 +654,7 @@ class UpscaleTab(QWidget):
             return  # a run stopped by a new input: nothing of it is shown
         self.task = None
         self._stage = None
+        self.doc.set_running(None, self.doc.generation)
         seconds = self.run_box.control.elapsed
         failures = self._failures
         if outcome is RunOutcome.DONE and failures:
@@ -725,8 +741,8 @@ class UpscaleTab(QWidget):
         task.worker.failed.connect(lambda text: self.message.emit(text, "error"))
         task.worker.done.connect(lambda: self._previews_pending.discard(scale))
 
-    def _preview_ready(self, scale: int, pixels: np.ndarray, generation: int) -> None:
-        self.doc.set_preview(scale, pixels, generation)
+    def _preview_ready(self, scale: int, preview: Pyramid, generation: int) -> None:
+        self.doc.set_preview(scale, preview, generation)
 
     def _output_content(self, key: str, result: ModelResult) -> PaneContent:
         info = [f"{result.seconds:.2f} s on {result.device}", *metrics_lines(result.metrics)]
@@ -736,12 +752,16 @@ class UpscaleTab(QWidget):
         if heat is not None:
             info.append("|Y diff|: black 0, white 32+ levels")
             return PaneContent(key, f"{result.label}: difference", heat, 1.0, info, "heatmap")
-        return PaneContent(key, result.label, result.pixels, 1.0, info, "output")
+        return PaneContent(key, result.label, result.pyramid, 1.0, info, "output")
 
     def pane_contents(self) -> list[PaneContent]:
         """Input, each output, reference: what the canvas shows and the export draws."""
         contents = [c for c in [self._input_content()] if c is not None]
         contents.extend(self._output_content(k, r) for k, r in self.results.items())
+        running = self.doc.running
+        if running is not None:
+            title = f"{running.label} (being made)"
+            contents.append(PaneContent(RUNNING_KEY, title, running.pyramid, 1.0, [], "output"))
         if self.reference is not None:
             h, w = self.reference.shape[:2]
             info = [f"{self.reference_name}, {w}x{h}"]
@@ -811,7 +831,7 @@ class UpscaleTab(QWidget):
         quality = self.output_box.quality.value()
         self.settings.last_save_dir = str(path.parent)
         self.message.emit(f"Saving {path.name}...", "info")
-        task = self._side_task(lambda ctx: jobs.save_output(result.output, path, fmt, quality))
+        task = self._side_task(lambda ctx: jobs.save_output(result.store, path, fmt, quality))
         task.worker.finished.connect(lambda p: self.message.emit(f"Saved {p}", "info"))
         task.worker.failed.connect(lambda text: self.message.emit(f"Not saved: {text}", "error"))
         return task

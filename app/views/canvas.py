@@ -3,6 +3,8 @@ before/after wipe, plus a readout of the pixel under the cursor in every pane.
 
 Coordinates: everything is placed in output-image pixels. A pane's image may be smaller (the LR
 input drawn with nearest pixels at output size): its `image_scale` is output pixels per image pixel.
+A pane draws from its image's pyramid (app.views.pyramid): only the region it shows, from the
+level that suits the zoom, so a 192-megapixel output is never held or copied whole to be seen.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.qimage import array_to_qimage
+from app.views.pyramid import Pyramid
 
 MAX_PANES = 6  # a grid of 3 x 2: the input, four outputs and the reference
 MIN_ZOOM = 1 / 64
@@ -36,28 +39,39 @@ HANDLE_GRAB = 8  # pixels either side of the wipe divider that grab it
 class PaneContent:
     key: str  # "input", "reference" or a result key
     title: str
-    pixels: np.ndarray = field(repr=False)  # HxWx3 uint8, for drawing and the readout
+    # HxWx3 uint8, or the pyramid of an image kept on disk, for drawing and the readout
+    pixels: np.ndarray | Pyramid = field(repr=False)
     image_scale: float = 1.0
     info: list[str] = field(default_factory=list)  # lines under the title (time, metrics)
     kind: str = "output"  # "input", "output", "reference" or "heatmap"
-    image: QImage = field(default=None, repr=False)  # type: ignore[assignment]
+    pyramid: Pyramid = field(default=None, repr=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        if self.image is None:
-            self.image = array_to_qimage(self.pixels)
+        if self.pyramid is None:
+            pixels = self.pixels
+            self.pyramid = pixels if isinstance(pixels, Pyramid) else Pyramid.of(pixels)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The image's (height, width) in its own pixels."""
+        return self.pyramid.shape
 
     @property
     def output_size(self) -> QSizeF:
-        h, w = self.pixels.shape[:2]
+        h, w = self.shape
         return QSizeF(w * self.image_scale, h * self.image_scale)
 
     def value_at(self, x: float, y: float) -> tuple[int, int, tuple[int, ...]] | None:
         """(image x, image y, RGB) under output coordinates (x, y), or None outside."""
         ix, iy = math.floor(x / self.image_scale), math.floor(y / self.image_scale)
-        h, w = self.pixels.shape[:2]
-        if 0 <= ix < w and 0 <= iy < h:
-            return ix, iy, tuple(int(v) for v in self.pixels[iy, ix])
+        h, w = self.shape
+        if 0 <= ix < w and 0 <= iy < h and iy < self.pyramid.rows_ready:
+            return ix, iy, self.pyramid.pixel(iy, ix)
         return None
+
+    def image(self, level: int, top: int, left: int, bottom: int, right: int) -> QImage:
+        """A region of one pyramid level as a QImage of its own."""
+        return array_to_qimage(self.pyramid.region(level, top, left, bottom, right))
 
 
 class ViewState(QObject):
@@ -157,9 +171,11 @@ class ImagePane(QWidget):
         p.end()
 
     def _draw_image(self, p: QPainter, content: PaneContent, clip: QRectF) -> None:
-        zoom, s = self.state.zoom, content.image_scale
-        h, w = content.pixels.shape[:2]
-        # The part of the image inside `clip`, widened to whole image pixels.
+        zoom = self.state.zoom
+        level = content.pyramid.level_for(1 / (zoom * content.image_scale))
+        s = content.image_scale * 2**level  # output pixels per pixel of that level
+        h, w = content.pyramid.level_shape(level)
+        # The part of the level inside `clip`, widened to whole pixels.
         top_left = self.to_output(clip.topLeft()) / s
         bottom_right = self.to_output(clip.bottomRight()) / s
         x0, y0 = max(0, math.floor(top_left.x())), max(0, math.floor(top_left.y()))
@@ -171,7 +187,7 @@ class ImagePane(QWidget):
         p.save()
         p.setClipRect(clip)
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, zoom * s < 1.0)
-        p.drawImage(target, content.image, QRectF(x0, y0, x1 - x0, y1 - y0))
+        p.drawImage(target, content.image(level, y0, x0, y1, x1))
         p.restore()
 
     def _draw_label(self, p: QPainter, content: PaneContent, *, left: bool) -> None:
@@ -371,6 +387,12 @@ class CompareCanvas(QWidget):
         if self.content_size() != old_size:
             self._fit_pending = True
         self._layout_panes()
+
+    def repaint_panes(self) -> None:
+        """Draw every pane again (an image filling in, a label changed)."""
+        for pane in [*self.panes, self.wipe_pane]:
+            if pane.isVisible():
+                pane.update()
 
     def remove(self, key: str) -> None:
         if self.contents.pop(key, None) is not None:

@@ -25,6 +25,7 @@ from engine.descriptor import ModelDescriptor
 from engine.errors import ProgressFn, SRStudioError, StopFn, never_stop, no_progress
 from engine.imaging.input_quality import InputQuality
 from engine.imaging.io import ImageData, OutputLayout
+from engine.imaging.output_store import OutputStore
 from engine.imaging.resize import imresize
 from engine.imaging.stream_writers import write_bands
 from engine.inference import allocator
@@ -475,6 +476,34 @@ class Upscaler:
             path, out, rows, format=format, quality=quality, compress_level=compress_level
         )
         return out, warnings
+
+    def upscale_to_store(
+        self,
+        img: ImageData,
+        *,
+        store: OutputStore | None = None,
+        on_band: Callable[[int, np.ndarray], None] | None = None,
+        on_progress: ProgressFn = no_progress,
+        should_stop: StopFn = never_stop,
+    ) -> OutputStore:
+        """upscale_image kept on disk as it is made (engine.imaging.output_store), in the
+        samples a PNG of it would hold: no float32 or full-size copy exists in memory. `store`:
+        an empty one made for output_image(img) (default: a new one in the cache folder).
+        `on_band(top, samples)` sees each band once it is kept. A cancel or a failure deletes
+        the store."""
+        store = store or OutputStore(self.output_image(img))
+        try:
+            for band in self.quantized_bands(
+                img, store.layout, on_progress=on_progress, should_stop=should_stop
+            ):
+                top = store.rows
+                store.append(band)
+                if on_band is not None:
+                    on_band(top, band)
+        except BaseException:
+            store.close()
+            raise
+        return store
 
     def quantized_bands(
         self,

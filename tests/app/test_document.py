@@ -8,6 +8,8 @@ import numpy as np
 from app import document, jobs
 from app.document import ComparisonDocument
 from app.jobs import Metrics, ModelResult, bicubic_choice
+from app.views.pyramid import Pyramid
+from engine import OutputStore
 
 RNG = np.random.default_rng(0)
 
@@ -18,6 +20,11 @@ def _pixels(h: int, w: int) -> np.ndarray:
 
 def _result(scale: int = 2, psnr: float | None = None, ensemble: bool = False) -> ModelResult:
     pixels = _pixels(8 * scale, 8 * scale)
+    image = jobs.from_pixels(pixels)
+    store = OutputStore(image)
+    store.append(store.layout.quantize(image.rgb, None))
+    pyramid = Pyramid(*pixels.shape[:2], store)
+    pyramid.add_rows(pixels)
     return ModelResult(
         choice=bicubic_choice(scale),
         label=f"Bicubic x{scale}",
@@ -25,8 +32,8 @@ def _result(scale: int = 2, psnr: float | None = None, ensemble: bool = False) -
         source="builtin",
         device="cpu",
         seconds=0.1,
-        output=jobs.from_pixels(pixels),
-        pixels=pixels,
+        store=store,
+        pyramid=pyramid,
         metrics=Metrics(psnr, 0.9 if psnr else None),
         ensemble=ensemble,
     )
