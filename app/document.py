@@ -18,7 +18,7 @@ import numpy as np
 
 from app.jobs import Filling, Metrics, ModelResult, SimulatedInput
 from app.views.pyramid import Pyramid
-from engine import ImageData, InputQuality, difference_map
+from engine import ImageData, InputQuality, OutputStore, difference_map
 
 SOURCE, INPUT, QUALITY, REFERENCE, RESULTS, METRICS, PREVIEW, RUNNING = (
     "source",
@@ -68,7 +68,7 @@ class ComparisonDocument:
         self.reference_name = ""
         self.results: dict[str, ModelResult] = {}  # by ModelResult.key, in arrival order
         self.running: Filling | None = None  # the output being made, filling in
-        self.heatmaps: dict[str, np.ndarray] = {}  # by result key, made on demand
+        self.heatmaps: dict[str, Pyramid] = {}  # by result key, made on demand
         self.previews: dict[int, Pyramid] = {}  # the input upscaled by bicubic, by scale
         self.generation = 0
         self.reference_serial = 0
@@ -188,23 +188,29 @@ class ComparisonDocument:
         self.changed.emit(METRICS)
         return True
 
-    def outputs(self) -> list[tuple[str, np.ndarray, int]]:
-        """(key, pixels, scale) of every result, for measuring them again."""
-        return [(k, r.pixels, r.choice.scale) for k, r in self.results.items()]
+    def outputs(self) -> list[tuple[str, OutputStore, int]]:
+        """(key, store, scale) of every result, for measuring them again."""
+        return [(k, r.store, r.choice.scale) for k, r in self.results.items()]
 
     def measured(self) -> Iterable[ModelResult]:
         return (r for r in self.results.values() if r.metrics.psnr is not None)
 
     # ================================================================= derived images
 
-    def heatmap(self, key: str) -> np.ndarray | None:
-        """|Y difference| of result `key` to the reference (made once), None without one."""
+    def heatmap(self, key: str) -> Pyramid | None:
+        """|Y difference| of result `key` to the reference, None without one: its smaller
+        levels made once a strip at a time, its full resolution again for each region shown."""
         result = self.results.get(key)
         if result is None or self.reference is None or result.metrics.psnr is None:
             return None
         heat = self.heatmaps.get(key)
         if heat is None:
-            heat = self.heatmaps[key] = difference_map(result.pixels, self.reference)
+            store, reference = result.store, self.reference
+
+            def rows(top: int, bottom: int) -> np.ndarray:
+                return difference_map(store.rgb8(store.read(top, bottom)), reference[top:bottom])
+
+            heat = self.heatmaps[key] = Pyramid.made_from(*result.size, rows)
         return heat
 
     def set_preview(self, scale: int, preview: Pyramid, generation: int) -> bool:

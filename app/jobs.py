@@ -36,7 +36,7 @@ from engine import (
     make_lr,
     read_image,
     run_batch,
-    score,
+    score_rows,
     tensor_to_uint8,
     uint8_to_tensor,
 )
@@ -215,17 +215,30 @@ def simulate(hr: ImageData, scale: int) -> SimulatedInput:
     return SimulatedInput(scale, from_pixels(lr), lr, pixels)
 
 
-def measure(pixels: np.ndarray, reference: np.ndarray | None, scale: int) -> Metrics:
+def measure(output: np.ndarray | OutputStore, reference: np.ndarray | None, scale: int) -> Metrics:
     """PSNR/SSIM by the papers' protocol (engine.evaluate.score: Y, `scale` pixels shaved) against
-    a reference, which may exceed the output by less than `scale` pixels (cropped as eval does)."""
+    a reference, which may exceed the output by less than `scale` pixels (cropped as eval does).
+    An output kept on disk is read a strip of rows at a time (engine.score_rows)."""
     if reference is None:
         return Metrics()
-    oh, ow = pixels.shape[:2]
+    if isinstance(output, OutputStore):
+        oh, ow = output.height, output.width
+        store = output
+
+        def read(top: int, bottom: int) -> np.ndarray:
+            return store.rgb8(store.read(top, bottom))
+    else:
+        oh, ow = output.shape[:2]
+        pixels = output
+
+        def read(top: int, bottom: int) -> np.ndarray:
+            return pixels[top:bottom, :, :3]
+
     rh, rw = reference.shape[:2]
     if not (oh <= rh < oh + scale and ow <= rw < ow + scale):
         return Metrics(error=f"reference is {rw}x{rh}, output is {ow}x{oh}")
     try:
-        p, s = score(pixels, np.ascontiguousarray(reference[:oh, :ow, :3]), scale)
+        p, s = score_rows(read, reference, crop_border=scale, height=oh, width=ow)
     except ValueError as exc:
         return Metrics(error=str(exc))
     return Metrics(p, s)
@@ -292,9 +305,7 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
                 seconds=seconds,
                 store=store,
                 pyramid=pyramid,
-                metrics=measure(pyramid.whole(), reference, desc.scale)
-                if reference is not None
-                else Metrics(),
+                metrics=measure(store, reference, desc.scale),
                 ensemble=options.ensemble,
                 cleanup=cleanup_note(decision),
                 cleaned=decision.on,
@@ -360,9 +371,9 @@ def estimate_run(
 
 
 def measure_all(
-    ctx, outputs: Sequence[tuple[str, np.ndarray, int]], reference: np.ndarray | None
+    ctx, outputs: Sequence[tuple[str, OutputStore, int]], reference: np.ndarray | None
 ) -> dict[str, Metrics]:
-    """Metrics of several outputs (key, pixels, scale) against a new reference."""
+    """Metrics of several outputs (key, store, scale) against a new reference."""
     found = {}
     for i, (key, pixels, scale) in enumerate(outputs):
         if ctx.should_stop():

@@ -74,7 +74,7 @@ from engine.library import (
     scan_weights,
     user_dir,
 )
-from engine.metrics import psnr, ssim
+from engine.metrics import psnr, score_rows, ssim
 from engine.params import param_count
 from engine.progress import Eta, PassProgress, RunOutcome, counting_passes, format_seconds
 from engine.published import published_psnr
@@ -193,6 +193,7 @@ __all__ = [
     "scan_weights",
     "save_checkpoint",
     "score",
+    "score_rows",
     "ssim",
     "tensor_to_uint8",
     "train",

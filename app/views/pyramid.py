@@ -1,10 +1,11 @@
 """What a pane draws an image from: its full resolution and a pyramid of halvings (numpy only).
 
-Level 0 is the image itself: an HxWx3 uint8 array, or an engine OutputStore on disk that is read a
-region at a time. Level k+1 is the 2x2 area mean of level k (rounded; an odd last row or column
-is the mean of what is there), kept in memory down to a level no larger than MIN_SIDE: a third
-of level 0's pixels in all, the cost of showing a 192-megapixel output at any zoom without
-holding it. A view asks for the level that suits its zoom (level_for) and the region it shows.
+Level 0 is the image itself: an HxWx3 uint8 array, or rows made on demand (an engine OutputStore
+on disk read a region at a time, or a heat-map computed from one). Level k+1 is the 2x2 area
+mean of level k (rounded; an odd last row or column is the mean of what is there), kept in
+memory down to a level no larger than MIN_SIDE: a third of level 0's pixels in all, the cost of
+showing a 192-megapixel output at any zoom without holding it. A view asks for the level that
+suits its zoom (level_for) and the region it shows.
 
 Levels are built as rows arrive (add_rows, top to bottom), so an output still being made can be
 shown with the rows finished so far; rows not yet made are black. The worker thread that makes
@@ -16,11 +17,13 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Callable
 
 import numpy as np
 
 from engine import OutputStore
 
+Rows = Callable[[int, int], np.ndarray]  # rows [top, bottom) of level 0, (n, width, 3) uint8
 MIN_SIDE = 256  # the smallest level's longer side is at most this
 _MADE: dict[int, tuple[weakref.ref, Pyramid]] = {}  # Pyramid.of's, by the array's id
 
@@ -37,11 +40,20 @@ def _halve(rows: np.ndarray) -> np.ndarray:
 
 
 class Pyramid:
-    def __init__(self, height: int, width: int, base: np.ndarray | OutputStore | None = None):
-        """An image `height` x `width`; `base` its pixels (an array is taken whole at once, a
-        store row by row through add_rows), or None for rows given only to add_rows (kept)."""
+    def __init__(
+        self, height: int, width: int, base: np.ndarray | OutputStore | Rows | None = None
+    ) -> None:
+        """An image `height` x `width`; `base` its pixels: an array (taken whole at once), a
+        store or a function of rows (read again whenever level 0 is drawn; their rows are
+        given to add_rows as they are made), or None for rows given only to add_rows (kept)."""
         self.height, self.width = height, width
         self.store = base if isinstance(base, OutputStore) else None
+        self.rows: Rows | None = None
+        if self.store is not None:
+            store = self.store
+            self.rows = lambda top, bottom: store.rgb8(store.read(top, bottom))
+        elif callable(base):
+            self.rows = base
         self.levels: list[np.ndarray] = []  # levels 1.. (and 0 when it is an array)
         self.base: np.ndarray | None = None
         count = max(0, math.ceil(math.log2(max(height, width, 1) / MIN_SIDE)))
@@ -62,6 +74,14 @@ class Pyramid:
     def bytes_for(height: int, width: int) -> int:
         """Memory the levels above 0 take for an image of this size (a third of its RGB)."""
         return height * width  # 3 bytes a pixel x (1/4 + 1/16 + ...) < 1
+
+    @classmethod
+    def made_from(cls, height: int, width: int, rows: Rows, strip: int = 512) -> Pyramid:
+        """The pyramid of rows made on demand, its levels built now a strip at a time."""
+        pyramid = cls(height, width, rows)
+        for top in range(0, height, strip):
+            pyramid.add_rows(rows(top, min(height, top + strip)))
+        return pyramid
 
     @classmethod
     def of(cls, pixels: np.ndarray) -> Pyramid:
@@ -120,8 +140,8 @@ class Pyramid:
             return self.levels[level - 1][top:bottom, left:right]
         if self.base is not None:
             return self.base[top:bottom, left:right]
-        assert self.store is not None
-        made = self.store.rgb8(self.store.read(top, min(bottom, self.rows_ready))[:, left:right])
+        assert self.rows is not None
+        made = self.rows(top, min(bottom, self.rows_ready))[:, left:right]
         if made.shape[0] == bottom - top:
             return made
         out = np.zeros((bottom - top, made.shape[1] if made.size else right - left, 3), np.uint8)
@@ -138,8 +158,7 @@ class Pyramid:
         return h, w
 
     def whole(self) -> np.ndarray:
-        """Level 0 in memory (for the clipboard): the array, or the store read whole."""
+        """Level 0 in memory (for the clipboard): the array, or its rows read whole."""
         if self.base is not None:
             return self.base
-        assert self.store is not None
         return self.region(0, 0, 0, self.height, self.width)

@@ -116,3 +116,21 @@ def test_an_unfinished_store_is_not_saved(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="does not fit"):
         store.append(np.zeros((2, 5, 3), np.uint8))
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize(("h", "w", "crop"), [(700, 40, 4), (45, 60, 2), (300, 31, 3)])
+def test_metrics_read_in_strips_equal_eval(h: int, w: int, crop: int) -> None:
+    from engine import score, score_rows
+
+    out = RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    ref = np.clip(out.astype(int) + RNG.integers(-12, 13, out.shape), 0, 255).astype(np.uint8)
+    strips = []
+
+    def read(top: int, bottom: int) -> np.ndarray:
+        strips.append(bottom - top)
+        return out[top:bottom]
+
+    found = score_rows(read, ref, crop_border=crop, height=h, width=w)
+    expected = score(out, ref, crop)
+    assert abs(found[0] - expected[0]) <= 1e-9 and abs(found[1] - expected[1]) <= 1e-9
+    assert max(strips) < h or h < 300  # read a strip at a time, not whole
