@@ -7,7 +7,8 @@ The photo is bench/bench_photo.py's (four SunHays80 images in one JPEG, quality 
 8000x6000 for 24-48 MP). The app: a fresh process opens the real MainWindow offscreen
 (QT_QPA_PLATFORM=offscreen), opens the photo, and runs the models one after the other as Compare
 does (one run, its panes side by side), saving nothing; its wall time from pressing Upscale to
-the last result, its peak RSS, user/system CPU seconds and minor page faults from os.wait4. The
+the last result, its peak RSS, user/system CPU seconds and minor page faults from os.wait4 (and
+the RSS sampled every 0.1 s, its peak in each phase: opening, running, drawing). The
 CLI: `srstudio upscale` of the same photo with the first model, as bench_photo.py runs it, in the
 same run; the ratios app/CLI are printed (time: the app's network time against the CLI process's
 whole time, which also reads and writes the file).
@@ -21,6 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -51,20 +53,37 @@ def wait(condition, seconds=3600):
         time.sleep(0.01)
         if time.monotonic() > end:
             raise SystemExit("timed out")
+print("phase open", time.time(), flush=True)
 tab.open_path(photo)
 wait(lambda: tab.input_pixels is not None and not tab.side_tasks and not tab.busy)
 tab.doc.clear_outputs()
+print("phase run", time.time(), flush=True)
 choices = [ModelChoice(m.rsplit("-", 1)[0], m.rsplit("-", 1)[1], scale) for m in models]
 start = time.perf_counter()
 tab.run(choices)
 wait(lambda: not tab.busy)
 seconds = time.perf_counter() - start
+print("phase shown", time.time(), flush=True)
 wait(lambda: not tab.side_tasks)
 app.processEvents()
 win.grab()  # the panes drawn once, as a user would see them
+print("phase end", time.time(), flush=True)
 print(json.dumps({"seconds": seconds, "results": len(tab.results)}))
 win.close()
 """
+
+
+def _sample_rss(pid: int, found: list[tuple[float, int]], stop: threading.Event) -> None:
+    """(time, RSS in KiB) of the process every 0.1 s, while it runs."""
+    status = Path(f"/proc/{pid}/status")
+    while not stop.is_set():
+        try:
+            text = status.read_text()
+        except OSError:
+            return
+        kib = next((int(v.split()[1]) for v in text.splitlines() if v.startswith("VmRSS")), 0)
+        found.append((time.time(), kib))
+        stop.wait(0.1)
 
 
 def run_app(photo: Path, scale: int, models: list[str]) -> dict[str, float]:
@@ -73,12 +92,22 @@ def run_app(photo: Path, scale: int, models: list[str]) -> dict[str, float]:
     cmd = [sys.executable, "-c", APP, str(photo), str(scale), *models]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    samples: list[tuple[float, int]] = []
+    stop = threading.Event()
+    sampler = threading.Thread(target=_sample_rss, args=(proc.pid, samples, stop), daemon=True)
+    sampler.start()
     out = proc.stdout.read() if proc.stdout else ""
+    stop.set()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"the app's run failed (exit status {os.waitstatus_to_exitcode(status)})")
-    found = json.loads(out.strip().splitlines()[-1])
+    phases = [line.split() for line in out.splitlines() if line.startswith("phase ")]
+    marks = [(name, float(t)) for _, name, t in phases]
+    for (name, start), (_, end) in zip(marks, [*marks[1:], ("exit", float("inf"))], strict=True):
+        inside = [kib for t, kib in samples if start <= t < end] or [0]
+        print(f"  {name}: peak RSS sampled {max(inside) / 1024:.0f} MiB", flush=True)
+    found = json.loads(next(line for line in reversed(out.splitlines()) if line.startswith("{")))
     if found["results"] != len(models):
         raise SystemExit(f"the app made {found['results']} of {len(models)} results")
     return {

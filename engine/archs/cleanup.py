@@ -3,13 +3,9 @@ from an LR image before any upscaler sees it (ours, not from a paper).
 
 Built from A2F's blocks (engine.archs.a2f, Wang et al. 2020): the same head, WDSR-A blocks with
 attentive auxiliary features and sub-pixel tail, at scale 1, so the tail and the input skip are
-3x3 convolutions at the input's resolution. Variant M first folds each 2x2 pixels into 12 channels
-(pixel unshuffle, as FFDNet does for denoising) and unfolds them at the end: its blocks, as wide
-as A2F's own (32 features, 128 inside), run on a quarter of the pixels, so that for the work of
-variant S (16 features at full resolution) it has four times the weights and sees twice as far,
-past a JPEG block's edges. Either adds at most half of A2F-SD x4's time on a photo. Its input
-skip starts as the identity and its tail at zero: an untrained clean-up returns its input, and
-training learns only the correction.
+3x3 convolutions at the input's resolution. Lighter than A2F-SD (narrower blocks) so that it adds
+at most half of A2F-SD x4's time on a photo. Its input skip starts as the identity and its tail at
+zero: an untrained clean-up returns its input, and training learns only the correction.
 
 The upscalers were trained on clean LR images (MATLAB bicubic of clean photos); this network maps a
 photo's LR image back towards that. It is registered beside the four families as a restorer
@@ -21,15 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from engine.archs.a2f import A2F, WNConv2d
+from engine.archs.a2f import A2F
 from engine.archs.base import Family, MemoryCost, StateDict, build_from, detect_exact
 
 SCALES = (1,)
-# variant -> (n_feats, n_blocks, block_feats, unshuffle)
-_VARIANTS: dict[str, tuple[int, int, int, int]] = {"S": (16, 6, 64, 1), "M": (32, 6, 128, 2)}
+# variant -> (n_feats, n_blocks, block_feats)
+_VARIANTS: dict[str, tuple[int, int, int]] = {"S": (16, 6, 64)}
 
 
 @dataclass(frozen=True)
@@ -39,37 +33,19 @@ class CleanupConfig:
     n_feats: int
     n_blocks: int
     block_feats: int
-    unshuffle: int = 1
 
 
 class Cleanup(A2F):
-    """A2F at scale 1 (on 2x2-folded pixels when unshuffle is 2), starting as the identity."""
+    """A2F at scale 1, starting as the identity."""
 
-    def __init__(
-        self, *, scale: int, n_feats: int, n_blocks: int, block_feats: int, unshuffle: int = 1
-    ) -> None:
-        if scale != 1 or unshuffle < 1:
-            raise ValueError("the clean-up network works at scale 1")
-        # A2F's tail at scale `unshuffle` unfolds the features back to full resolution
-        super().__init__(
-            scale=unshuffle, n_feats=n_feats, n_blocks=n_blocks, block_feats=block_feats
-        )
-        self.scale, self.unshuffle = 1, unshuffle
-        folded = 3 * unshuffle * unshuffle
-        if unshuffle > 1:
-            fold = nn.PixelUnshuffle(unshuffle)
-            self.head = nn.Sequential(fold, WNConv2d(in_channels=folded, out_channels=n_feats))
-            self.skip = nn.Sequential(
-                fold,
-                WNConv2d(in_channels=folded, out_channels=folded),
-                nn.PixelShuffle(unshuffle),
-            )
-        skip, tail = self.skip[-2], self.tail[0]
+    def __init__(self, *, scale: int, n_feats: int, n_blocks: int, block_feats: int) -> None:
+        super().__init__(scale=scale, n_feats=n_feats, n_blocks=n_blocks, block_feats=block_feats)
+        skip, tail = self.skip[0], self.tail[0]
         if skip.weight_v.is_meta:
             return
         with torch.no_grad():
             identity = torch.zeros_like(skip.weight_v)
-            for c in range(folded):
+            for c in range(3):
                 identity[c, c, 1, 1] = 1.0
             skip.weight_v.copy_(identity)
             skip.weight_g.fill_(1.0)
@@ -77,22 +53,14 @@ class Cleanup(A2F):
             tail.weight_g.zero_()
             tail.bias.zero_()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        u = self.unshuffle
-        h, w = x.shape[-2:]
-        if u == 1 or (h % u == 0 and w % u == 0):
-            return super().forward(x)
-        # an odd side: one replicated row or column, cut off again
-        padded = F.pad(x, (0, -w % u, 0, -h % u), mode="replicate")
-        return super().forward(padded)[..., :h, :w].contiguous()
-
 
 def config(variant: str, scale: int) -> CleanupConfig:
     if variant not in _VARIANTS:
         raise ValueError(f"unknown clean-up variant {variant!r}; known: {tuple(_VARIANTS)}")
     if scale not in SCALES:
         raise ValueError(f"the clean-up network works at scale 1, not {scale}")
-    return CleanupConfig(variant, scale, *_VARIANTS[variant])
+    n_feats, n_blocks, block_feats = _VARIANTS[variant]
+    return CleanupConfig(variant, scale, n_feats, n_blocks, block_feats)
 
 
 def build(cfg: CleanupConfig) -> Cleanup:
@@ -100,19 +68,15 @@ def build(cfg: CleanupConfig) -> Cleanup:
 
 
 def _read_config(sd: StateDict) -> CleanupConfig | None:
-    head = sd.get("head.0.weight_v", sd.get("head.1.weight_v"))
-    tail = sd.get("tail.0.weight_v")
-    if head is None or tail is None or head.ndim != 4 or tail.ndim != 4:
-        return None
-    unshuffle = next((u for u in (1, 2) if tail.shape[0] == 3 * u * u), None)
-    if unshuffle is None or "body.0.body.0.weight_v" not in sd:
+    head, tail = sd.get("head.0.weight_v"), sd.get("tail.0.weight_v")
+    if head is None or tail is None or head.ndim != 4 or tail.ndim != 4 or tail.shape[0] != 3:
         return None
     n_feats = int(head.shape[0])
     n_blocks = 0
     while f"body.{n_blocks}.body.0.weight_v" in sd:
         n_blocks += 1
     block_feats = int(sd["body.0.body.0.weight_v"].shape[0])
-    found = (n_feats, n_blocks, block_feats, unshuffle)
+    found = (n_feats, n_blocks, block_feats)
     variant = next((v for v, shape in _VARIANTS.items() if shape == found), None)
     return None if variant is None else config(variant, 1)
 
@@ -135,11 +99,8 @@ FAMILY = Family(
     # block's width; the tiled cascade stays within the tiling-fidelity bound (test_cleanup)
     tile_overlap=8,
     # A2F-SD x4's working memory per LR pixel, an upper bound for the narrower blocks
-    memory=MemoryCost({"S": {1: 2000}, "M": {1: 2000}}),
+    memory=MemoryCost({"S": {1: 2000}}),
     shared_pooling=True,
     scales=SCALES,
-    own_variants={
-        "S": "a 1x network from A2F's blocks: 16 features, 6 blocks of 64",
-        "M": "a 1x network from A2F's blocks on 2x2-folded pixels: 32 features, 6 blocks of 128",
-    },
+    own_variants={"S": "a 1x network from A2F's blocks: 16 features, 6 blocks of 64"},
 )
