@@ -11,8 +11,9 @@ from the kept ones (16 bits to 8 for JPEG and WebP, alpha composited over white 
 may differ by one level from a CLI run that quantises its float output for that format directly.
 
 The file is made private to the user (engine.cache.private_folder), is sparse until written, and
-is deleted by close() (or by the finaliser if its owner forgets); numpy's memmap is not used,
-since pages of a written mapping count against the process until the kernel writes them back.
+is deleted by close() or with the store; files left by a process that was killed are removed by
+the next one. numpy's memmap is not used: pages of a written mapping count against the process
+until the kernel writes them back.
 """
 
 from __future__ import annotations
@@ -44,9 +45,38 @@ def store_dir() -> Path:
     return base / "outputs"
 
 
-def _remove(path: str) -> None:
+def _remove(path: str, file: object) -> None:
+    with contextlib.suppress(OSError):
+        file.close()  # type: ignore[attr-defined]  # first: Windows cannot delete an open file
     with contextlib.suppress(OSError):
         os.unlink(path)
+
+
+_swept: set[Path] = set()  # folders whose left-overs this process has removed
+
+
+def _sweep(folder: Path) -> None:
+    """Stores left by processes that ended without deleting them (killed, crashed): each file
+    is named after the process that made it, and one whose process is gone is removed, once per
+    folder and process."""
+    if folder in _swept:
+        return
+    _swept.add(folder)
+    for path in folder.glob("output-*-*.raw"):
+        pid = path.name.split("-")[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's, or not allowed to ask: taken as alive
+        return True
+    return True
 
 
 class OutputStore:
@@ -67,10 +97,11 @@ class OutputStore:
                 f"the output needs {self.nbytes / 2**30:.1f} GB on disk to be kept and "
                 f"{place} has {free / 2**30:.1f} GB free"
             )
-        fd, name = tempfile.mkstemp(prefix="output-", suffix=".raw", dir=place)
+        _sweep(place)
+        fd, name = tempfile.mkstemp(prefix=f"output-{os.getpid()}-", suffix=".raw", dir=place)
         self.path = Path(name)
         self._file = os.fdopen(fd, "r+b", buffering=0)
-        self._finalizer = weakref.finalize(self, _remove, name)
+        self._finalizer = weakref.finalize(self, _remove, name, self._file)
         self.rows = 0  # rows appended so far
         self.band_rows: list[int] = []  # the height of each band, as appended
 
@@ -160,8 +191,6 @@ class OutputStore:
 
     def close(self) -> None:
         """Deletes the file; the store cannot be read afterwards."""
-        with contextlib.suppress(OSError):
-            self._file.close()
         self._finalizer()
 
     def __enter__(self) -> OutputStore:

@@ -134,3 +134,21 @@ def test_metrics_read_in_strips_equal_eval(h: int, w: int, crop: int) -> None:
     expected = score(out, ref, crop)
     assert abs(found[0] - expected[0]) <= 1e-9 and abs(found[1] - expected[1]) <= 1e-9
     assert max(strips) < h or h < 300  # read a strip at a time, not whole
+
+
+def test_stores_left_by_a_killed_process_are_removed(tmp_path: Path, cache: Path) -> None:
+    import subprocess
+    import sys
+
+    from engine.imaging import output_store
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    cache.mkdir(parents=True)
+    left = cache / f"output-{dead.pid}-abc.raw"
+    mine = cache / f"output-{os.getppid()}-def.raw"  # a live process's: kept
+    left.write_bytes(b"x")
+    mine.write_bytes(b"y")
+    output_store._swept.discard(cache)
+    with _upscaler().upscale_to_store(read_image(_photo(tmp_path))):
+        assert not left.exists() and mine.exists()
