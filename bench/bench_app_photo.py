@@ -41,7 +41,7 @@ from app.main_window import MainWindow
 from app.settings import AppSettings
 photo, scale, models = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 settings = AppSettings()
-settings.hold_long_runs = False
+settings.auto_run = False  # opening only opens: the run below is the one timed
 win = MainWindow(settings)
 win.resize(1366, 768)
 win.show()
