@@ -52,7 +52,7 @@ from engine.imaging.io import (
 from engine.imaging.output_store import OutputStore
 from engine.imaging.resize import imresize
 from engine.imaging.safe_open import image_size
-from engine.inference.backends import BACKENDS
+from engine.inference.backends import BACKENDS, openvino_missing
 from engine.inference.cleanup_choice import (
     CLEANUP_MODES,
     CleanupDecision,
@@ -118,6 +118,7 @@ __all__ = [
     "LONG_RUN_SECONDS",
     "PRECISIONS",
     "BACKENDS",
+    "openvino_missing",
     "PROGRESS_STEPS",
     "READ_EXTENSIONS",
     "RELEASES",

@@ -39,6 +39,7 @@ from engine import (
     list_devices,
     native_bf16,
     openvino_available,
+    openvino_missing,
     param_count,
     published_psnr,
     variant_note,
@@ -119,6 +120,8 @@ class ModelPanel(QWidget):
         self, parent: QWidget | None = None, downloads: DownloadManager | None = None
     ) -> None:
         super().__init__(parent)
+        self.restore_note = ""  # restore(): saved choices that no longer apply, in words
+        self._kept: dict[str, tuple[str, str]] = {}  # field -> (saved, used instead)
         self.selector = ModelPicker(downloads)
         self.times = PickerTimes(
             self.selector, self.options, lambda: self.device.currentText(), parent=self
@@ -185,7 +188,7 @@ class ModelPanel(QWidget):
             "What runs the network on the CPU. PyTorch: the reference. OpenVINO: Intel's engine "
             "for CPUs, usually faster; it prepares each model once (seconds) and keeps it for "
             "the next runs. Automatic: OpenVINO where it can run the model, else PyTorch."
-            + ("" if has_openvino else " OpenVINO is not installed: pip install srstudio[openvino]")
+            + ("" if has_openvino else f" {openvino_missing()}.")
         )
         self._cpu_bf16 = has_openvino and native_bf16()
         self.precision = QComboBox()
@@ -295,10 +298,48 @@ class ModelPanel(QWidget):
         self.tile_size.setValue(min(max(s.tile_size, TILE_SIZES[0]), TILE_SIZES[1]))
         self.ensemble.setChecked(s.ensemble)
         self.exact_tiles.setChecked(s.exact_tiles)
-        self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
-        self.engine.setCurrentIndex(max(0, self.engine.findData(s.backend)))
-        self.precision.setCurrentIndex(max(0, self.precision.findData(s.precision)))
         self.cleanup.setCurrentIndex(max(0, self.cleanup.findData(s.cleanup)))
+        self._kept = {}
+        notes = [
+            self._restore_choice(self.device, "device", s.device, "auto", self._device_gone),
+            self._restore_choice(self.engine, "backend", s.backend, "torch", self._engine_gone),
+            self._restore_choice(
+                self.precision, "precision", s.precision, "fp32", self._precision_gone
+            ),
+        ]
+        said = [n for n in notes if n]
+        kept = (
+            "It stays saved for when it applies"
+            if len(said) == 1
+            else ("They stay saved for when they apply")
+        )
+        text = "; ".join(said)
+        # said once by the window, in its info bar (restore runs before it is connected)
+        self.restore_note = text and f"{text[0].upper()}{text[1:]}. {kept}."
+
+    def _restore_choice(self, combo: QComboBox, name: str, saved: str, default: str, why) -> str:
+        """Select the saved value where it still applies; else the default, remembering the
+        saved one (store() writes it back unless the user picks another) and saying why."""
+        index = combo.findData(saved)
+        usable = index >= 0 and combo.model().item(index).isEnabled()
+        if usable or saved == default:
+            combo.setCurrentIndex(max(0, index))
+            return ""
+        combo.setCurrentIndex(max(0, combo.findData(default)))
+        self._kept[name] = (saved, default)
+        return f"{why(saved)}: using {combo.currentText()}"
+
+    @staticmethod
+    def _device_gone(saved: str) -> str:
+        return f"the device used last time ({saved}) is not here"
+
+    @staticmethod
+    def _engine_gone(saved: str) -> str:
+        return openvino_missing() if saved == "openvino" else f"{saved} cannot run here"
+
+    @staticmethod
+    def _precision_gone(saved: str) -> str:
+        return f"{PRECISION_NAMES.get(saved, saved)} cannot run on this machine"
 
     def store(self, s: AppSettings) -> None:
         self.selector.store(s)
@@ -310,6 +351,9 @@ class ModelPanel(QWidget):
         s.backend = self.engine.currentData()
         s.precision = self.precision.currentData()
         s.cleanup = self.cleanup.currentData()
+        for name, (saved, fallback) in self._kept.items():
+            if getattr(s, name) == fallback:  # not changed since: the saved choice stays
+                setattr(s, name, saved)
 
     def refresh(self, select: ModelChoice | None = None) -> bool:
         """Re-read the installed weights; select `select` when given and available."""

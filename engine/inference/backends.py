@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import torch
 
@@ -36,11 +37,19 @@ def resolve_backend(
     return "torch"
 
 
+def openvino_missing() -> str:
+    """Why OpenVINO cannot run, in words that fit the install: a frozen bundle (PyInstaller)
+    has no pip, so it says what the build lacks."""
+    if getattr(sys, "frozen", False):
+        return "OpenVINO is not part of this build"
+    return "OpenVINO is not installed (pip install srstudio[openvino])"
+
+
 def _why_not_openvino(
     descriptor: ModelDescriptor, device: torch.device, precision: str
 ) -> str | None:
     if not openvino_backend.available():
-        return "OpenVINO is not installed; pip install srstudio[openvino]"
+        return openvino_missing()
     if "jemalloc" in os.environ.get("LD_PRELOAD", ""):  # see app.launcher
         return "OpenVINO crashes with jemalloc preloaded; run with SRSTUDIO_JEMALLOC=0"
     if device.type != "cpu":

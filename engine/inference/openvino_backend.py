@@ -109,7 +109,9 @@ class OpenVinoNetwork:
 
     def __init__(self, descriptor: ModelDescriptor, *, cache: Path | None = None) -> None:
         if not available():
-            raise SRStudioError("OpenVINO is not installed: pip install srstudio[openvino]")
+            from engine.inference.backends import openvino_missing
+
+            raise SRStudioError(openvino_missing())
         if not converts(descriptor):
             raise SRStudioError(
                 f"{descriptor.label} cannot run on OpenVINO; use the PyTorch engine"
