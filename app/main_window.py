@@ -93,8 +93,8 @@ class MainWindow(QMainWindow):
             tab.message.connect(functools.partial(self.show_message, source=tab))
             tab.stale.connect(functools.partial(self.message_bar.clear_from, tab))
             tab.busy_changed.connect(self._busy_changed)
-        if self.upscale.panel.restore_note:  # saved choices this machine or build cannot use
-            self.show_message(self.upscale.panel.restore_note, "info")
+        if self.settings.note():  # saved choices this machine or build cannot use, said once
+            self.show_message(self.settings.note(), "info")
         # the run's progress and time left where the eyes are too, whichever tab is in view
         for control in (self.upscale.run_box.control, self.batch.control):
             control.said.connect(self.statusBar().showMessage)

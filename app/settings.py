@@ -77,6 +77,31 @@ class AppSettings:
     geometry: bytes = b""
     window_state: bytes = b""
 
+    def __post_init__(self) -> None:
+        # Not fields, never stored: saved choices this machine or build cannot use now, held
+        # while their defaults stand in (save_settings writes the saved value back unless the
+        # user picked another), and what to say about them once.
+        self.held: dict[str, tuple[Any, Any]] = {}  # field -> (saved, used instead)
+        self.notes: list[str] = []
+
+    def hold(self, name: str, used: Any, why: str = "") -> None:
+        """Use `used` for field `name` this time, keeping its saved value; `why` said once."""
+        saved = self.held.get(name, (getattr(self, name), None))[0]
+        self.held[name] = (saved, used)
+        setattr(self, name, used)
+        if why:
+            self.notes.append(why)
+
+    def note(self) -> str:
+        """The notes as one line for the info bar ("" when there are none)."""
+        if not self.notes:
+            return ""
+        text = "; ".join(self.notes)
+        kept = "It stays saved for when it applies"
+        if len(self.notes) > 1:
+            kept = "They stay saved for when they apply"
+        return f"{text[0].upper()}{text[1:]}. {kept}."
+
     def add_recent(self, path: str) -> None:
         if not storable(path):  # Qt's strings cannot hold a name that is not valid UTF-8
             log.info("not kept in the recent files (its name is not valid UTF-8): %r", path)
@@ -237,15 +262,22 @@ def _check_model(s: AppSettings, defaults: AppSettings) -> None:
     elif s.variant not in networks[s.family]:
         _warn("variant", s.variant, f"not a variant of {s.family}", defaults.variant)
     if s.variant not in networks.get(s.family, ()):
-        s.family, s.variant, s.weights_path = defaults.family, defaults.variant, ""
+        name = f"{s.family}-{s.variant}"
+        why = f"the model used last time ({_shown(name)}) is not one this version knows"
+        s.hold("family", defaults.family, f"{why}: using {defaults.family}-{defaults.variant}")
+        s.hold("variant", defaults.variant)
+        if s.weights_path:
+            s.hold("weights_path", "")
     if s.weights_path and not Path(s.weights_path).is_file():
-        log.info("setting weights_path=%s dropped: the file is gone", _shown(s.weights_path))
-        s.weights_path = ""
+        log.info("setting weights_path=%s: the file is gone", _shown(s.weights_path))
+        gone = display_name(s.weights_path)
+        s.hold("weights_path", "", f"the weights file used last time ({gone}) is not there")
     kept = [text for text in s.loaded_weights if _loaded_file_ok(text, networks)]
     if len(kept) < len(s.loaded_weights):
         dropped = len(s.loaded_weights) - len(kept)
-        log.info("setting loaded_weights: %d gone or unknown weights file(s) dropped", dropped)
-        s.loaded_weights = kept
+        log.info("setting loaded_weights: %d gone or unknown weights file(s) left out", dropped)
+        files = "file loaded before is" if dropped == 1 else "files loaded before are"
+        s.hold("loaded_weights", kept, f"{dropped} weights {files} not there")
 
 
 def load_settings(store: Store | None = None) -> AppSettings:
@@ -274,6 +306,9 @@ def save_settings(
         if only and f.name not in only:
             continue
         value = getattr(settings, f.name)
+        saved, used = settings.held.get(f.name, (None, None))
+        if f.name in settings.held and value == used:  # not changed since: kept as saved
+            value = saved
         if isinstance(value, bytes):
             value = QByteArray(value)
         elif isinstance(value, list):

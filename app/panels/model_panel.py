@@ -120,8 +120,6 @@ class ModelPanel(QWidget):
         self, parent: QWidget | None = None, downloads: DownloadManager | None = None
     ) -> None:
         super().__init__(parent)
-        self.restore_note = ""  # restore(): saved choices that no longer apply, in words
-        self._kept: dict[str, tuple[str, str]] = {}  # field -> (saved, used instead)
         self.selector = ModelPicker(downloads)
         self.times = PickerTimes(
             self.selector, self.options, lambda: self.device.currentText(), parent=self
@@ -299,35 +297,21 @@ class ModelPanel(QWidget):
         self.ensemble.setChecked(s.ensemble)
         self.exact_tiles.setChecked(s.exact_tiles)
         self.cleanup.setCurrentIndex(max(0, self.cleanup.findData(s.cleanup)))
-        self._kept = {}
-        notes = [
-            self._restore_choice(self.device, "device", s.device, "auto", self._device_gone),
-            self._restore_choice(self.engine, "backend", s.backend, "torch", self._engine_gone),
-            self._restore_choice(
-                self.precision, "precision", s.precision, "fp32", self._precision_gone
-            ),
-        ]
-        said = [n for n in notes if n]
-        kept = (
-            "It stays saved for when it applies"
-            if len(said) == 1
-            else ("They stay saved for when they apply")
-        )
-        text = "; ".join(said)
-        # said once by the window, in its info bar (restore runs before it is connected)
-        self.restore_note = text and f"{text[0].upper()}{text[1:]}. {kept}."
+        self._restore_choice(s, self.device, "device", "auto", self._device_gone)
+        self._restore_choice(s, self.engine, "backend", "torch", self._engine_gone)
+        self._restore_choice(s, self.precision, "precision", "fp32", self._precision_gone)
 
-    def _restore_choice(self, combo: QComboBox, name: str, saved: str, default: str, why) -> str:
-        """Select the saved value where it still applies; else the default, remembering the
-        saved one (store() writes it back unless the user picks another) and saying why."""
+    @staticmethod
+    def _restore_choice(s: AppSettings, combo: QComboBox, name: str, default: str, why) -> None:
+        """Select the saved value where it still applies; else the default, the saved one held
+        (AppSettings.hold: said once, and saved again unless the user picks another)."""
+        saved = getattr(s, name)
         index = combo.findData(saved)
-        usable = index >= 0 and combo.model().item(index).isEnabled()
-        if usable or saved == default:
+        if saved == default or (index >= 0 and combo.model().item(index).isEnabled()):
             combo.setCurrentIndex(max(0, index))
-            return ""
+            return
         combo.setCurrentIndex(max(0, combo.findData(default)))
-        self._kept[name] = (saved, default)
-        return f"{why(saved)}: using {combo.currentText()}"
+        s.hold(name, default, f"{why(saved)}: using {combo.currentText()}")
 
     @staticmethod
     def _device_gone(saved: str) -> str:
@@ -351,9 +335,6 @@ class ModelPanel(QWidget):
         s.backend = self.engine.currentData()
         s.precision = self.precision.currentData()
         s.cleanup = self.cleanup.currentData()
-        for name, (saved, fallback) in self._kept.items():
-            if getattr(s, name) == fallback:  # not changed since: the saved choice stays
-                setattr(s, name, saved)
 
     def refresh(self, select: ModelChoice | None = None) -> bool:
         """Re-read the installed weights; select `select` when given and available."""
