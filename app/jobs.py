@@ -38,6 +38,7 @@ from engine import (
     run_batch,
     score_rows,
     tensor_to_uint8,
+    trim_allocator,
     uint8_to_tensor,
 )
 
@@ -254,6 +255,8 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
     runs = request.runs()
     done = 0
     for index, (choice, options) in enumerate(runs):
+        if index:  # the last network's tiles are freed: its heap back to the system before the
+            trim_allocator()  # next one's tiles, of other sizes, fragment it further (glibc)
         if ctx.should_stop():
             raise Cancelled()
         cleaning = " with the clean-up" if request.both_cleanups and options.cleanup == "on" else ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 # first, before torch is imported: it applies the malloc settings (engine.inference.allocator)
 from engine.inference.allocator import tune as tune_allocator  # isort: skip
+from engine.inference.allocator import trim as trim_allocator  # isort: skip
 from engine.archs.registry import (
     FAMILIES,
     get_family,
@@ -102,6 +103,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "tune_allocator",
+    "trim_allocator",
     "CLEANUP_MODES",
     "CleanupDecision",
     "CleanupReason",
