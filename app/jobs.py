@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from app.views.pyramid import Pyramid
 from engine import (
@@ -386,12 +387,24 @@ def measure_all(
     return found
 
 
+BICUBIC_REACH = 3  # input rows beyond a strip that MATLAB bicubic's 4 taps can read (with margin)
+
+
 def bicubic_preview(ctx, image: ImageData, scale: int) -> Pyramid:
-    """The input upscaled with MATLAB bicubic, for showing the input at output size (kept as a
-    result is)."""
-    upscaler = Upscaler(load_model("bicubic", scale=scale), UpscaleOptions(device="cpu"))
-    colour = ImageData(rgb=image.rgb)  # shown, never saved: colour only
-    return upscale_kept(upscaler, colour, should_stop=ctx.should_stop)[1]
+    """The input upscaled with MATLAB bicubic, for showing the input at output size: its full
+    resolution made again from the input rows each region shown needs, its smaller levels made
+    now a strip at a time. Nothing of the output's size is kept, in memory or on disk."""
+    network = load_model("bicubic", scale=scale).model
+    rgb, height, width = image.rgb, image.height, image.width
+
+    def rows(top: int, bottom: int) -> np.ndarray:
+        first = max(0, top // scale - BICUBIC_REACH)
+        last = min(height, (bottom - 1) // scale + 1 + BICUBIC_REACH)
+        with torch.no_grad():
+            out = network(rgb[None, :, first:last])
+        return tensor_to_uint8(out[0, :, top - first * scale : bottom - first * scale])
+
+    return Pyramid.made_from(height * scale, width * scale, rows, should_stop=ctx.should_stop)
 
 
 def save_output(store: OutputStore, path: str | Path, fmt: str, quality: int) -> str:

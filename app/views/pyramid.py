@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine import OutputStore
+from engine import Cancelled, OutputStore
 
 Rows = Callable[[int, int], np.ndarray]  # rows [top, bottom) of level 0, (n, width, 3) uint8
 MIN_SIDE = 256  # the smallest level's longer side is at most this
@@ -76,10 +76,20 @@ class Pyramid:
         return height * width  # 3 bytes a pixel x (1/4 + 1/16 + ...) < 1
 
     @classmethod
-    def made_from(cls, height: int, width: int, rows: Rows, strip: int = 512) -> Pyramid:
-        """The pyramid of rows made on demand, its levels built now a strip at a time."""
+    def made_from(
+        cls,
+        height: int,
+        width: int,
+        rows: Rows,
+        strip: int = 512,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Pyramid:
+        """The pyramid of rows made on demand, its levels built now a strip at a time (raises
+        engine.Cancelled between strips once `should_stop` says so)."""
         pyramid = cls(height, width, rows)
         for top in range(0, height, strip):
+            if should_stop is not None and should_stop():
+                raise Cancelled()
             pyramid.add_rows(rows(top, min(height, top + strip)))
         return pyramid
 

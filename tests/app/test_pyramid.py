@@ -80,3 +80,22 @@ def test_a_kept_output_is_drawn_at_100_percent_exactly(qtbot, tmp_path, monkeypa
     level = pyramid.level_for(1 / canvas.state.zoom)
     assert level >= 1
     assert pane.content is not None and pane.content.value_at(5, 7) == (5, 7, tuple(exact[7, 5]))
+
+
+def test_the_bicubic_preview_is_made_per_region_and_equals_the_bicubic_model() -> None:
+    from types import SimpleNamespace
+
+    from app.jobs import bicubic_preview
+    from engine import tensor_to_uint8
+
+    small = RNG.integers(0, 256, (75, 65, 3), dtype=np.uint8)
+    lr = np.asarray(Image.fromarray(small).resize((260, 300), Image.Resampling.BICUBIC))
+    image = ImageData(rgb=uint8_to_tensor(lr)[0])
+    preview = bicubic_preview(SimpleNamespace(should_stop=lambda: False), image, 3)
+    whole = Upscaler(load_model("bicubic", scale=3), UpscaleOptions(tile=0, device="cpu"))
+    expected = tensor_to_uint8(whole.upscale_image(image).rgb)
+    assert preview.base is None and preview.store is None  # nothing of output size kept
+    assert np.array_equal(preview.whole(), expected)  # 900 rows: two strips of 512 and more
+    assert np.array_equal(preview.region(0, 511, 100, 530, 400), expected[511:530, 100:400])
+    halved = np.asarray(Image.fromarray(expected).reduce(2))
+    assert np.abs(preview.region(1, 0, 0, 450, 390).astype(int) - halved).max() <= 1
