@@ -256,8 +256,9 @@ def run_models(ctx, request: RunRequest, cache: dict[ModelChoice, ModelDescripto
     runs = request.runs()
     done = 0
     for index, (choice, options) in enumerate(runs):
-        if index:  # the last network's tiles are freed: its heap back to the system before the
-            trim_allocator()  # next one's tiles, of other sizes, fragment it further (glibc)
+        # what was freed before (the last network's tiles, the picker's trial runs) goes back
+        # to the system before this network's tiles, of other sizes, fragment the heap (glibc)
+        trim_allocator()
         if ctx.should_stop():
             raise Cancelled()
         cleaning = " with the clean-up" if request.both_cleanups and options.cleanup == "on" else ""

@@ -116,7 +116,7 @@ def test_an_output_too_big_for_memory_is_said_before_it_runs(tmp_path, monkeypat
     assert not any(isinstance(e, Filling) for e in ctx.events)
 
 
-def test_the_heap_is_handed_back_between_the_models_of_a_run(tmp_path, monkeypatch) -> None:
+def test_the_heap_is_handed_back_before_each_model_of_a_run(tmp_path, monkeypatch) -> None:
     trims: list[int] = []
     monkeypatch.setattr(jobs, "trim_allocator", lambda: trims.append(len(ctx.events)) or True)
     ctx = Context()
@@ -124,4 +124,4 @@ def test_the_heap_is_handed_back_between_the_models_of_a_run(tmp_path, monkeypat
     request = RunRequest(request.image, [jobs.bicubic_choice(2), *request.choices], request.options)
     assert jobs.run_models(ctx, request, {}) == 2
     first = next(i for i, e in enumerate(ctx.events) if isinstance(e, ModelResult))
-    assert trims == [first + 1]  # once, after the first model's result, before the second
+    assert trims == [0, first + 1]  # before each model: the second after the first's result
