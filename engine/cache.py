@@ -28,6 +28,8 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
+import platformdirs
+
 from engine.atomic import atomic_open
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,12 @@ _POSIX = os.name == "posix"
 
 
 # ------------------------------------------------------------------------------ private folders
+
+
+def cache_root() -> Path:
+    """SRSTUDIO_CACHE_DIR, else the user cache directory: each cache is a folder in it."""
+    root = os.environ.get("SRSTUDIO_CACHE_DIR")
+    return Path(root) if root else platformdirs.user_cache_path("srstudio", appauthor=False)
 
 
 def _user_id() -> int:

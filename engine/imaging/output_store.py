@@ -27,10 +27,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 import torch
 
-from engine.cache import private_folder
+from engine.cache import cache_root, private_folder
 from engine.errors import ImageError
 from engine.imaging.io import ImageData, OutputLayout
 from engine.imaging.stream_writers import write_bands
@@ -40,9 +39,7 @@ READ_BYTES = 32 << 20  # rows read back at a time when saving or converting
 
 def store_dir() -> Path:
     """SRSTUDIO_CACHE_DIR/outputs, else the user cache directory's."""
-    root = os.environ.get("SRSTUDIO_CACHE_DIR")
-    base = Path(root) if root else platformdirs.user_cache_path("srstudio", appauthor=False)
-    return base / "outputs"
+    return cache_root() / "outputs"
 
 
 def _remove(path: str, file: object) -> None:

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import platformdirs
 import torch
 
 from engine import cache as disk_cache
@@ -75,9 +74,7 @@ def native_bf16() -> bool:
 
 def cache_dir() -> Path:
     """Where converted networks are kept: SRSTUDIO_CACHE_DIR, else the user cache directory."""
-    root = os.environ.get("SRSTUDIO_CACHE_DIR")
-    base = Path(root) if root else platformdirs.user_cache_path("srstudio", appauthor=False)
-    return base / "openvino"
+    return disk_cache.cache_root() / "openvino"
 
 
 def converts(descriptor: ModelDescriptor) -> bool:
